@@ -1,4 +1,6 @@
 //! Shared code of the NetAuth PAM/NSS modules.
 
+pub mod cache;
+
 #[cfg(feature = "client")]
 pub use netauth_proto as proto;

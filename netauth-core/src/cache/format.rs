@@ -1,0 +1,113 @@
+//! Constants of the version 1 layout and the helpers both sides share.
+
+pub(crate) const MAGIC: [u8; 8] = *b"NAUTHNSS";
+/// The CRC covers everything from this offset to the end of the file.
+pub(crate) const CRC_START: usize = 12;
+pub(crate) const HEADER_FIXED_LEN: usize = 64;
+pub(crate) const SECTION_ENTRY_LEN: usize = 8;
+/// Sections a version 1 reader needs; later writers may append more.
+pub(crate) const KNOWN_SECTIONS: usize = 9;
+/// Bounds the header a reader accepts, so a hostile count cannot make the
+/// section table huge.
+pub(crate) const MAX_SECTIONS: usize = 64;
+
+pub(crate) const SEC_STRINGS: usize = 0;
+pub(crate) const SEC_USERS: usize = 1;
+pub(crate) const SEC_USER_NAMES: usize = 2;
+pub(crate) const SEC_USER_IDS: usize = 3;
+pub(crate) const SEC_GROUPS: usize = 4;
+pub(crate) const SEC_GROUP_NAMES: usize = 5;
+pub(crate) const SEC_GROUP_IDS: usize = 6;
+pub(crate) const SEC_MEMBERS: usize = 7;
+pub(crate) const SEC_GIDS: usize = 8;
+
+pub(crate) const USER_RECORD_LEN: usize = 56;
+pub(crate) const GROUP_RECORD_LEN: usize = 24;
+pub(crate) const ID_ENTRY_LEN: usize = 8;
+pub(crate) const HASH_SLOT_LEN: usize = 8;
+pub(crate) const STR_REF_LEN: usize = 8;
+pub(crate) const GID_LEN: usize = 4;
+
+pub(crate) const USER_FLAG_LOCKED: u32 = 1;
+
+// Header field offsets.
+pub(crate) const H_CRC: usize = 8;
+pub(crate) const H_VERSION: usize = 12;
+pub(crate) const H_HEADER_LEN: usize = 16;
+pub(crate) const H_SECTION_COUNT: usize = 20;
+pub(crate) const H_FILE_LEN: usize = 24;
+pub(crate) const H_GENERATED_AT: usize = 32;
+pub(crate) const H_HASH_SEED: usize = 40;
+pub(crate) const H_USER_COUNT: usize = 44;
+pub(crate) const H_GROUP_COUNT: usize = 48;
+pub(crate) const H_SOURCE: usize = 52;
+pub(crate) const H_FLAGS: usize = 60;
+
+/// The name hash: FNV-1a from a per-file seed, then the MurmurHash3
+/// finaliser so that the low bits (the slot) depend on every input byte.
+pub(crate) fn name_hash(seed: u32, name: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5 ^ seed;
+    for &b in name {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// Reads a little-endian u32 at `off`, or `None` if it is out of bounds.
+pub(crate) fn read_u32(bytes: &[u8], off: usize) -> Option<u32> {
+    let end = off.checked_add(4)?;
+    let raw: [u8; 4] = bytes.get(off..end)?.try_into().ok()?;
+    Some(u32::from_le_bytes(raw))
+}
+
+/// Reads a little-endian u64 at `off`, or `None` if it is out of bounds.
+pub(crate) fn read_u64(bytes: &[u8], off: usize) -> Option<u64> {
+    let end = off.checked_add(8)?;
+    let raw: [u8; 8] = bytes.get(off..end)?.try_into().ok()?;
+    Some(u64::from_le_bytes(raw))
+}
+
+/// `bytes[start .. start + count * item_len]`, all arithmetic checked.
+pub(crate) fn sub_slice(
+    bytes: &[u8],
+    start: usize,
+    count: usize,
+    item_len: usize,
+) -> Option<&[u8]> {
+    let len = count.checked_mul(item_len)?;
+    let end = start.checked_add(len)?;
+    bytes.get(start..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stable() {
+        // Fixed values: a change here breaks every existing cache file.
+        assert_eq!(name_hash(0, b""), 0xab3e_7c0b);
+        assert_eq!(name_hash(0x1234_5678, b"alice"), 0x2ee5_c85c);
+        let a = name_hash(0, b"alice");
+        assert_eq!(a, name_hash(0, b"alice"));
+        assert_ne!(a, name_hash(1, b"alice"));
+        assert_ne!(a, name_hash(0, b"alicf"));
+    }
+
+    #[test]
+    fn reads_are_bounds_checked() {
+        let b = [1u8, 0, 0, 0, 2];
+        assert_eq!(read_u32(&b, 0), Some(1));
+        assert_eq!(read_u32(&b, 2), None);
+        assert_eq!(read_u32(&b, usize::MAX), None);
+        assert_eq!(read_u64(&b, 0), None);
+        assert_eq!(sub_slice(&b, 1, 2, 2), Some(&b[1..5]));
+        assert_eq!(sub_slice(&b, 1, usize::MAX, 2), None);
+    }
+}

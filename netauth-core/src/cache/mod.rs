@@ -1,0 +1,167 @@
+//! The on-disk cache that the NSS module answers from.
+//!
+//! The refresh (`netauth-unix refresh`) builds a [`CacheContent`] from the
+//! NetAuth server, turns it into bytes with [`encode`] and installs them with
+//! [`write_atomic`] at [`CACHE_PATH`]. `libnss_netauth.so.2` maps that file
+//! and answers `getpwnam`, `getgrgid`, `initgroups` and friends through a
+//! [`CacheView`], without a network call and without parsing the whole file.
+//!
+//! # Why the format is what it is
+//!
+//! * **Binary with indexes, not text.** The module is loaded into every
+//!   process of the host; a lookup must cost a few hundred nanoseconds even
+//!   at 100,000 users. A hash table over names (open addressing, linear
+//!   probing, load factor at most 1/2) gives a name lookup in O(1) and a
+//!   sorted `(id, record)` array gives an id lookup in O(log n); both are
+//!   read straight out of the mapped file, so a process pays nothing for
+//!   entries it never asks about and the page cache is shared by all
+//!   processes.
+//! * **One file, replaced by `rename`.** A reader that opened the old file
+//!   keeps a consistent snapshot; the next lookup notices the new inode and
+//!   maps it. There is never a mix of two versions and a crash of the writer
+//!   leaves the previous file in place ([`write_atomic`]). Readers depend on
+//!   the file never being modified in place (a truncation under a live
+//!   mapping would fault), which is why only [`write_atomic`] writes it.
+//! * **Checked before trusted.** The header carries a magic, a version, the
+//!   file length and a CRC-32 over everything after the checksum field
+//!   (header fields included). [`CacheView::parse`] checks all of that and
+//!   every section bound once, at map time, so a truncated, corrupted or
+//!   foreign file is refused as a whole (the module answers `UNAVAIL`).
+//!   Every offset and length is checked again when a lookup follows it
+//!   (`get`, checked arithmetic, no indexing), and every index hit is
+//!   verified against the record it points to, so even a crafted file with a
+//!   correct checksum can give an error but never a wrong entry, a panic or
+//!   an out-of-bounds read.
+//! * **Little-endian, 32-bit offsets, fixed-size records.** Records are read
+//!   with `from_le_bytes` from unaligned positions, so the file needs no
+//!   alignment guarantees; 32-bit offsets keep records small (one user is 56
+//!   bytes) and bound the file to 4 GiB, far above any directory.
+//! * **Strings deduplicated, without terminators.** Every string lives once
+//!   in a pool (shells and home prefixes repeat a lot) as `(offset, length)`;
+//!   the module copies it into the caller's buffer and adds the NUL there.
+//! * **A seeded hash.** Names are hashed with FNV-1a (simple, stable, no
+//!   dependency) started from a per-file random seed and finished with the
+//!   MurmurHash3 mixer so the low bits used as the slot are well spread. The
+//!   seed keeps names chosen in the directory from being crafted into one
+//!   long probe chain; the writer also re-seeds if a chain gets long.
+//! * **Versioned.** A reader refuses any other [`FORMAT_VERSION`]; extra
+//!   sections after the known ones are ignored, so a later writer can add
+//!   data without breaking this reader.
+//!
+//! # Layout (version 1)
+//!
+//! ```text
+//! header (64 bytes, all integers little-endian)
+//!   0  magic "NAUTHNSS"         8  crc32 of bytes [12, file_len)
+//!  12  version u32             16  header_len u32 (64 + 8 * section_count)
+//!  20  section_count u32 (>= 9) 24  file_len u64
+//!  32  generated_at i64 (unix)  40  hash_seed u32
+//!  44  user_count u32           48  group_count u32
+//!  52  source: offset u32, length u32 into STRINGS      60  flags u32 (0)
+//! section table: section_count x (offset u32, length u32), absolute offsets
+//!   0 STRINGS      string pool
+//!   1 USERS        user_count x 56 bytes: name ref, uid, gid, gecos ref,
+//!                  home ref, shell ref, flags (bit 0 = locked),
+//!                  first gid index, gid count, reserved
+//!   2 USER_NAMES   hash slots (hash u32, record index + 1 or 0 = empty),
+//!                  a power of two, more slots than users
+//!   3 USER_IDS     user_count x (uid u32, record index u32) sorted by uid
+//!   4 GROUPS       group_count x 24 bytes: name ref, gid, first member
+//!                  index, member count, reserved
+//!   5 GROUP_NAMES  hash slots as for users
+//!   6 GROUP_IDS    group_count x (gid u32, record index u32) sorted by gid
+//!   7 MEMBERS      string refs (offset u32, length u32), one per member
+//!   8 GIDS         u32 gids: each user's supplementary group list
+//! ```
+//!
+//! A string ref is `(offset, length)` relative to the start of STRINGS.
+
+mod format;
+mod reader;
+mod writer;
+
+pub use reader::{CacheView, Gids, GroupRecord, Layout, Members, UserRecord};
+pub use writer::{encode, write_atomic};
+
+use std::collections::BTreeMap;
+
+/// The folder the refresh writes to by default.
+pub const CACHE_DIR: &str = "/var/lib/netauth";
+/// The cache's file name inside [`CACHE_DIR`].
+pub const CACHE_FILE_NAME: &str = "nss.cache";
+/// The fixed path the NSS module reads. Nothing may redirect it: a setuid
+/// program would trust whatever it points to.
+pub const CACHE_PATH: &str = "/var/lib/netauth/nss.cache";
+/// The only format version this code reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Longest user or group name the writer accepts (glibc's LOGIN_NAME_MAX
+/// minus the terminator).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// A passwd entry as the cache stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub gecos: String,
+    pub home: String,
+    pub shell: String,
+    /// The entity is locked in NetAuth. NSS still resolves it (files keep
+    /// their owner's name); PAM refuses it.
+    pub locked: bool,
+}
+
+/// A group entry as the cache stores it; `members` are the effective
+/// members (after INCLUDE/EXCLUDE expansion), by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixGroup {
+    pub name: String,
+    pub gid: u32,
+    pub members: Vec<String>,
+}
+
+/// Everything one cache file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheContent {
+    /// Users in enumeration order (`getpwent`).
+    pub users: Vec<UnixUser>,
+    /// Groups in enumeration order (`getgrent`).
+    pub groups: Vec<UnixGroup>,
+    /// Per user name, the gids `initgroups` adds for that user (its
+    /// effective groups; the primary gid may be listed, the module skips the
+    /// one glibc passes). A user missing here has an empty list.
+    pub user_groups: BTreeMap<String, Vec<u32>>,
+    /// When the data was fetched, in seconds since the Unix epoch.
+    pub generated_at: i64,
+    /// Which server the data came from (for `netauth-unix status`).
+    pub source: String,
+}
+
+/// Why a cache could not be written or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// The content breaks a rule of the writer (duplicate, hostile string,
+    /// reserved id, too large). The message names the offending entry.
+    #[error("invalid cache content: {0}")]
+    Invalid(String),
+    /// Not a cache file at all (wrong magic).
+    #[error("not a netauth cache file (bad magic)")]
+    BadMagic,
+    /// A cache file of a version this code does not read.
+    #[error("unsupported cache format version {0}")]
+    UnsupportedVersion(u32),
+    /// The file is shorter or longer than its header says (a cut-off copy).
+    #[error("cache length mismatch: header says {expected} bytes, file has {actual}")]
+    LengthMismatch { expected: u64, actual: u64 },
+    /// The checksum does not match: the file was damaged.
+    #[error("cache checksum mismatch")]
+    ChecksumMismatch,
+    /// A structural rule is broken (an offset out of bounds, an index that
+    /// points to the wrong record). The message names what.
+    #[error("corrupt cache: {0}")]
+    Corrupt(&'static str),
+}
+
+#[cfg(test)]
+mod tests;

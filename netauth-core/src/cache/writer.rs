@@ -1,0 +1,406 @@
+//! Building a cache file: validation, encoding, atomic installation.
+
+use super::format::*;
+use super::{CacheContent, CacheError, UnixGroup, UnixUser, MAX_NAME_LEN};
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Uid/gid values never written: 0 (root must never come from the
+/// directory) and `(uid_t)-1` (means "no change" to chown and setreuid).
+fn reserved_id(id: u32) -> bool {
+    id == 0 || id == u32::MAX
+}
+
+/// A probe chain longer than this makes the writer try another seed.
+const MAX_PROBE_BEFORE_RESEED: usize = 32;
+const SEED_ATTEMPTS: usize = 8;
+
+fn check_field(what: &str, owner: &str, value: &str) -> Result<(), CacheError> {
+    if let Some(c) = value.chars().find(|&c| c.is_ascii_control() || c == ':') {
+        return Err(CacheError::Invalid(format!(
+            "{what} of {owner:?} contains the forbidden character {c:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), CacheError> {
+    if name.is_empty() {
+        return Err(CacheError::Invalid(format!("empty {what} name")));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(CacheError::Invalid(format!(
+            "{what} name {name:?} is longer than {MAX_NAME_LEN} bytes"
+        )));
+    }
+    check_field(&format!("{what} name"), name, name)?;
+    if let Some(c) = name.chars().find(|&c| c == ',' || c.is_whitespace()) {
+        return Err(CacheError::Invalid(format!(
+            "{what} name {name:?} contains the forbidden character {c:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_user(u: &UnixUser) -> Result<(), CacheError> {
+    check_name("user", &u.name)?;
+    check_field("gecos", &u.name, &u.gecos)?;
+    check_field("home", &u.name, &u.home)?;
+    check_field("shell", &u.name, &u.shell)?;
+    if reserved_id(u.uid) || reserved_id(u.gid) {
+        return Err(CacheError::Invalid(format!(
+            "user {:?} has the reserved uid/gid {}/{}",
+            u.name, u.uid, u.gid
+        )));
+    }
+    Ok(())
+}
+
+fn check_group(g: &UnixGroup) -> Result<(), CacheError> {
+    check_name("group", &g.name)?;
+    if reserved_id(g.gid) {
+        return Err(CacheError::Invalid(format!(
+            "group {:?} has the reserved gid {}",
+            g.name, g.gid
+        )));
+    }
+    let mut seen = HashSet::new();
+    for m in &g.members {
+        check_name("member", m)?;
+        if !seen.insert(m.as_str()) {
+            return Err(CacheError::Invalid(format!(
+                "group {:?} lists member {m:?} twice",
+                g.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks every rule [`encode`] enforces, without encoding.
+pub(crate) fn validate(content: &CacheContent) -> Result<(), CacheError> {
+    check_field("source", "cache", &content.source)?;
+    let mut names = HashSet::new();
+    let mut ids = HashSet::new();
+    for u in &content.users {
+        check_user(u)?;
+        if !names.insert(u.name.as_str()) {
+            return Err(CacheError::Invalid(format!(
+                "duplicate user name {:?}",
+                u.name
+            )));
+        }
+        if !ids.insert(u.uid) {
+            return Err(CacheError::Invalid(format!("duplicate uid {}", u.uid)));
+        }
+    }
+    let mut group_names = HashSet::new();
+    let mut gids = HashSet::new();
+    for g in &content.groups {
+        check_group(g)?;
+        if !group_names.insert(g.name.as_str()) {
+            return Err(CacheError::Invalid(format!(
+                "duplicate group name {:?}",
+                g.name
+            )));
+        }
+        if !gids.insert(g.gid) {
+            return Err(CacheError::Invalid(format!("duplicate gid {}", g.gid)));
+        }
+    }
+    for (user, list) in &content.user_groups {
+        if !names.contains(user.as_str()) {
+            return Err(CacheError::Invalid(format!(
+                "group list for unknown user {user:?}"
+            )));
+        }
+        let mut seen = HashSet::new();
+        for &gid in list {
+            if reserved_id(gid) {
+                return Err(CacheError::Invalid(format!(
+                    "group list of {user:?} has the reserved gid {gid}"
+                )));
+            }
+            if !seen.insert(gid) {
+                return Err(CacheError::Invalid(format!(
+                    "group list of {user:?} has gid {gid} twice"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn too_large() -> CacheError {
+    CacheError::Invalid("cache would exceed 4 GiB".to_owned())
+}
+
+fn to_u32(n: usize) -> Result<u32, CacheError> {
+    u32::try_from(n).map_err(|_| too_large())
+}
+
+/// A deduplicating string pool.
+#[derive(Default)]
+struct Pool<'c> {
+    bytes: Vec<u8>,
+    seen: HashMap<&'c str, (u32, u32)>,
+}
+
+impl<'c> Pool<'c> {
+    fn add(&mut self, s: &'c str) -> Result<(u32, u32), CacheError> {
+        if let Some(&r) = self.seen.get(s) {
+            return Ok(r);
+        }
+        let r = (to_u32(self.bytes.len())?, to_u32(s.len())?);
+        self.bytes.extend_from_slice(s.as_bytes());
+        to_u32(self.bytes.len())?;
+        self.seen.insert(s, r);
+        Ok(r)
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_ref(out: &mut Vec<u8>, r: (u32, u32)) {
+    put_u32(out, r.0);
+    put_u32(out, r.1);
+}
+
+/// Builds an open-addressing table (linear probing) of `hashes`; returns the
+/// slots and the longest probe distance.
+fn build_hash_table(hashes: &[u32]) -> Result<(Vec<u8>, usize), CacheError> {
+    let slots = hashes
+        .len()
+        .checked_mul(2)
+        .and_then(|n| n.max(8).checked_next_power_of_two())
+        .ok_or_else(too_large)?;
+    let mask = slots - 1;
+    let mut table: Vec<(u32, u32)> = vec![(0, 0); slots];
+    let mut longest = 0;
+    for (index, &h) in hashes.iter().enumerate() {
+        let mut slot = h as usize & mask;
+        let mut distance = 0;
+        loop {
+            let entry = table.get_mut(slot).ok_or_else(too_large)?;
+            if entry.1 == 0 {
+                *entry = (h, to_u32(index)?.checked_add(1).ok_or_else(too_large)?);
+                break;
+            }
+            slot = (slot + 1) & mask;
+            distance += 1;
+        }
+        longest = longest.max(distance);
+    }
+    let mut out = Vec::with_capacity(slots * HASH_SLOT_LEN);
+    for (h, i) in table {
+        put_u32(&mut out, h);
+        put_u32(&mut out, i);
+    }
+    Ok((out, longest))
+}
+
+/// Hash tables for both name sets, re-seeding while a probe chain is long.
+fn hash_tables(content: &CacheContent) -> Result<(u32, Vec<u8>, Vec<u8>), CacheError> {
+    let random = std::collections::hash_map::RandomState::new();
+    let mut best: Option<(usize, u32, Vec<u8>, Vec<u8>)> = None;
+    for attempt in 0..SEED_ATTEMPTS {
+        let mut hasher = random.build_hasher();
+        hasher.write_usize(attempt);
+        let seed = hasher.finish() as u32;
+        let user_hashes: Vec<u32> = content
+            .users
+            .iter()
+            .map(|u| name_hash(seed, u.name.as_bytes()))
+            .collect();
+        let group_hashes: Vec<u32> = content
+            .groups
+            .iter()
+            .map(|g| name_hash(seed, g.name.as_bytes()))
+            .collect();
+        let (users, lu) = build_hash_table(&user_hashes)?;
+        let (groups, lg) = build_hash_table(&group_hashes)?;
+        let longest = lu.max(lg);
+        let better = match &best {
+            Some((l, ..)) => longest < *l,
+            None => true,
+        };
+        if better {
+            best = Some((longest, seed, users, groups));
+        }
+        if longest <= MAX_PROBE_BEFORE_RESEED {
+            break;
+        }
+    }
+    let (_, seed, users, groups) = best.ok_or_else(too_large)?;
+    Ok((seed, users, groups))
+}
+
+fn id_index(ids: impl Iterator<Item = u32>) -> Result<Vec<u8>, CacheError> {
+    let mut pairs = Vec::new();
+    for (index, id) in ids.enumerate() {
+        pairs.push((id, to_u32(index)?));
+    }
+    pairs.sort_unstable();
+    let mut out = Vec::with_capacity(pairs.len() * ID_ENTRY_LEN);
+    for (id, index) in pairs {
+        put_u32(&mut out, id);
+        put_u32(&mut out, index);
+    }
+    Ok(out)
+}
+
+/// Validates `content` and encodes it as a version 1 cache file.
+///
+/// Refuses (with [`CacheError::Invalid`]) duplicate user or group names or
+/// ids, uid/gid 0 and 4294967295, names that are empty, longer than
+/// [`MAX_NAME_LEN`] or hold `,` or white space, any string holding `:` or an
+/// ASCII control character (NUL, newline, ...), a member listed twice, and a
+/// group list for an unknown user or with a repeated gid. The refresh cleans
+/// directory data before; this is the last line of defence.
+pub fn encode(content: &CacheContent) -> Result<Vec<u8>, CacheError> {
+    validate(content)?;
+    let mut pool = Pool::default();
+    let source = pool.add(&content.source)?;
+
+    let mut gids = Vec::new();
+    let mut users = Vec::with_capacity(content.users.len() * USER_RECORD_LEN);
+    for u in &content.users {
+        let list = content
+            .user_groups
+            .get(&u.name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let first = to_u32(gids.len() / GID_LEN)?;
+        for &gid in list {
+            put_u32(&mut gids, gid);
+        }
+        put_ref(&mut users, pool.add(&u.name)?);
+        put_u32(&mut users, u.uid);
+        put_u32(&mut users, u.gid);
+        put_ref(&mut users, pool.add(&u.gecos)?);
+        put_ref(&mut users, pool.add(&u.home)?);
+        put_ref(&mut users, pool.add(&u.shell)?);
+        put_u32(&mut users, if u.locked { USER_FLAG_LOCKED } else { 0 });
+        put_u32(&mut users, first);
+        put_u32(&mut users, to_u32(list.len())?);
+        put_u32(&mut users, 0);
+    }
+
+    let mut members = Vec::new();
+    let mut groups = Vec::with_capacity(content.groups.len() * GROUP_RECORD_LEN);
+    for g in &content.groups {
+        let first = to_u32(members.len() / STR_REF_LEN)?;
+        for m in &g.members {
+            put_ref(&mut members, pool.add(m)?);
+        }
+        put_ref(&mut groups, pool.add(&g.name)?);
+        put_u32(&mut groups, g.gid);
+        put_u32(&mut groups, first);
+        put_u32(&mut groups, to_u32(g.members.len())?);
+        put_u32(&mut groups, 0);
+    }
+
+    let (seed, user_names, group_names) = hash_tables(content)?;
+    let user_ids = id_index(content.users.iter().map(|u| u.uid))?;
+    let group_ids = id_index(content.groups.iter().map(|g| g.gid))?;
+
+    let sections: [&[u8]; KNOWN_SECTIONS] = [
+        &pool.bytes,
+        &users,
+        &user_names,
+        &user_ids,
+        &groups,
+        &group_names,
+        &group_ids,
+        &members,
+        &gids,
+    ];
+    let header_len = HEADER_FIXED_LEN + KNOWN_SECTIONS * SECTION_ENTRY_LEN;
+    let mut table = Vec::with_capacity(KNOWN_SECTIONS * SECTION_ENTRY_LEN);
+    let mut offset = header_len;
+    for s in sections {
+        offset = offset.next_multiple_of(8);
+        put_u32(&mut table, to_u32(offset)?);
+        put_u32(&mut table, to_u32(s.len())?);
+        offset = offset.checked_add(s.len()).ok_or_else(too_large)?;
+    }
+    let file_len = to_u32(offset)?;
+
+    let mut out = Vec::with_capacity(offset);
+    out.extend_from_slice(&MAGIC);
+    put_u32(&mut out, 0); // CRC, filled in below
+    put_u32(&mut out, super::FORMAT_VERSION);
+    put_u32(&mut out, to_u32(header_len)?);
+    put_u32(&mut out, to_u32(KNOWN_SECTIONS)?);
+    out.extend_from_slice(&u64::from(file_len).to_le_bytes());
+    out.extend_from_slice(&content.generated_at.to_le_bytes());
+    put_u32(&mut out, seed);
+    put_u32(&mut out, to_u32(content.users.len())?);
+    put_u32(&mut out, to_u32(content.groups.len())?);
+    put_ref(&mut out, source);
+    put_u32(&mut out, 0);
+    debug_assert_eq!(out.len(), HEADER_FIXED_LEN);
+    out.extend_from_slice(&table);
+    for s in sections {
+        out.resize(out.len().next_multiple_of(8), 0);
+        out.extend_from_slice(s);
+    }
+    debug_assert_eq!(out.len(), offset);
+    let crc = crc32fast::hash(out.get(CRC_START..).unwrap_or_default());
+    if let Some(field) = out.get_mut(H_CRC..H_CRC + 4) {
+        field.copy_from_slice(&crc.to_le_bytes());
+    }
+    Ok(out)
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Installs `bytes` as `dir/file_name` atomically: a temporary file in the
+/// same folder (created exclusively, mode 0644), written, fsynced, renamed
+/// over the target, then the folder fsynced. Readers see the old file or the
+/// new one, never a part; after a crash at any point the old file is intact
+/// (at worst a `.NAME.tmp.*` file is left behind). The temporary file is
+/// removed on error.
+pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> io::Result<()> {
+    if file_name.is_empty() || file_name.contains('/') || file_name == "." || file_name == ".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid cache file name {file_name:?}"),
+        ));
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let tmp_path = dir.join(format!(
+        ".{file_name}.tmp.{}.{nanos}.{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp_path)?;
+    let result = (|| {
+        // The umask may have narrowed the mode; the cache must be
+        // world-readable for every process that resolves names.
+        file.set_permissions(fs::Permissions::from_mode(0o644))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp_path, dir.join(file_name))?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        // After a successful rename this finds nothing, which is fine.
+        let _ = fs::remove_file(&tmp_path);
+    }
+    result
+}
