@@ -4,3 +4,6 @@ pub mod cache;
 
 #[cfg(feature = "client")]
 pub use netauth_proto as proto;
+
+#[cfg(feature = "client")]
+pub mod pam;
