@@ -7,3 +7,6 @@ pub use netauth_proto as proto;
 
 #[cfg(feature = "client")]
 pub mod pam;
+
+#[cfg(feature = "client")]
+pub mod refresh;
