@@ -1,1 +1,26 @@
+//! `libnss_netauth.so.2`: glibc NSS module answering `passwd`, `group` and
+//! `initgroups` for NetAuth users and groups from the on-disk cache at
+//! [`netauth_core::cache::CACHE_PATH`] (written by `netauth-unix refresh`).
+//!
+//! No network, no daemon, no threads: a lookup stats the cache path, maps
+//! the file if it is new (checked once per version, see `source`), finds the
+//! entry through the file's indexes and copies it into the caller's buffer
+//! (`pack`). `ffi` holds the C entry points and all the unsafe code.
+//!
+//! nsswitch.conf: `passwd: files netauth` and `group: files netauth`. Do not
+//! add an `initgroups:` line unless it continues past `files`
+//! (`initgroups: files [SUCCESS=continue] netauth`): with such a line glibc
+//! stops at the first service that reports success, and a NetAuth user who
+//! is also in a local group would lose their NetAuth groups.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod enumerate;
+mod ffi;
+mod pack;
+mod source;

@@ -1,0 +1,203 @@
+//! Finding, mapping and re-mapping the cache file.
+//!
+//! * Each thread keeps its own `Arc` of the current mapping in a
+//!   thread-local, so a warm lookup takes no lock and touches no shared
+//!   counter: one `stat` of the path, then the lookup in the mapping.
+//! * A new or replaced file (other device, inode, size or mtime) is mapped
+//!   and checked (CRC) once per process where possible: the first thread to
+//!   see it leaves the mapping in a shared slot for the others. That slot is
+//!   only ever taken with `try_lock`; a thread that finds it busy maps the
+//!   file on its own. Nothing here can block, so a `fork` while another
+//!   thread holds the slot cannot deadlock the child.
+//! * The mapping stays valid after the file is replaced (rename keeps the
+//!   old inode alive while it is mapped); a lookup under way finishes on the
+//!   old snapshot and the next one maps the new file.
+
+use memmap2::Mmap;
+use netauth_core::cache::{CacheError, CacheView, Layout, CACHE_PATH};
+use std::cell::RefCell;
+use std::fs::{File, Metadata};
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex, TryLockError};
+
+/// Identity of one version of the cache file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl FileId {
+    fn of(meta: &Metadata) -> Self {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
+}
+
+/// Why the cache cannot be used: every case answers `UNAVAIL`.
+#[derive(Debug)]
+pub enum Unavailable {
+    /// No cache file (not refreshed yet, or the path is unreadable).
+    Missing,
+    /// The file is there but not usable: not a regular root-owned file that
+    /// only root can write, or damaged.
+    Refused(String),
+}
+
+/// One mapped and checked version of the cache file.
+pub struct Mapped {
+    map: Mmap,
+    layout: Layout,
+    id: FileId,
+}
+
+impl Mapped {
+    pub fn view(&self) -> Result<CacheView<'_>, CacheError> {
+        CacheView::with_layout(&self.map, self.layout)
+    }
+
+    fn load() -> Result<Arc<Mapped>, Unavailable> {
+        let file = File::open(CACHE_PATH).map_err(|_| Unavailable::Missing)?;
+        let meta = file.metadata().map_err(|_| Unavailable::Missing)?;
+        if !meta.is_file() {
+            return Err(Unavailable::Refused("not a regular file".to_owned()));
+        }
+        // Anyone able to write the file could make every process resolve
+        // names to their liking.
+        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(Unavailable::Refused(
+                "not owned by root or writable by others".to_owned(),
+            ));
+        }
+        // SAFETY: the cache is only ever replaced by rename (write_atomic),
+        // never modified or truncated in place, and we map it read-only, so
+        // the bytes behind the slice do not change while it is mapped.
+        let map = unsafe { Mmap::map(&file) }
+            .map_err(|e| Unavailable::Refused(format!("mmap failed: {e}")))?;
+        let layout = CacheView::parse(&map)
+            .map_err(|e| Unavailable::Refused(e.to_string()))?
+            .layout();
+        Ok(Arc::new(Mapped {
+            map,
+            layout,
+            id: FileId::of(&meta),
+        }))
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Arc<Mapped>>> = const { RefCell::new(None) };
+    /// The last file this thread reported as refused, to log it once.
+    static LAST_REFUSED: RefCell<Option<FileId>> = const { RefCell::new(None) };
+}
+
+static SHARED: Mutex<Option<Arc<Mapped>>> = Mutex::new(None);
+
+/// A mapping of the file whose identity is `id` (or of a newer one): the
+/// shared one if it matches, else a fresh one, left in the shared slot.
+fn obtain(id: FileId) -> Result<Arc<Mapped>, Unavailable> {
+    let mut shared = match SHARED.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    };
+    if let Some(slot) = shared.as_deref() {
+        if let Some(mapped) = slot.as_ref().filter(|m| m.id == id) {
+            return Ok(Arc::clone(mapped));
+        }
+    }
+    let fresh = Mapped::load().inspect_err(|e| report(id, e))?;
+    if let Some(slot) = shared.as_deref_mut() {
+        *slot = Some(Arc::clone(&fresh));
+    }
+    Ok(fresh)
+}
+
+/// Logs a refused cache once per thread and file version; a missing cache
+/// is not logged (it is the normal state before the first refresh).
+fn report(id: FileId, e: &Unavailable) {
+    let Unavailable::Refused(why) = e else { return };
+    let first = LAST_REFUSED
+        .try_with(|last| match last.try_borrow_mut() {
+            Ok(mut last) if *last != Some(id) => {
+                *last = Some(id);
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false);
+    if first {
+        crate::ffi::log_error(&format!("nss_netauth: ignoring {CACHE_PATH}: {why}"));
+    }
+}
+
+fn current_id() -> Result<FileId, Unavailable> {
+    std::fs::metadata(CACHE_PATH)
+        .map(|m| FileId::of(&m))
+        .map_err(|_| Unavailable::Missing)
+}
+
+/// Runs `f` on a view of the current cache.
+pub fn with_view<R>(f: impl FnOnce(&CacheView<'_>) -> R) -> Result<R, Unavailable> {
+    let id = current_id()?;
+    let mut f = Some(f);
+    let local = LOCAL.try_with(|cell| {
+        // A failed borrow would mean re-entry; fall through to a private
+        // mapping rather than panic.
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return None;
+        };
+        if slot.as_ref().map(|m| m.id) != Some(id) {
+            match obtain(id) {
+                Ok(mapped) => *slot = Some(mapped),
+                Err(e) => {
+                    *slot = None;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let mapped = slot.as_ref()?;
+        let view = match mapped.view() {
+            Ok(view) => view,
+            Err(e) => return Some(Err(Unavailable::Refused(e.to_string()))),
+        };
+        f.take().map(|f| Ok(f(&view)))
+    });
+    if let Ok(Some(result)) = local {
+        return result;
+    }
+    // Thread-local storage gone (thread exiting) or busy: use a mapping
+    // for this call only.
+    let mapped = obtain(id)?;
+    let view = mapped
+        .view()
+        .map_err(|e| Unavailable::Refused(e.to_string()))?;
+    match f.take() {
+        Some(f) => Ok(f(&view)),
+        None => Err(Unavailable::Refused("lookup ran twice".to_owned())),
+    }
+}
+
+/// The current mapping itself, kept by an enumeration as its snapshot.
+pub fn snapshot() -> Result<Arc<Mapped>, Unavailable> {
+    let id = current_id()?;
+    let local = LOCAL
+        .try_with(|cell| {
+            let slot = cell.try_borrow().ok()?;
+            slot.as_ref().filter(|m| m.id == id).map(Arc::clone)
+        })
+        .ok()
+        .flatten();
+    match local {
+        Some(mapped) => Ok(mapped),
+        None => obtain(id),
+    }
+}
