@@ -1,1 +1,95 @@
+//! `pam_netauth.so`: PAM service module for NetAuth.
+//!
+//! A thin shell: `pamsm` exports the `pam_sm_*` symbols, each entry point
+//! runs `netauth_core::pam::run` under `catch_unwind`, and [`host::Host`]
+//! gives the decision logic access to the PAM handle. Everything that
+//! decides lives (unit-tested) in `netauth_core::pam`.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod host;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use netauth_core::pam::{self as logic, Op, PamCode};
+use pamsm::{pam_module, LogLvl, Pam, PamError, PamFlags, PamLibExt, PamServiceModule};
+
+struct PamNetAuth;
+
+impl PamServiceModule for PamNetAuth {
+    fn authenticate(pamh: Pam, flags: PamFlags, args: Vec<String>) -> PamError {
+        serve(Op::Authenticate, &pamh, flags, &args)
+    }
+
+    fn setcred(pamh: Pam, flags: PamFlags, args: Vec<String>) -> PamError {
+        serve(Op::Setcred, &pamh, flags, &args)
+    }
+
+    fn acct_mgmt(pamh: Pam, flags: PamFlags, args: Vec<String>) -> PamError {
+        serve(Op::AcctMgmt, &pamh, flags, &args)
+    }
+
+    fn chauthtok(pamh: Pam, flags: PamFlags, args: Vec<String>) -> PamError {
+        serve(Op::Chauthtok, &pamh, flags, &args)
+    }
+
+    fn open_session(pamh: Pam, flags: PamFlags, args: Vec<String>) -> PamError {
+        serve(Op::OpenSession, &pamh, flags, &args)
+    }
+
+    fn close_session(pamh: Pam, flags: PamFlags, args: Vec<String>) -> PamError {
+        serve(Op::CloseSession, &pamh, flags, &args)
+    }
+}
+
+pam_module!(PamNetAuth);
+
+/// Runs one PAM call. `pamsm`'s generated entry points do not catch panics,
+/// so this does: a panic must never unwind into the C caller.
+fn serve(op: Op, pamh: &Pam, flags: PamFlags, args: &[String]) -> PamError {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut host = host::Host::new(pamh, flags.bits());
+        logic::run(op, &mut host, args, flags.bits())
+    }));
+    match outcome {
+        Ok(code) => to_pam_error(code),
+        Err(_) => {
+            // Logging may itself fail; nothing more can be done then.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                let _ = pamh.syslog(
+                    LogLvl::CRIT,
+                    &format!("internal error (panic) during {op:?}; refusing"),
+                );
+            }));
+            match op {
+                Op::OpenSession | Op::CloseSession => PamError::SESSION_ERR,
+                _ => PamError::SERVICE_ERR,
+            }
+        }
+    }
+}
+
+fn to_pam_error(code: PamCode) -> PamError {
+    match code {
+        PamCode::Success => PamError::SUCCESS,
+        PamCode::ServiceErr => PamError::SERVICE_ERR,
+        PamCode::SystemErr => PamError::SYSTEM_ERR,
+        PamCode::BufErr => PamError::BUF_ERR,
+        PamCode::PermDenied => PamError::PERM_DENIED,
+        PamCode::AuthErr => PamError::AUTH_ERR,
+        PamCode::AuthinfoUnavail => PamError::AUTHINFO_UNAVAIL,
+        PamCode::UserUnknown => PamError::USER_UNKNOWN,
+        PamCode::SessionErr => PamError::SESSION_ERR,
+        PamCode::ConvErr => PamError::CONV_ERR,
+        PamCode::AuthtokErr => PamError::AUTHTOK_ERR,
+        PamCode::AuthtokRecoveryErr => PamError::AUTHTOK_RECOVERY_ERR,
+        PamCode::TryAgain => PamError::TRY_AGAIN,
+        PamCode::Ignore => PamError::IGNORE,
+        PamCode::Abort => PamError::ABORT,
+    }
+}

@@ -1,34 +1,274 @@
-//! The real backend: NetAuth through the core's blocking client, and the
+//! The real backend: NetAuth through the core's blocking client (one
+//! current-thread runtime per call, dropped before returning), and the
 //! on-disk cache for offline account decisions.
 
-use super::{AccountInfo, Backend, BackendError, CacheAnswer, ModuleArgs, PamSettings};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// NetAuth through the blocking client (placeholder until the client lands).
+use super::{
+    AccountInfo, Backend, BackendError, CacheAnswer, ModuleArgs, PamSection, PamSettings,
+    SERVICE_NAME,
+};
+use crate::blocking::BlockingClient;
+use crate::cache::{CacheView, CACHE_PATH};
+use crate::client::ClientBuilder;
+use crate::config::{Config, TokenCacheKind};
+use crate::error::Error;
+use crate::secret::Secret as CoreSecret;
+
+/// NetAuth as the PAM flows see it.
 pub struct NetAuthBackend {
-    _private: (),
+    client: BlockingClient,
+    cache_path: PathBuf,
 }
 
 impl NetAuthBackend {
-    /// Reads the configuration named by the module arguments.
+    /// Reads the configuration named by the module arguments, validates our
+    /// `[unix.pam]` table and prepares (does not connect) the client. Every
+    /// error names the file and the key at fault.
     pub fn load(args: &ModuleArgs) -> Result<(PamSettings, NetAuthBackend), String> {
-        Err(format!(
-            "{}: client not available yet",
-            args.config.display()
-        ))
+        let config = Config::load(&args.config).map_err(|e| e.to_string())?;
+        let section: PamSection = config.section("unix.pam").map_err(|e| e.to_string())?;
+        let settings = PamSettings::from_section(section)?;
+        if !config.pwn_me {
+            // Found now rather than at the first call, so that a missing
+            // certificate reads as a configuration error, not an outage.
+            std::fs::metadata(&config.certificate).map_err(|e| {
+                format!(
+                    "key tls.certificate: cannot read {}: {e}",
+                    config.certificate.display()
+                )
+            })?;
+        }
+        let mut builder = ClientBuilder::from_config(config)
+            .service_name(SERVICE_NAME)
+            // Never leave a user's token in a file behind.
+            .token_cache_kind(TokenCacheKind::Memory);
+        if let Some(timeout) = settings.request_timeout {
+            builder = builder.request_timeout(timeout);
+        }
+        if let Some(timeout) = settings.connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        let backend = NetAuthBackend {
+            client: BlockingClient::new(builder),
+            cache_path: PathBuf::from(CACHE_PATH),
+        };
+        Ok((settings, backend))
+    }
+}
+
+/// Sorts a client error into the classes the return-code contract needs.
+fn classify(error: Error) -> BackendError {
+    let text = error.to_string();
+    if error.is_not_found() {
+        BackendError::NotFound
+    } else if error.is_unauthenticated() || error.is_permission_denied() {
+        BackendError::Rejected(text)
+    } else if error.is_server_unavailable() {
+        BackendError::Unavailable(text)
+    } else if error.is_config() {
+        BackendError::Misconfigured(text)
+    } else {
+        BackendError::Failed(text)
     }
 }
 
 impl Backend for NetAuthBackend {
-    fn authenticate(&mut self, _user: &str, _secret: &str) -> Result<(), BackendError> {
-        Err(BackendError::Unavailable("not implemented".into()))
+    fn authenticate(&mut self, user: &str, secret: &str) -> Result<(), BackendError> {
+        let secret = CoreSecret::new(secret);
+        self.client.auth_entity(user, &secret).map_err(classify)
     }
-    fn account(&mut self, _user: &str, _with_groups: bool) -> Result<AccountInfo, BackendError> {
-        Err(BackendError::Unavailable("not implemented".into()))
+
+    fn account(&mut self, user: &str, with_groups: bool) -> Result<AccountInfo, BackendError> {
+        // Both calls on one connection and one runtime.
+        self.client
+            .run(|client| async move {
+                let entity = client.entity_info(user).await?;
+                let groups = if with_groups {
+                    client
+                        .entity_groups(user)
+                        .await?
+                        .into_iter()
+                        .map(|g| g.name)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Ok(AccountInfo {
+                    locked: entity.meta.locked,
+                    groups,
+                })
+            })
+            .map_err(classify)
     }
-    fn change_secret(&mut self, _user: &str, _old: &str, _new: &str) -> Result<(), BackendError> {
-        Err(BackendError::Unavailable("not implemented".into()))
+
+    fn change_secret(&mut self, user: &str, old: &str, new: &str) -> Result<(), BackendError> {
+        let old = CoreSecret::new(old);
+        let new = CoreSecret::new(new);
+        self.client
+            .change_secret(user, &old, &new)
+            .map_err(classify)
     }
-    fn cached_account(&mut self, _user: &str) -> CacheAnswer {
-        CacheAnswer::Unusable("not implemented".into())
+
+    fn cached_account(&mut self, user: &str) -> CacheAnswer {
+        cached_account(&self.cache_path, user, SystemTime::now())
+    }
+}
+
+/// Looks `user` up in the cache file at `path`. The groups are the names of
+/// the user's cached effective-group gids (not the primary gid, which the
+/// online check does not count either).
+pub(crate) fn cached_account(path: &std::path::Path, user: &str, now: SystemTime) -> CacheAnswer {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => return CacheAnswer::Unusable(format!("{}: {e}", path.display())),
+    };
+    let view = match CacheView::parse(&bytes) {
+        Ok(view) => view,
+        Err(e) => return CacheAnswer::Unusable(format!("{}: {e}", path.display())),
+    };
+    let record = match view.user_by_name(user.as_bytes()) {
+        Ok(Some(record)) => record,
+        Ok(None) => return CacheAnswer::Absent,
+        Err(e) => return CacheAnswer::Unusable(format!("{}: {e}", path.display())),
+    };
+    let mut groups = Vec::new();
+    for gid in record.groups.clone() {
+        match view.group_by_gid(gid) {
+            Ok(Some(group)) => groups.push(String::from_utf8_lossy(group.name).into_owned()),
+            Ok(None) => {}
+            Err(e) => return CacheAnswer::Unusable(format!("{}: {e}", path.display())),
+        }
+    }
+    let now_s = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // A cache from the future (clock stepped back) counts as brand new
+    // rather than ancient; an unreadable time counts as ancient.
+    let generated = u64::try_from(view.generated_at()).unwrap_or(0);
+    CacheAnswer::Present {
+        locked: record.locked,
+        groups,
+        age: Duration::from_secs(now_s.saturating_sub(generated)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{encode, CacheContent, UnixGroup, UnixUser};
+    use std::collections::BTreeMap;
+
+    fn user(name: &str, uid: u32, locked: bool) -> UnixUser {
+        UnixUser {
+            name: name.into(),
+            uid,
+            gid: 5000,
+            gecos: String::new(),
+            home: format!("/home/{name}"),
+            shell: "/bin/sh".into(),
+            locked,
+        }
+    }
+
+    fn sample(generated_at: i64) -> Vec<u8> {
+        let content = CacheContent {
+            users: vec![user("alice", 2001, false), user("carol", 2003, true)],
+            groups: vec![
+                UnixGroup {
+                    name: "users".into(),
+                    gid: 5000,
+                    members: vec![],
+                },
+                UnixGroup {
+                    name: "admins".into(),
+                    gid: 5001,
+                    members: vec!["alice".into(), "carol".into()],
+                },
+            ],
+            user_groups: BTreeMap::from([
+                ("alice".to_string(), vec![5001]),
+                ("carol".to_string(), vec![5001]),
+            ]),
+            generated_at,
+            source: "test".into(),
+        };
+        encode(&content).unwrap()
+    }
+
+    #[test]
+    fn cache_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nss.cache");
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert!(matches!(
+            cached_account(&path, "alice", now),
+            CacheAnswer::Unusable(_)
+        ));
+        std::fs::write(&path, sample(1_000_000 - 30)).unwrap();
+        assert_eq!(
+            cached_account(&path, "alice", now),
+            CacheAnswer::Present {
+                locked: false,
+                groups: vec!["admins".into()],
+                age: Duration::from_secs(30)
+            }
+        );
+        assert!(matches!(
+            cached_account(&path, "carol", now),
+            CacheAnswer::Present { locked: true, .. }
+        ));
+        assert_eq!(cached_account(&path, "zed", now), CacheAnswer::Absent);
+        // A damaged file is unusable, not "absent".
+        let mut bytes = sample(1);
+        if let Some(b) = bytes.last_mut() {
+            *b ^= 0xff;
+        }
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(
+            cached_account(&path, "alice", now),
+            CacheAnswer::Unusable(_)
+        ));
+    }
+
+    fn write_config(dir: &std::path::Path, body: &str) -> ModuleArgs {
+        let path = dir.join("config.toml");
+        std::fs::write(&path, body).unwrap();
+        ModuleArgs::parse(&[format!("config={}", path.display())])
+    }
+
+    #[test]
+    fn load_reports_configuration_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = ModuleArgs::parse(&["config=/nonexistent/netauth/config.toml"]);
+        let err = NetAuthBackend::load(&missing).err().unwrap();
+        assert!(err.contains("/nonexistent/netauth/config.toml"), "{err}");
+
+        let args = write_config(dir.path(), "[core]\nport = 1729\n");
+        let err = NetAuthBackend::load(&args).err().unwrap();
+        assert!(err.contains("core.server"), "{err}");
+
+        let args = write_config(
+            dir.path(),
+            "[core]\nserver = \"localhost\"\n[tls]\ncertificate = \"nope.pem\"\n",
+        );
+        let err = NetAuthBackend::load(&args).err().unwrap();
+        assert!(err.contains("tls.certificate"), "{err}");
+
+        let args = write_config(
+            dir.path(),
+            "[core]\nserver = \"localhost\"\n[tls]\npwn_me = true\n[unix.pam]\nallow_group = [\"x\"]\n",
+        );
+        let err = NetAuthBackend::load(&args).err().unwrap();
+        assert!(err.contains("allow_group"), "{err}");
+
+        let args = write_config(
+            dir.path(),
+            "[core]\nserver = \"localhost\"\n[tls]\npwn_me = true\n[unix.pam]\nallow_groups = [\"x\"]\n",
+        );
+        let (settings, _) = NetAuthBackend::load(&args).unwrap();
+        assert_eq!(settings.allow_groups, vec!["x".to_string()]);
     }
 }

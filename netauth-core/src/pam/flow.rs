@@ -42,6 +42,10 @@ fn verdict(code: PamCode, reason: impl Into<String>) -> Verdict {
     }
 }
 
+fn misconfigured(why: String) -> Verdict {
+    verdict(PamCode::ServiceErr, format!("configuration problem: {why}"))
+}
+
 /// Serves one PAM call with the real NetAuth backend built from the config
 /// file named by the arguments.
 pub fn run<H: PamHost>(op: Op, host: &mut H, raw_args: &[String], flags: i32) -> PamCode {
@@ -192,6 +196,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         }
         match self.backend.account(user, false) {
             Ok(_) => Ok(()),
+            Err(BackendError::Misconfigured(why)) => Err(misconfigured(why)),
             Err(BackendError::NotFound) => Err(verdict(PamCode::Ignore, "not a NetAuth entity")),
             Err(BackendError::Unavailable(why))
             | Err(BackendError::Failed(why))
@@ -255,6 +260,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         }
         Ok(match self.backend.authenticate(&user, &password) {
             Ok(()) => verdict(PamCode::Success, "password accepted"),
+            Err(BackendError::Misconfigured(why)) => misconfigured(why),
             Err(BackendError::Rejected(why)) => {
                 verdict(PamCode::AuthErr, format!("server refused: {why}"))
             }
@@ -273,6 +279,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         let restricted = !self.settings.allowed_groups(self.service).is_empty();
         let online = match self.backend.account(&user, restricted) {
             Ok(info) => info,
+            Err(BackendError::Misconfigured(why)) => return Ok(misconfigured(why)),
             Err(BackendError::NotFound) if self.args.ignore_unknown_user => {
                 return Ok(verdict(PamCode::Ignore, "not a NetAuth entity"))
             }
@@ -386,6 +393,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
                 }
                 verdict(PamCode::Success, "current password verified")
             }
+            Err(BackendError::Misconfigured(why)) => misconfigured(why),
             Err(BackendError::Rejected(why)) => {
                 verdict(PamCode::AuthErr, format!("current password refused: {why}"))
             }
@@ -442,6 +450,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         }
         Ok(match self.backend.change_secret(user, &old, &new) {
             Ok(()) => verdict(PamCode::Success, "secret changed"),
+            Err(BackendError::Misconfigured(why)) => misconfigured(why),
             Err(BackendError::Rejected(why)) => verdict(
                 PamCode::AuthtokErr,
                 format!("server refused the change: {why}"),

@@ -186,6 +186,9 @@ pub enum BackendError {
     Unavailable(String),
     /// The server answered with another error (INTERNAL, UNIMPLEMENTED, ...).
     Failed(String),
+    /// The configuration turned out unusable only when used (e.g. the
+    /// trusted certificate is not a PEM certificate): PAM_SERVICE_ERR.
+    Misconfigured(String),
 }
 
 /// What the on-disk cache knows about a user.

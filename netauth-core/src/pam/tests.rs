@@ -750,6 +750,7 @@ fn no_failure_ever_yields_success() {
         BackendError::Rejected("no".into()),
         BackendError::Unavailable("down".into()),
         BackendError::Failed("internal".into()),
+        BackendError::Misconfigured("bad pem".into()),
     ];
     struct Failing(BackendError);
     impl Backend for Failing {
