@@ -1,0 +1,203 @@
+//! Helpers of the NSS end-to-end tests: building the module, sample caches,
+//! and running a program in a private mount namespace where glibc loads
+//! `libnss_netauth.so.2` and finds a test cache at the fixed path.
+
+use netauth_core::cache::{encode, CacheContent, UnixGroup, UnixUser};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// `files` first, as on a real host.
+pub const NSSWITCH_FILES_THEN_NETAUTH: &str = "passwd: files netauth\ngroup: files netauth\nshadow: files\n";
+/// Only our module, so that every lookup and every buffer size reaches it
+/// (nss_files answers ERANGE for any long line of /etc/passwd).
+pub const NSSWITCH_NETAUTH_ONLY: &str = "passwd: netauth\ngroup: netauth\n";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Builds `libnss_netauth.so` exactly as it ships (`cargo build -p
+/// nss_netauth`, so netauth-core without its client feature) into its own
+/// target folder, and returns a folder holding `libnss_netauth.so.2` for
+/// `LD_LIBRARY_PATH`.
+///
+/// Building here (once per test binary) means a plain `cargo test
+/// --workspace` from a clean checkout tests the current source, never a
+/// stale library. The separate target folder avoids waiting on the lock of
+/// the `cargo test` that runs us and keeps the workspace build's feature
+/// set from leaking into the module.
+pub fn nss_module_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = target_dir().join("nss-e2e");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "nss_netauth", "--target-dir"])
+            .arg(&target)
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build -p nss_netauth");
+        assert!(status.success(), "cargo build -p nss_netauth failed");
+        let library = target.join("debug/libnss_netauth.so");
+        assert!(library.is_file(), "{} missing after the build", library.display());
+        let dir = target.join("nss-lib");
+        std::fs::create_dir_all(&dir).expect("create the library folder");
+        // Replace the link atomically: test binaries may run in parallel.
+        let tmp = dir.join(format!(".link.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&library, &tmp).expect("symlink the module");
+        std::fs::rename(&tmp, dir.join("libnss_netauth.so.2")).expect("install the symlink");
+        dir
+    })
+}
+
+/// The e2e tests mount file systems in a private namespace: they need root
+/// (CI runs as root). Failing loudly beats passing without testing.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "the NSS end-to-end tests must run as root (they use mount namespaces)");
+}
+
+/// What a command run in the namespace sees.
+pub struct NsRun<'a> {
+    pub nsswitch: &'a str,
+    /// Installed as /var/lib/netauth/nss.cache (mode 0644) when given.
+    pub cache: Option<&'a [u8]>,
+    /// Extra files placed in the scratch folder, passed to the program by
+    /// path via `{scratch}` in its arguments.
+    pub files: &'a [(&'a str, &'a [u8])],
+}
+
+/// Runs `program args...` in a private mount namespace where
+/// /etc/nsswitch.conf is `run.nsswitch`, /var/lib is an empty tmpfs holding
+/// only the test cache, nscd's socket is hidden, and `LD_LIBRARY_PATH`
+/// finds the freshly built module. `{scratch}` in an argument is replaced
+/// by a folder with `run.files` in it.
+pub fn run_in_namespace(run: &NsRun<'_>, program: &str, args: &[&str]) -> Output {
+    require_root();
+    let module_dir = nss_module_dir();
+    let scratch = tempfile::Builder::new()
+        .prefix("netauth-e2e-")
+        .tempdir()
+        .expect("scratch folder");
+    let nsswitch = scratch.path().join("nsswitch.conf");
+    std::fs::write(&nsswitch, run.nsswitch).expect("write nsswitch.conf");
+    let cache = scratch.path().join("nss.cache");
+    if let Some(bytes) = run.cache {
+        std::fs::write(&cache, bytes).expect("write the cache");
+    }
+    for (name, bytes) in run.files {
+        std::fs::write(scratch.path().join(name), bytes).expect("write a scratch file");
+    }
+    let script = r#"set -eu
+mount -t tmpfs -o mode=0755 netauth-e2e /var/lib
+mkdir -p /var/lib/netauth
+if [ -n "$NA_E2E_CACHE" ]; then
+  cp "$NA_E2E_CACHE" /var/lib/netauth/nss.cache
+  chmod 0644 /var/lib/netauth/nss.cache
+fi
+mount --bind "$NA_E2E_NSSWITCH" /etc/nsswitch.conf
+if [ -d /run/nscd ]; then mount -t tmpfs netauth-e2e /run/nscd; fi
+unset NA_E2E_CACHE NA_E2E_NSSWITCH
+exec "$@"
+"#;
+    let scratch_str = scratch.path().to_str().expect("UTF-8 temp path");
+    let args: Vec<String> = args.iter().map(|a| a.replace("{scratch}", scratch_str)).collect();
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh", program])
+        .args(&args)
+        .env("LD_LIBRARY_PATH", module_dir)
+        .env("NA_E2E_NSSWITCH", &nsswitch)
+        .env("NA_E2E_CACHE", if run.cache.is_some() { cache.as_os_str() } else { "".as_ref() })
+        .output()
+        .expect("run unshare")
+}
+
+pub fn user(name: &str, uid: u32, gid: u32, gecos: &str) -> UnixUser {
+    UnixUser {
+        name: name.to_owned(),
+        uid,
+        gid,
+        gecos: gecos.to_owned(),
+        home: format!("/home/{name}"),
+        shell: "/bin/bash".to_owned(),
+        locked: false,
+    }
+}
+
+fn group(name: &str, gid: u32, members: &[&str]) -> UnixGroup {
+    UnixGroup {
+        name: name.to_owned(),
+        gid,
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+    }
+}
+
+/// Each user's groups as the members lists say (what the refresh computes).
+pub fn user_groups_from_members(users: &[UnixUser], groups: &[UnixGroup]) -> BTreeMap<String, Vec<u32>> {
+    let mut out = BTreeMap::new();
+    for u in users {
+        let gids: Vec<u32> = groups
+            .iter()
+            .filter(|g| g.members.contains(&u.name))
+            .map(|g| g.gid)
+            .collect();
+        if !gids.is_empty() {
+            out.insert(u.name.clone(), gids);
+        }
+    }
+    out
+}
+
+/// A small directory, as a refresh would leave it: `na_all` is the
+/// effective result of INCLUDE na_staff, INCLUDE na_admins, EXCLUDE na_bob.
+/// Names and ids are chosen not to clash with a host's /etc files.
+pub fn sample_content() -> CacheContent {
+    let mut users = vec![
+        user("na_alice", 70001, 71001, "Alice Example,Room 1"),
+        user("na_bob", 70002, 71001, "Bob"),
+        user("na_carol", 70003, 71002, "Carol"),
+        user("na_dave", 70004, 71003, ""),
+    ];
+    users[2].locked = true;
+    users[3].shell = "/bin/sh".to_owned();
+    let groups = vec![
+        group("na_staff", 71001, &["na_alice", "na_bob"]),
+        group("na_admins", 71002, &["na_carol"]),
+        group("na_devs", 71003, &["na_alice", "na_dave"]),
+        group("na_all", 71004, &["na_alice", "na_carol"]),
+        group("na_empty", 71005, &[]),
+    ];
+    let user_groups = user_groups_from_members(&users, &groups);
+    CacheContent {
+        users,
+        groups,
+        user_groups,
+        generated_at: 1_750_000_000,
+        source: "netauth.test".to_owned(),
+    }
+}
+
+pub fn encode_content(content: &CacheContent) -> Vec<u8> {
+    encode(content).expect("encode the test cache")
+}
+
+/// `getent passwd` line of a user.
+pub fn passwd_line(u: &UnixUser) -> String {
+    format!("{}:x:{}:{}:{}:{}:{}", u.name, u.uid, u.gid, u.gecos, u.home, u.shell)
+}
+
+/// `getent group` line of a group.
+pub fn group_line(g: &UnixGroup) -> String {
+    format!("{}:x:{}:{}", g.name, g.gid, g.members.join(","))
+}

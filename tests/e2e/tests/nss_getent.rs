@@ -1,0 +1,195 @@
+//! `getent` and `id` through real glibc NSS, loading the freshly built
+//! module, in a private mount namespace with a test cache at the fixed path.
+
+use netauth_e2e::nss::{
+    encode_content, group_line, passwd_line, run_in_namespace, sample_content, NsRun,
+    NSSWITCH_FILES_THEN_NETAUTH, NSSWITCH_NETAUTH_ONLY,
+};
+use std::process::Output;
+
+fn getent(cache: Option<&[u8]>, nsswitch: &str, args: &[&str]) -> Output {
+    run_in_namespace(
+        &NsRun {
+            nsswitch,
+            cache,
+            files: &[],
+        },
+        "getent",
+        args,
+    )
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+}
+
+fn assert_ok(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(out)
+}
+
+#[test]
+fn getent_passwd_and_group_by_name_and_id() {
+    let content = sample_content();
+    let cache = encode_content(&content);
+    for u in &content.users {
+        let by_name = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["passwd", &u.name]));
+        assert_eq!(by_name.trim_end(), passwd_line(u));
+        let by_uid = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["passwd", &u.uid.to_string()]));
+        assert_eq!(by_uid.trim_end(), passwd_line(u));
+    }
+    for g in &content.groups {
+        let by_name = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["group", &g.name]));
+        assert_eq!(by_name.trim_end(), group_line(g));
+        let by_gid = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["group", &g.gid.to_string()]));
+        assert_eq!(by_gid.trim_end(), group_line(g));
+    }
+}
+
+#[test]
+fn unknown_names_and_ids_are_not_found() {
+    let cache = encode_content(&sample_content());
+    for args in [
+        &["passwd", "na_nobody"][..],
+        &["passwd", "79999"],
+        &["group", "na_nogroup"],
+        &["group", "79999"],
+    ] {
+        let out = getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn enumeration_lists_every_cached_entry_once() {
+    let content = sample_content();
+    let cache = encode_content(&content);
+    // Only our module: the listing is exactly the cache, in its order.
+    let users = assert_ok(&getent(Some(&cache), NSSWITCH_NETAUTH_ONLY, &["passwd"]));
+    let expected: Vec<String> = content.users.iter().map(passwd_line).collect();
+    assert_eq!(users.lines().collect::<Vec<_>>(), expected);
+    let groups = assert_ok(&getent(Some(&cache), NSSWITCH_NETAUTH_ONLY, &["group"]));
+    let expected: Vec<String> = content.groups.iter().map(group_line).collect();
+    assert_eq!(groups.lines().collect::<Vec<_>>(), expected);
+
+    // After the host's files: each cached line still appears exactly once.
+    let users = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["passwd"]));
+    assert!(users.lines().any(|l| l.starts_with("root:")), "files entries missing");
+    for u in &content.users {
+        let line = passwd_line(u);
+        assert_eq!(users.lines().filter(|l| *l == line).count(), 1, "{line}");
+    }
+    let groups = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["group"]));
+    for g in &content.groups {
+        let line = group_line(g);
+        assert_eq!(groups.lines().filter(|l| *l == line).count(), 1, "{line}");
+    }
+}
+
+#[test]
+fn id_lists_every_effective_group() {
+    let content = sample_content();
+    let cache = encode_content(&content);
+    for u in &content.users {
+        let out = run_in_namespace(
+            &NsRun {
+                nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
+                cache: Some(&cache),
+                files: &[],
+            },
+            "id",
+            &[&u.name],
+        );
+        let text = assert_ok(&out);
+        let name_of = |gid: u32| &content.groups.iter().find(|g| g.gid == gid).expect("known gid").name;
+        let mut expected_groups = vec![u.gid];
+        for &gid in content.user_groups.get(&u.name).map(Vec::as_slice).unwrap_or(&[]) {
+            if !expected_groups.contains(&gid) {
+                expected_groups.push(gid);
+            }
+        }
+        let listed: Vec<String> = text
+            .trim_end()
+            .split_once(" groups=")
+            .expect("groups= in id output")
+            .1
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let mut expected: Vec<String> = expected_groups.iter().map(|&g| format!("{g}({})", name_of(g))).collect();
+        let mut listed_sorted = listed.clone();
+        listed_sorted.sort();
+        expected.sort();
+        assert_eq!(listed_sorted, expected, "id {}: {text}", u.name);
+        assert!(
+            text.starts_with(&format!("uid={}({}) gid={}({}) ", u.uid, u.name, u.gid, name_of(u.gid))),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn getent_initgroups_lists_the_cached_groups() {
+    let content = sample_content();
+    let cache = encode_content(&content);
+    let out = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["initgroups", "na_alice"]));
+    let mut gids: Vec<u32> = out
+        .split_whitespace()
+        .skip(1)
+        .map(|g| g.parse().expect("numeric gid"))
+        .collect();
+    gids.sort();
+    // getent initgroups passes the user's primary gid, so glibc lists it
+    // without the module reporting it again.
+    assert_eq!(gids, vec![71001, 71003, 71004]);
+}
+
+#[test]
+fn missing_cache_is_not_found_without_crash() {
+    let content = sample_content();
+    for nsswitch in [NSSWITCH_FILES_THEN_NETAUTH, NSSWITCH_NETAUTH_ONLY] {
+        let out = getent(None, nsswitch, &["passwd", &content.users[0].name]);
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = getent(None, nsswitch, &["group", "71001"]);
+        assert_eq!(out.status.code(), Some(2));
+    }
+    // Enumeration without a cache: just the files entries, no error.
+    let out = getent(None, NSSWITCH_FILES_THEN_NETAUTH, &["passwd"]);
+    let text = assert_ok(&out);
+    assert!(text.lines().any(|l| l.starts_with("root:")));
+    assert!(!text.contains("na_"));
+    let out = run_in_namespace(
+        &NsRun {
+            nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
+            cache: None,
+            files: &[],
+        },
+        "id",
+        &["na_alice"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn corrupt_or_foreign_cache_is_not_found_without_crash() {
+    let good = encode_content(&sample_content());
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x10;
+    let truncated = &good[..good.len() - 1];
+    let foreign = b"root:x:0:0:root:/root:/bin/bash\n".to_vec();
+    for bad in [&flipped[..], truncated, &foreign[..], &[][..]] {
+        let out = getent(Some(bad), NSSWITCH_FILES_THEN_NETAUTH, &["passwd", "na_alice"]);
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = getent(Some(bad), NSSWITCH_FILES_THEN_NETAUTH, &["group"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(!stdout(&out).contains("na_"));
+    }
+}
