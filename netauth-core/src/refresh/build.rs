@@ -70,16 +70,44 @@ impl fmt::Display for SkipReason {
 /// cannot forge log lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    UserSkipped { name: String, reason: SkipReason },
-    GroupSkipped { name: String, reason: SkipReason },
+    UserSkipped {
+        name: String,
+        reason: SkipReason,
+    },
+    GroupSkipped {
+        name: String,
+        reason: SkipReason,
+    },
     /// The gecos held `:` or control characters (replaced by spaces) or was too long.
-    GecosCleaned { user: String },
+    GecosCleaned {
+        user: String,
+    },
     /// The entity's home was unusable; the template was used.
-    HomeReplaced { user: String, home: String },
+    HomeReplaced {
+        user: String,
+        home: String,
+    },
     /// The entity's shell is not listed in the shells file; the default was used.
-    ShellReplaced { user: String, shell: String },
+    ShellReplaced {
+        user: String,
+        shell: String,
+    },
     /// An expansion was ignored while computing memberships.
     Expansion(MembershipIssue),
+    /// The shells file could not be read: every user gets the default shell.
+    ShellsFileUnreadable {
+        path: std::path::PathBuf,
+        error: String,
+    },
+    /// The cache being replaced could not be read, so the shrink guard had
+    /// nothing to compare with.
+    PreviousCacheUnreadable {
+        error: String,
+    },
+    /// The status file could not be written (the cache was).
+    StatusFileUnwritable {
+        error: String,
+    },
 }
 
 impl fmt::Display for Notice {
@@ -92,21 +120,42 @@ impl fmt::Display for Notice {
                 "user {user:?}: gecos cleaned (':' and control characters replaced, or cut)"
             ),
             Notice::HomeReplaced { user, home } => {
-                write!(f, "user {user:?}: unusable home {home:?} replaced by the template")
+                write!(
+                    f,
+                    "user {user:?}: unusable home {home:?} replaced by the template"
+                )
             }
             Notice::ShellReplaced { user, shell } => write!(
                 f,
                 "user {user:?}: shell {shell:?} is not in the shells file; default used"
             ),
             Notice::Expansion(MembershipIssue::BadExpansion { group, expansion }) => {
-                write!(f, "group {group:?}: malformed expansion {expansion:?} ignored")
+                write!(
+                    f,
+                    "group {group:?}: malformed expansion {expansion:?} ignored"
+                )
             }
             Notice::Expansion(MembershipIssue::UnknownTarget { group, target }) => {
-                write!(f, "group {group:?}: expansion names unknown group {target:?}; ignored")
+                write!(
+                    f,
+                    "group {group:?}: expansion names unknown group {target:?}; ignored"
+                )
             }
             Notice::Expansion(MembershipIssue::Cycle { group, target }) => write!(
                 f,
                 "group {group:?}: expansion of {target:?} lies on a cycle; ignored"
+            ),
+            Notice::ShellsFileUnreadable { path, error } => write!(
+                f,
+                "cannot read the shells file {}: {error}; every user gets the default shell",
+                path.display()
+            ),
+            Notice::StatusFileUnwritable { error } => {
+                write!(f, "cannot write the status file: {error}")
+            }
+            Notice::PreviousCacheUnreadable { error } => write!(
+                f,
+                "the previous cache is unreadable ({error}); the shrink guard is skipped"
             ),
         }
     }
@@ -140,7 +189,11 @@ fn duplicated<I: IntoIterator<Item = T>, T: std::hash::Hash + Eq>(items: I) -> H
 }
 
 /// Checks the id rules shared by users and groups.
-fn check_id(number: Option<i32>, minimum: u32, duplicates: &HashSet<i32>) -> Result<u32, SkipReason> {
+fn check_id(
+    number: Option<i32>,
+    minimum: u32,
+    duplicates: &HashSet<i32>,
+) -> Result<u32, SkipReason> {
     let n = number.ok_or(SkipReason::NoNumber)?;
     if n == 0 {
         return Err(SkipReason::RootId);
@@ -258,10 +311,15 @@ pub fn map_directory(
             });
         }
 
-        let raw_gecos = e.gecos.as_deref().or(e.display_name.as_deref()).unwrap_or("");
+        let raw_gecos = e
+            .gecos
+            .as_deref()
+            .or(e.display_name.as_deref())
+            .unwrap_or("");
         let (gecos, changed) = clean::clean_gecos(raw_gecos);
         if changed {
-            out.notices.push(Notice::GecosCleaned { user: e.id.clone() });
+            out.notices
+                .push(Notice::GecosCleaned { user: e.id.clone() });
         }
 
         let home = match e.home.as_deref().filter(|_| settings.use_entity_home) {
@@ -455,7 +513,13 @@ mod tests {
         let g: Vec<(&str, u32, Vec<&str>)> = m
             .groups
             .iter()
-            .map(|g| (g.name.as_str(), g.gid, g.members.iter().map(String::as_str).collect()))
+            .map(|g| {
+                (
+                    g.name.as_str(),
+                    g.gid,
+                    g.members.iter().map(String::as_str).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             g,
@@ -505,18 +569,39 @@ mod tests {
                 .map(|(_, r)| r.clone())
                 .collect::<Vec<_>>()
         };
-        assert!(matches!(reason("bad:name")[..], [SkipReason::BadName(NameProblem::BadCharacter)]));
+        assert!(matches!(
+            reason("bad:name")[..],
+            [SkipReason::BadName(NameProblem::BadCharacter)]
+        ));
         assert_eq!(reason("evil\nroot::0:0::/:/bin/sh").len(), 1);
-        assert!(matches!(reason("12345")[..], [SkipReason::BadName(NameProblem::AllDigits)]));
+        assert!(matches!(
+            reason("12345")[..],
+            [SkipReason::BadName(NameProblem::AllDigits)]
+        ));
         assert_eq!(reason("toor"), vec![SkipReason::RootId]);
-        assert_eq!(reason("low"), vec![SkipReason::BelowMinimum { number: 999, minimum: 1000 }]);
-        assert_eq!(reason("neg"), vec![SkipReason::BelowMinimum { number: -5, minimum: 1000 }]);
+        assert_eq!(
+            reason("low"),
+            vec![SkipReason::BelowMinimum {
+                number: 999,
+                minimum: 1000
+            }]
+        );
+        assert_eq!(
+            reason("neg"),
+            vec![SkipReason::BelowMinimum {
+                number: -5,
+                minimum: 1000
+            }]
+        );
         assert_eq!(reason("twin1"), vec![SkipReason::DuplicateNumber(2100)]);
         assert_eq!(reason("twin2"), vec![SkipReason::DuplicateNumber(2100)]);
         assert_eq!(reason("root"), vec![SkipReason::ShadowsLocalName]);
         assert_eq!(reason("localuser"), vec![SkipReason::ShadowsLocalName]);
         assert_eq!(reason("takes1500"), vec![SkipReason::ShadowsLocalId(1500)]);
-        assert_eq!(reason("dupid"), vec![SkipReason::DuplicateName, SkipReason::DuplicateName]);
+        assert_eq!(
+            reason("dupid"),
+            vec![SkipReason::DuplicateName, SkipReason::DuplicateName]
+        );
         assert_eq!(reason("nonum"), vec![SkipReason::NoNumber]);
         // Displayed notices escape the hostile newline.
         let text: Vec<String> = m.notices.iter().map(ToString::to_string).collect();
@@ -538,7 +623,12 @@ mod tests {
             group("takes1600", 1600, &[]),
             group("users", 3300, &[]),
         ];
-        let entities = vec![entity("alice", 2000, "top", &["hidden", "bad,name", "dupa"])];
+        let entities = vec![entity(
+            "alice",
+            2000,
+            "top",
+            &["hidden", "bad,name", "dupa"],
+        )];
         let m = map_directory(&entities, &groups, &s, &local(), &shells());
         let names: Vec<&str> = m.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, vec!["top"]);
@@ -593,7 +683,11 @@ mod tests {
         let mut none = entity("none", 2000, "x", &[]);
         none.primary_group = None;
         let m = map_directory(
-            &[entity("ghost", 2001, "nosuch", &[]), entity("low", 2002, "lowgroup", &[]), none],
+            &[
+                entity("ghost", 2001, "nosuch", &[]),
+                entity("low", 2002, "lowgroup", &[]),
+                none,
+            ],
             &[group("lowgroup", 10, &[])],
             &s,
             &local(),
@@ -601,8 +695,14 @@ mod tests {
         );
         assert!(m.users.is_empty());
         let skipped = skipped_users(&m);
-        assert!(skipped.contains(&("ghost".into(), SkipReason::NoPrimaryGroup(Some("nosuch".into())))));
-        assert!(skipped.contains(&("low".into(), SkipReason::NoPrimaryGroup(Some("lowgroup".into())))));
+        assert!(skipped.contains(&(
+            "ghost".into(),
+            SkipReason::NoPrimaryGroup(Some("nosuch".into()))
+        )));
+        assert!(skipped.contains(&(
+            "low".into(),
+            SkipReason::NoPrimaryGroup(Some("lowgroup".into()))
+        )));
         assert!(skipped.contains(&("none".into(), SkipReason::NoPrimaryGroup(None))));
     }
 
@@ -624,23 +724,35 @@ mod tests {
             entity("localgroup", 2002, "nosuch", &[]),
         ];
         let m = map_directory(&entities, &[group("g", 3000, &[])], &s, &local(), &shells());
-        let users: Vec<(&str, u32, u32)> =
-            m.users.iter().map(|u| (u.name.as_str(), u.uid, u.gid)).collect();
+        let users: Vec<(&str, u32, u32)> = m
+            .users
+            .iter()
+            .map(|u| (u.name.as_str(), u.uid, u.gid))
+            .collect();
         assert_eq!(users, vec![("frank", 2000, 2000)]);
         assert_eq!(m.private_groups, 1);
         assert_eq!(
             m.groups,
             vec![
-                UnixGroup { name: "frank".into(), gid: 2000, members: vec![] },
-                UnixGroup { name: "g".into(), gid: 3000, members: vec!["frank".into()] },
+                UnixGroup {
+                    name: "frank".into(),
+                    gid: 2000,
+                    members: vec![]
+                },
+                UnixGroup {
+                    name: "g".into(),
+                    gid: 3000,
+                    members: vec!["frank".into()]
+                },
             ]
         );
         let skipped = skipped_users(&m);
         assert_eq!(skipped.len(), 4, "{skipped:?}");
         for name in ["gina", "g", "hank", "localgroup"] {
             assert!(
-                skipped.iter().any(|(n, r)| n == name
-                    && matches!(r, SkipReason::PrivateGroupTaken(_))),
+                skipped
+                    .iter()
+                    .any(|(n, r)| n == name && matches!(r, SkipReason::PrivateGroupTaken(_))),
                 "{name}: {skipped:?}"
             );
         }
@@ -652,8 +764,9 @@ mod tests {
         let mut entities: Vec<SourceEntity> = (0..50)
             .map(|i| entity(&format!("u{i}"), 2000 + i, "g0", &[&format!("g{}", i % 5)]))
             .collect();
-        let mut groups: Vec<SourceGroup> =
-            (0..5).map(|i| group(&format!("g{i}"), 3000 + i, &["INCLUDE:g4"])).collect();
+        let mut groups: Vec<SourceGroup> = (0..5)
+            .map(|i| group(&format!("g{i}"), 3000 + i, &["INCLUDE:g4"]))
+            .collect();
         groups[4].expansions.clear();
         let a = map_directory(&entities, &groups, &s, &local(), &shells());
         entities.reverse();

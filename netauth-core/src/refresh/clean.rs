@@ -29,9 +29,7 @@ impl std::fmt::Display for NameProblem {
             NameProblem::Empty => "empty name",
             NameProblem::TooLong => "name longer than 64 bytes",
             NameProblem::AllDigits => "name made of digits only (it would read as a number)",
-            NameProblem::BadCharacter => {
-                "name does not match ^[A-Za-z0-9_][A-Za-z0-9._-]*\\$?$"
-            }
+            NameProblem::BadCharacter => "name does not match ^[A-Za-z0-9_][A-Za-z0-9._-]*\\$?$",
         })
     }
 }
@@ -126,7 +124,10 @@ pub struct LocalAccounts {
 /// compat lines (`+`/`-`) carry no account and are ignored.
 fn parse_names_and_numbers(text: &str, names: &mut HashSet<String>, numbers: &mut HashSet<u32>) {
     for line in text.lines() {
-        if line.is_empty() || line.starts_with('#') || line.starts_with('+') || line.starts_with('-')
+        if line.is_empty()
+            || line.starts_with('#')
+            || line.starts_with('+')
+            || line.starts_with('-')
         {
             continue;
         }
@@ -153,7 +154,10 @@ impl LocalAccounts {
 
     /// Reads the two files. A file that cannot be read is an error: without
     /// it the refresh cannot tell what it would shadow.
-    pub fn read(passwd: &Path, group: &Path) -> Result<LocalAccounts, (std::path::PathBuf, std::io::Error)> {
+    pub fn read(
+        passwd: &Path,
+        group: &Path,
+    ) -> Result<LocalAccounts, (std::path::PathBuf, std::io::Error)> {
         let p = std::fs::read(passwd).map_err(|e| (passwd.to_owned(), e))?;
         let g = std::fs::read(group).map_err(|e| (group.to_owned(), e))?;
         Ok(LocalAccounts::parse(
@@ -169,7 +173,17 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["alice", "a", "_svc", "bob.smith", "x-y_z", "host$", "0day", "A1", "9a"] {
+        for ok in [
+            "alice",
+            "a",
+            "_svc",
+            "bob.smith",
+            "x-y_z",
+            "host$",
+            "0day",
+            "A1",
+            "9a",
+        ] {
             assert_eq!(check_name(ok), Ok(()), "{ok}");
         }
         let long = "a".repeat(65);
@@ -200,8 +214,14 @@ mod tests {
 
     #[test]
     fn gecos() {
-        assert_eq!(clean_gecos("Alice Liddell,Room 1,,"), ("Alice Liddell,Room 1,,".into(), false));
-        assert_eq!(clean_gecos("a:b\nc\0d\te\u{7f}f\u{85}g"), ("a b c d e f g".into(), true));
+        assert_eq!(
+            clean_gecos("Alice Liddell,Room 1,,"),
+            ("Alice Liddell,Room 1,,".into(), false)
+        );
+        assert_eq!(
+            clean_gecos("a:b\nc\0d\te\u{7f}f\u{85}g"),
+            ("a b c d e f g".into(), true)
+        );
         assert_eq!(clean_gecos("Zoë"), ("Zoë".into(), false));
         let long = "é".repeat(600); // 1,200 bytes
         let (cut, changed) = clean_gecos(&long);
@@ -215,7 +235,13 @@ mod tests {
         assert_eq!(usable_path("/home/alice"), Some("/home/alice"));
         assert_eq!(usable_path("/bin/bash"), Some("/bin/bash"));
         for bad in [
-            "", "home/alice", "/home/a:b", "/home/a\nb", "/home/\0", "/home/../etc", "/./x",
+            "",
+            "home/alice",
+            "/home/a:b",
+            "/home/a\nb",
+            "/home/\0",
+            "/home/../etc",
+            "/./x",
             "/home/..",
         ] {
             assert_eq!(usable_path(bad), None, "{bad:?}");

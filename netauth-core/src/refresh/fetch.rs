@@ -36,6 +36,24 @@ pub(crate) trait DirectorySource {
     ) -> impl Future<Output = Result<Vec<SourceGroup>, Self::Error>>;
 }
 
+/// Counts the calls made through it, failed ones included.
+pub(crate) struct Counting<'a, S> {
+    pub inner: &'a mut S,
+    pub calls: u32,
+}
+
+impl<S: DirectorySource> DirectorySource for Counting<'_, S> {
+    type Error = S::Error;
+    async fn search_entities(&mut self, expression: &str) -> Result<Vec<SourceEntity>, S::Error> {
+        self.calls += 1;
+        self.inner.search_entities(expression).await
+    }
+    async fn search_groups(&mut self, expression: &str) -> Result<Vec<SourceGroup>, S::Error> {
+        self.calls += 1;
+        self.inner.search_groups(expression).await
+    }
+}
+
 /// The smallest and one past the largest int32.
 const FULL_LO: i64 = i32::MIN as i64;
 const FULL_HI: i64 = i32::MAX as i64 + 1;
@@ -238,15 +256,16 @@ pub(crate) async fn fetch_all<S: DirectorySource>(
             return Err(FetchError::Incomplete(IncompleteError::TooManyCalls));
         }
         let expression = range.expression();
-        let answer = source
-            .search_groups(&expression)
-            .await
-            .map_err(|source| FetchError::Call {
-                method: "GroupSearch",
-                expression: expression.clone(),
-                calls_before: out.group_calls,
-                source,
-            })?;
+        let answer =
+            source
+                .search_groups(&expression)
+                .await
+                .map_err(|source| FetchError::Call {
+                    method: "GroupSearch",
+                    expression: expression.clone(),
+                    calls_before: out.group_calls,
+                    source,
+                })?;
         out.group_calls += 1;
         let numbers: Vec<Option<i32>> = answer.iter().map(|g| g.number).collect();
         if planner
@@ -309,14 +328,21 @@ pub(crate) mod tests {
         }
     }
 
+    fn bad_expression() -> std::io::Error {
+        std::io::Error::other("bad expression")
+    }
+
     impl DirectorySource for FakeDirectory {
-        type Error = String;
-        async fn search_entities(&mut self, expr: &str) -> Result<Vec<SourceEntity>, String> {
+        type Error = std::io::Error;
+        async fn search_entities(
+            &mut self,
+            expr: &str,
+        ) -> Result<Vec<SourceEntity>, std::io::Error> {
             if self.fail_entity_call == Some(self.entity_calls) {
-                return Err("injected failure".into());
+                return Err(std::io::Error::other("injected failure"));
             }
             self.entity_calls += 1;
-            let (lo, hi) = parse_range(expr).ok_or("bad expression")?;
+            let (lo, hi) = parse_range(expr).ok_or_else(bad_expression)?;
             Ok(self
                 .entities
                 .iter()
@@ -325,11 +351,11 @@ pub(crate) mod tests {
                 .cloned()
                 .collect())
         }
-        async fn search_groups(&mut self, expr: &str) -> Result<Vec<SourceGroup>, String> {
+        async fn search_groups(&mut self, expr: &str) -> Result<Vec<SourceGroup>, std::io::Error> {
             let range = if expr == "*" {
                 None
             } else {
-                Some(parse_range(expr).ok_or("bad expression")?)
+                Some(parse_range(expr).ok_or_else(bad_expression)?)
             };
             Ok(self
                 .groups
@@ -344,7 +370,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn block_on<F: Future>(f: F) -> F::Output {
+    pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
@@ -399,10 +425,8 @@ pub(crate) mod tests {
     fn small_cap_converges_with_few_calls() {
         // 10,000 entities, cap 100: at least 100 ranges are needed; the
         // median split keeps the total close to that (not thousands).
-        let mut dir = FakeDirectory::with_numbers(
-            (0..10_000).map(|i| 1000 + i * 37 % 100_000),
-            100,
-        );
+        let mut dir =
+            FakeDirectory::with_numbers((0..10_000).map(|i| 1000 + i * 37 % 100_000), 100);
         let f = block_on(fetch_all(&mut dir, 100)).unwrap();
         assert_eq!(f.entities.len(), 10_000);
         assert!(f.entity_calls < 600, "calls: {}", f.entity_calls);
@@ -422,7 +446,9 @@ pub(crate) mod tests {
     fn capped_single_number_is_an_error() {
         let mut dir = FakeDirectory::with_numbers(vec![7; 100], 100);
         match block_on(fetch_all(&mut dir, 100)) {
-            Err(FetchError::Incomplete(IncompleteError::CappedSingleNumber { number: 7, .. })) => {}
+            Err(FetchError::Incomplete(IncompleteError::CappedSingleNumber {
+                number: 7, ..
+            })) => {}
             other => panic!("{other:?}"),
         }
     }

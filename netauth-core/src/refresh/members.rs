@@ -465,7 +465,13 @@ mod tests {
         let (m, issues) = run(
             &[(
                 "a",
-                &["INCLUDE:ghost", "DROP:a", "garbage", "INCLUDE:", "EXCLUDE:b"],
+                &[
+                    "INCLUDE:ghost",
+                    "DROP:a",
+                    "garbage",
+                    "INCLUDE:",
+                    "EXCLUDE:b",
+                ],
             )],
             &[&["a", "nosuchgroup"]],
         );

@@ -1,10 +1,546 @@
 //! The refresh: fills the NSS cache from the NetAuth server.
-//! (Documentation of settings and rules: see below, completed with the runner.)
+//!
+//! `netauth-unix refresh` calls [`refresh`]: it fetches every entity and
+//! group, maps them to passwd and group entries with the rules below,
+//! computes effective memberships locally, and installs the cache with
+//! [`crate::cache::write_atomic`]. A failed refresh leaves the previous cache
+//! exactly as it was and returns an error saying why. Either way a small
+//! status file (`refresh-status.json`, see [`status::RefreshStatus`]) is
+//! written next to the cache for `netauth-unix status`.
+//!
+//! # Settings
+//!
+//! In NetAuth's `config.toml` (core, TLS and client settings come from the
+//! usual tables, see [`crate::config`]):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `[unix] cache_dir` | `/var/lib/netauth` | folder of the cache (`nss.cache`), the status file and the refresh lock. The NSS module always reads `/var/lib/netauth/nss.cache`; another folder is for tests. |
+//! | `[unix.refresh] min_uid` | `1000` | entities with a lower number are not served |
+//! | `[unix.refresh] min_gid` | `1000` | groups with a lower number are not served |
+//! | `[unix.refresh] home_template` | `"/home/{name}"` | home when the entity has none, an unusable one, or `use_entity_home` is false; `{name}` and `{uid}` are replaced |
+//! | `[unix.refresh] use_entity_home` | `true` | use the entity's `Home` when it is usable |
+//! | `[unix.refresh] default_shell` | `"/bin/sh"` | shell when the entity has none or one not listed in `shells_file` |
+//! | `[unix.refresh] shells_file` | `"/etc/shells"` | an entity's shell is used only if listed here (unreadable: none is) |
+//! | `[unix.refresh] missing_primary_group` | `"skip"` | user whose primary group is unset or not served: `"skip"` (not served, logged) or `"private"` (a user-private group, gid = uid, named like the user, when neither is taken by a NetAuth or local group; otherwise skipped) |
+//! | `[unix.refresh] local_passwd` | `"/etc/passwd"` | local users whose names and uids NetAuth must not shadow |
+//! | `[unix.refresh] local_group` | `"/etc/group"` | local groups whose names and gids NetAuth must not shadow |
+//! | `[unix.refresh] max_shrink_percent` | `50` | refuse a refresh that would drop more than this share of the previous cache's users (likely a misconfigured server); `--force` overrides, `100` disables |
+//! | `[unix.refresh] request_timeout_ms` | `60000` | deadline of each search call of the refresh (big answers take seconds) |
+//! | `[unix.refresh] search_cap` | `16000` | the server's search answer cap; change only if your server's differs |
+//!
+//! Paths must be absolute; an unknown key in `[unix.refresh]` is an error
+//! (a typo would otherwise silently keep a default).
+//!
+//! # Fetching
+//!
+//! Entities by `Number` range, splitting capped answers until every range is
+//! answered under the cap (see [`fetch`]): complete beyond the 16,000 cap in
+//! a few calls (20,000 entities: 3 calls). Groups with one
+//! `GroupSearch("*")`, by range only if that is capped. No call per group or
+//! per user.
+//!
+//! # Memberships
+//!
+//! Computed locally with the server's rules (see [`members`]): direct
+//! memberships from each entity's `meta.Groups`, recursive INCLUDE/EXCLUDE,
+//! exclusion wins. Over everything fetched, so a group that is not served
+//! (e.g. below `min_gid`) still passes its members through an INCLUDE.
+//! A group's member list and a user's initgroups list hold only served users
+//! and served groups: a skipped entity's name is never listed, so a local
+//! account of the same name cannot inherit its groups.
+//!
+//! # Cleaning rules
+//!
+//! Each rule skips or changes one record, logs it (a [`build::Notice`],
+//! printed with every directory string escaped) and the refresh goes on:
+//!
+//! - **Names** (user and group): must match `^[A-Za-z0-9_][A-Za-z0-9._-]*\$?$`,
+//!   not all digits, at most 64 bytes (see [`clean::check_name`]);
+//!   otherwise skipped.
+//! - **Numbers**: none, 0 (root's id is never served), negative or below
+//!   `min_uid`/`min_gid`: skipped.
+//! - **Duplicates**: two entities with one number, two groups with one
+//!   number, or one name held twice: all claimants are skipped (which one is
+//!   right cannot be known; files owned by that id must not change owner).
+//! - **Local accounts**: a user whose name or uid is in `local_passwd`, a
+//!   group whose name or gid is in `local_group`: skipped. Those files must
+//!   be readable, or the refresh fails.
+//! - **Primary group**: must name a served group, else `missing_primary_group`
+//!   applies.
+//! - **gecos** (`GECOS`, else `DisplayName`, else empty): `:` and control
+//!   characters (NUL, newline, tab, C0, DEL, C1) become spaces; cut to
+//!   1,024 bytes.
+//! - **home**: used when absolute, without `:`, control characters, `.` or
+//!   `..` components, at most 4,095 bytes; else the template.
+//! - **shell**: used only when listed in `shells_file` (and clean like a
+//!   home); else `default_shell`.
+//! - **Expansions**: malformed ones, ones naming unknown groups and ones on a
+//!   cycle are ignored.
+//!
+//! # Failures
+//!
+//! Server down, TLS rejected, a call failing midway, an answer that cannot
+//! be proved complete, unreadable local files, a cache that fails the
+//! writer's checks, or a sudden loss of more than `max_shrink_percent` of the
+//! users: the refresh returns [`RefreshError`] and does not touch the cache.
+//! Only one refresh runs at a time (an `flock` on `cache_dir/.refresh.lock`).
 
 pub mod build;
 pub mod clean;
-pub(crate) mod fetch;
+pub mod fetch;
 pub mod members;
 pub mod model;
 pub mod settings;
 pub mod status;
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::cache::{CacheContent, CacheError, CacheView, CACHE_FILE_NAME};
+use crate::client::{Client, ClientBuilder};
+use crate::config::Config;
+pub use build::{Notice, SkipReason};
+use clean::LocalAccounts;
+pub use fetch::IncompleteError;
+use fetch::{DirectorySource, FetchError};
+use model::{SourceEntity, SourceGroup};
+pub use settings::{MissingPrimaryGroup, RefreshSettings, SettingsError};
+pub use status::{RefreshStatus, ShrinkRefused};
+
+/// Options of one refresh run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefreshOptions {
+    /// Write the cache even when the shrink guard would refuse it.
+    pub force: bool,
+}
+
+/// What a successful refresh did.
+#[derive(Debug, Clone)]
+pub struct RefreshReport {
+    /// Served users and groups (user-private groups included).
+    pub users: usize,
+    pub groups: usize,
+    pub private_groups: usize,
+    /// What the server answered.
+    pub entities_fetched: usize,
+    pub groups_fetched: usize,
+    /// gRPC search calls made (entity and group searches).
+    pub entity_calls: u32,
+    pub group_calls: u32,
+    /// Users in the cache this one replaced, if there was a readable one.
+    pub previous_users: Option<usize>,
+    /// Where the cache was written and how big it is.
+    pub cache_path: PathBuf,
+    pub cache_bytes: usize,
+    pub duration: Duration,
+    /// Everything skipped or changed, in order.
+    pub notices: Vec<Notice>,
+}
+
+impl RefreshReport {
+    /// All gRPC calls the refresh made.
+    pub fn calls(&self) -> u32 {
+        self.entity_calls + self.group_calls
+    }
+}
+
+/// Why a refresh failed. The cache was not touched.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// A setting in our tables is unusable.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The client could not be set up (config, certificate, ...).
+    #[error("{0}")]
+    Client(Box<dyn std::error::Error + Send + Sync>),
+    /// A search call failed; nothing is written from a partial answer.
+    #[error(
+        "{method} failed{}, nothing written: {source}",
+        if *calls_before == 0 { String::new() } else {
+            format!(" after {calls_before} successful calls (answer cut off)")
+        }
+    )]
+    Fetch {
+        method: &'static str,
+        expression: String,
+        calls_before: u32,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The answers cannot be proved complete.
+    #[error("incomplete directory, nothing written: {0}")]
+    Incomplete(#[from] IncompleteError),
+    /// A local file the refresh needs could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    LocalFile { path: PathBuf, source: io::Error },
+    /// The shrink guard refused the new cache.
+    #[error(transparent)]
+    Shrink(#[from] ShrinkRefused),
+    /// The writer refused the mapped content (a cleaning rule missed something).
+    #[error("the new cache failed the writer's checks, nothing written: {0}")]
+    Encode(#[from] CacheError),
+    /// The cache folder or file could not be written.
+    #[error("cannot write the cache in {}: {source}", dir.display())]
+    Write { dir: PathBuf, source: io::Error },
+    /// Another refresh is running.
+    #[error("another refresh is running (lock {} is held)", path.display())]
+    Busy { path: PathBuf },
+}
+
+impl RefreshError {
+    /// The underlying client error, if the failure came from the network.
+    pub fn client_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            RefreshError::Client(e) | RefreshError::Fetch { source: e, .. } => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<FetchError<E>> for RefreshError {
+    fn from(e: FetchError<E>) -> Self {
+        match e {
+            FetchError::Call {
+                method,
+                expression,
+                calls_before,
+                source,
+            } => RefreshError::Fetch {
+                method,
+                expression,
+                calls_before,
+                source: Box::new(source),
+            },
+            FetchError::Incomplete(i) => RefreshError::Incomplete(i),
+        }
+    }
+}
+
+/// The client as a directory source.
+struct ClientSource<'a>(&'a Client);
+
+impl DirectorySource for ClientSource<'_> {
+    type Error = crate::Error;
+    async fn search_entities(&mut self, expression: &str) -> crate::Result<Vec<SourceEntity>> {
+        let answer = self.0.entity_search(expression).await?;
+        Ok(answer
+            .into_iter()
+            .map(|e| SourceEntity {
+                id: e.id,
+                number: e.number,
+                primary_group: e.meta.primary_group,
+                gecos: e.meta.gecos,
+                display_name: e.meta.display_name,
+                home: e.meta.home,
+                shell: e.meta.shell,
+                locked: e.meta.locked,
+                groups: e.meta.groups,
+            })
+            .collect())
+    }
+    async fn search_groups(&mut self, expression: &str) -> crate::Result<Vec<SourceGroup>> {
+        let answer = self.0.group_search(expression).await?;
+        Ok(answer
+            .into_iter()
+            .map(|g| SourceGroup {
+                name: g.name,
+                number: g.number,
+                expansions: g.expansions.iter().map(ToString::to_string).collect(),
+            })
+            .collect())
+    }
+}
+
+/// The service name the refresh sends.
+pub const SERVICE_NAME: &str = "netauth-unix";
+
+/// `host:port` of the server `config` reads from, for messages and the status.
+pub fn server_label(config: &Config) -> String {
+    if config.server.contains(':') && !config.server.starts_with('[') {
+        format!("[{}]:{}", config.server, config.port)
+    } else {
+        format!("{}:{}", config.server, config.port)
+    }
+}
+
+/// Runs one refresh with the server, TLS and `[unix]` settings of `config`,
+/// and records the outcome in the status file. Must run inside a Tokio
+/// runtime (see [`refresh_blocking`] otherwise).
+pub async fn refresh(
+    config: &Config,
+    options: RefreshOptions,
+) -> Result<RefreshReport, RefreshError> {
+    let settings = RefreshSettings::from_config(config)?;
+    let server = server_label(config);
+    let client = ClientBuilder::from_config(config.clone())
+        .service_name(SERVICE_NAME)
+        .request_timeout(Duration::from_millis(settings.request_timeout_ms))
+        .build();
+    match client {
+        Ok(client) => {
+            refresh_and_record(&mut ClientSource(&client), &server, &settings, options).await
+        }
+        Err(e) => {
+            let outcome = Err(RefreshError::Client(Box::new(e)));
+            // The outcome is what matters; a status that cannot be written
+            // has nothing to add to it.
+            let _ = record_status(&settings, &server, unix_now(), &outcome, 0, Duration::ZERO);
+            outcome
+        }
+    }
+}
+
+/// [`refresh`] on a current-thread runtime made for the call and dropped
+/// before returning.
+pub fn refresh_blocking(
+    config: &Config,
+    options: RefreshOptions,
+) -> Result<RefreshReport, RefreshError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| RefreshError::Client(Box::new(e)))?;
+    let outcome = runtime.block_on(refresh(config, options));
+    drop(runtime);
+    outcome
+}
+
+/// An exclusive, non-blocking `flock` on `cache_dir/.refresh.lock`,
+/// released when dropped (the kernel releases it if the process dies).
+struct RefreshLock {
+    _file: File,
+}
+
+const LOCK_FILE_NAME: &str = ".refresh.lock";
+
+impl RefreshLock {
+    fn acquire(dir: &Path) -> Result<RefreshLock, RefreshError> {
+        let path = dir.join(LOCK_FILE_NAME);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| RefreshError::Write {
+                dir: dir.to_owned(),
+                source,
+            })?;
+        // SAFETY: flock only reads the descriptor number, which `file` keeps
+        // open for the call's duration; no memory is shared with the kernel.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            return Err(if err.kind() == io::ErrorKind::WouldBlock {
+                RefreshError::Busy { path }
+            } else {
+                RefreshError::Write {
+                    dir: dir.to_owned(),
+                    source: err,
+                }
+            });
+        }
+        Ok(RefreshLock { _file: file })
+    }
+}
+
+/// Users in the cache at `path`: `Ok(None)` when there is none,
+/// `Err` with the reason when the file is there but unreadable or corrupt.
+pub fn cached_user_count(path: &Path) -> Result<Option<usize>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => CacheView::parse(&bytes)
+            .map(|v| Some(v.user_count()))
+            .map_err(|e| e.to_string()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The refresh proper, against any directory source. `server` labels the
+/// cache's source. Does not write the status file.
+pub(crate) async fn refresh_from<S>(
+    source: &mut S,
+    server: &str,
+    settings: &RefreshSettings,
+    options: RefreshOptions,
+) -> Result<RefreshReport, RefreshError>
+where
+    S: DirectorySource,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    let generated_at = unix_now();
+    let dir = &settings.cache_dir;
+    std::fs::create_dir_all(dir).map_err(|source| RefreshError::Write {
+        dir: dir.clone(),
+        source,
+    })?;
+    let _lock = RefreshLock::acquire(dir)?;
+    let mut notices = Vec::new();
+
+    let local = LocalAccounts::read(&settings.local_passwd, &settings.local_group)
+        .map_err(|(path, source)| RefreshError::LocalFile { path, source })?;
+    let shells = match std::fs::read(&settings.shells_file) {
+        Ok(bytes) => clean::parse_shells(&String::from_utf8_lossy(&bytes)),
+        Err(e) => {
+            notices.push(Notice::ShellsFileUnreadable {
+                path: settings.shells_file.clone(),
+                error: e.to_string(),
+            });
+            HashSet::new()
+        }
+    };
+    let cache_path = dir.join(CACHE_FILE_NAME);
+    let previous_users = match cached_user_count(&cache_path) {
+        Ok(n) => n,
+        Err(error) => {
+            notices.push(Notice::PreviousCacheUnreadable { error });
+            None
+        }
+    };
+
+    let fetched = fetch::fetch_all(source, settings.search_cap).await?;
+    let mapped = build::map_directory(
+        &fetched.entities,
+        &fetched.groups,
+        settings,
+        &local,
+        &shells,
+    );
+    notices.extend(mapped.notices);
+
+    if let Some(previous) = previous_users {
+        if !options.force {
+            status::check_shrink(previous, mapped.users.len(), settings.max_shrink_percent)?;
+        }
+    }
+
+    let (source_label, _) = clean::clean_gecos(server);
+    let content = CacheContent {
+        users: mapped.users,
+        groups: mapped.groups,
+        user_groups: mapped.user_groups,
+        generated_at,
+        source: source_label,
+    };
+    let bytes = crate::cache::encode(&content)?;
+    crate::cache::write_atomic(dir, CACHE_FILE_NAME, &bytes).map_err(|source| {
+        RefreshError::Write {
+            dir: dir.clone(),
+            source,
+        }
+    })?;
+
+    Ok(RefreshReport {
+        users: content.users.len(),
+        groups: content.groups.len(),
+        private_groups: mapped.private_groups,
+        entities_fetched: fetched.entities.len(),
+        groups_fetched: fetched.groups.len(),
+        entity_calls: fetched.entity_calls,
+        group_calls: fetched.group_calls,
+        previous_users,
+        cache_path,
+        cache_bytes: bytes.len(),
+        duration: started.elapsed(),
+        notices,
+    })
+}
+
+/// [`refresh_from`], then the status file. A status file that cannot be
+/// written becomes a notice (of a success) or is ignored (on failure): it
+/// never changes the outcome.
+pub(crate) async fn refresh_and_record<S>(
+    source: &mut S,
+    server: &str,
+    settings: &RefreshSettings,
+    options: RefreshOptions,
+) -> Result<RefreshReport, RefreshError>
+where
+    S: DirectorySource,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let started_at = unix_now();
+    let started = Instant::now();
+    let mut counting = fetch::Counting {
+        inner: source,
+        calls: 0,
+    };
+    let mut outcome = refresh_from(&mut counting, server, settings, options).await;
+    let written = record_status(
+        settings,
+        server,
+        started_at,
+        &outcome,
+        counting.calls,
+        started.elapsed(),
+    );
+    if let (Ok(report), Err(e)) = (&mut outcome, written) {
+        report.notices.push(Notice::StatusFileUnwritable {
+            error: e.to_string(),
+        });
+    }
+    outcome
+}
+
+/// Records the outcome of a refresh in the status file of `settings.cache_dir`.
+fn record_status(
+    settings: &RefreshSettings,
+    server: &str,
+    attempt_started: i64,
+    outcome: &Result<RefreshReport, RefreshError>,
+    calls: u32,
+    duration: Duration,
+) -> io::Result<()> {
+    let mut status = RefreshStatus::load(&settings.cache_dir)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    status.last_attempt = Some(attempt_started);
+    status.server = server.to_owned();
+    status.last_duration_ms = duration.as_millis() as u64;
+    status.last_calls = calls;
+    match outcome {
+        Ok(r) => {
+            status.last_success = Some(attempt_started);
+            status.last_error = None;
+            status.users = r.users;
+            status.groups = r.groups;
+            status.private_groups = r.private_groups;
+            status.entities_fetched = r.entities_fetched;
+            status.groups_fetched = r.groups_fetched;
+            status.skipped_users = r
+                .notices
+                .iter()
+                .filter(|n| matches!(n, Notice::UserSkipped { .. }))
+                .count();
+            status.skipped_groups = r
+                .notices
+                .iter()
+                .filter(|n| matches!(n, Notice::GroupSkipped { .. }))
+                .count();
+            status.notices = r.notices.len();
+        }
+        Err(e) => status.last_error = Some(e.to_string()),
+    }
+    // Busy means another refresh owns the folder; leave its status alone.
+    if matches!(outcome, Err(RefreshError::Busy { .. })) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&settings.cache_dir)?;
+    status.store(&settings.cache_dir)
+}
+
+#[cfg(test)]
+mod tests;

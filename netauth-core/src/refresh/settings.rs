@@ -185,9 +185,19 @@ impl RefreshSettings {
             ));
         }
         if s.search_cap == 0 {
-            return Err(err("unix.refresh", "search_cap", "must be more than 0".into()));
+            return Err(err(
+                "unix.refresh",
+                "search_cap",
+                "must be more than 0".into(),
+            ));
         }
         Ok(s)
+    }
+
+    /// Reads the settings from the `[unix]` table of `config`'s document.
+    pub fn from_config(config: &crate::config::Config) -> Result<RefreshSettings, SettingsError> {
+        let file = config.file.clone().unwrap_or_default();
+        RefreshSettings::from_unix_table(config.document().get("unix"), &file)
     }
 
     /// The home directory the template gives `name` / `uid`.
@@ -258,12 +268,30 @@ mod tests {
             ("[unix.refresh]\nmin_ui = 5\n", ""),
             ("[unix.refresh]\nmissing_primary_group = \"maybe\"\n", ""),
             ("[unix]\ncache_dir = \"rel/dir\"\n", "cache_dir"),
-            ("[unix.refresh]\nhome_template = \"home/{name}\"\n", "home_template"),
-            ("[unix.refresh]\nhome_template = \"/home/a:b\"\n", "home_template"),
-            ("[unix.refresh]\ndefault_shell = \"/bin/../sh\"\n", "default_shell"),
-            ("[unix.refresh]\nmax_shrink_percent = 101\n", "max_shrink_percent"),
-            ("[unix.refresh]\nlocal_passwd = \"passwd\"\n", "local_passwd"),
-            ("[unix.refresh]\nrequest_timeout_ms = 0\n", "request_timeout_ms"),
+            (
+                "[unix.refresh]\nhome_template = \"home/{name}\"\n",
+                "home_template",
+            ),
+            (
+                "[unix.refresh]\nhome_template = \"/home/a:b\"\n",
+                "home_template",
+            ),
+            (
+                "[unix.refresh]\ndefault_shell = \"/bin/../sh\"\n",
+                "default_shell",
+            ),
+            (
+                "[unix.refresh]\nmax_shrink_percent = 101\n",
+                "max_shrink_percent",
+            ),
+            (
+                "[unix.refresh]\nlocal_passwd = \"passwd\"\n",
+                "local_passwd",
+            ),
+            (
+                "[unix.refresh]\nrequest_timeout_ms = 0\n",
+                "request_timeout_ms",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert_eq!(e.key, key, "{text}: {e}");

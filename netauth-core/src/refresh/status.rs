@@ -95,7 +95,11 @@ mod tests {
         assert!(check_shrink(100, 50, 50).is_ok()); // exactly half lost
         assert_eq!(
             check_shrink(100, 49, 50),
-            Err(ShrinkRefused { previous: 100, new: 49, max_percent: 50 })
+            Err(ShrinkRefused {
+                previous: 100,
+                new: 49,
+                max_percent: 50
+            })
         );
         assert!(check_shrink(1000, 0, 50).is_err());
         assert!(check_shrink(1000, 0, 100).is_ok()); // guard off
