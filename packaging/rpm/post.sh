@@ -1,0 +1,11 @@
+# %post of netauth-unix. $1: 1 on first install, 2 or more on upgrade.
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || :
+fi
+if [ "$1" -eq 1 ]; then
+    # As %systemd_post does: the distribution's preset policy decides whether
+    # the timer is enabled; README.authselect says how to enable it.
+    systemctl --no-reload preset netauth-unix-refresh.timer >/dev/null 2>&1 || :
+    echo "netauth-unix: PAM and NSS are not changed on RPM systems (authselect owns them)."
+    echo "netauth-unix: next steps: /usr/share/doc/netauth-unix/README.authselect"
+fi
