@@ -1,0 +1,163 @@
+//! pam_netauth inside the host process: threads, fork, and what reaches
+//! syslog. Uses the pam_driver program (src/bin/pam_driver.rs) over real
+//! libpam, in the same sandbox as the other PAM tests.
+
+mod pam_support;
+
+use pam_support::*;
+
+/// `threads <phase> before=N after=M` from the driver.
+fn thread_counts(output: &str, phase: &str) -> (usize, usize) {
+    let line = output
+        .lines()
+        .find(|l| l.starts_with(&format!("threads {phase} ")))
+        .unwrap_or_else(|| panic!("no {phase} thread line in {output}"));
+    let number = |key: &str| -> usize {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+    };
+    (number("before="), number("after="))
+}
+
+/// Authenticate, fork, authenticate again in the child (as OpenSSH does);
+/// after pam_end the thread count is what it was before pam_start, in the
+/// parent and in the child.
+#[test]
+fn fork_after_use_and_no_thread_left_behind() {
+    let mut env = Env::new();
+    let _world = start_world(&env, "");
+    env.service("na", NETAUTH_ONLY);
+    let run = env.driver(&[
+        "--op", "auth", "--op", "acct", "--answer", "alice-pw", "--fork", "na", "alice",
+    ]);
+    assert!(run.success, "{}", run.text());
+    let out = &run.stdout;
+    assert_eq!(out.matches("result auth 0 ").count(), 2, "{out}");
+    assert_eq!(out.matches("result acct 0 ").count(), 2, "{out}");
+    assert!(out.contains("child exit ok=true"), "{out}");
+    for phase in ["parent", "child"] {
+        let (before, after) = thread_counts(out, phase);
+        assert_eq!(before, after, "{phase}: {out}");
+        assert_eq!(before, 1, "{phase}: the driver is single-threaded: {out}");
+    }
+}
+
+/// Failure paths (timeouts, refused connections) leave no thread either.
+#[test]
+fn no_thread_left_after_failures() {
+    let mut env = Env::new();
+    let world = start_world(&env, "");
+    let hole = netauth_testserver::BlackHole::start();
+    env.write_config(&config_for(
+        hole.addr().port(),
+        &world.cert,
+        "[unix.pam]\nconnect_timeout_ms = 300\nrequest_timeout_ms = 300\n",
+    ));
+    env.service("na", NETAUTH_ONLY);
+    let run = env.driver(&["--answer", "alice-pw", "--fork", "na", "alice"]);
+    assert!(!run.success);
+    assert!(run.stdout.contains("result auth 9 "), "{}", run.text());
+    for phase in ["parent", "child"] {
+        let (before, after) = thread_counts(&run.stdout, phase);
+        assert_eq!(before, after, "{phase}: {}", run.text());
+    }
+}
+
+/// The driver counts prompts: one for auth, none with use_first_pass data.
+#[test]
+fn exactly_one_prompt_per_authentication() {
+    let mut env = Env::new();
+    let _world = start_world(&env, "");
+    env.service("na", NETAUTH_ONLY);
+    let run = env.driver(&["--answer", "alice-pw", "na", "alice"]);
+    assert!(run.success, "{}", run.text());
+    assert!(run.stdout.contains("prompts 1\n"), "{}", run.stdout);
+}
+
+/// Every decision is logged to authpriv with user, service, rhost and
+/// outcome; no password ever appears in anything the module logged.
+#[test]
+fn passwords_never_reach_the_log() {
+    let mut env = Env::new();
+    let _world = start_world(&env, "[unix.pam]\nallow_groups = [\"engineering\"]\n");
+    env.service(
+        "na",
+        "auth required @MODULE@ @CONFIG@ debug\n\
+         account required @MODULE@ @CONFIG@ debug\n\
+         password required @MODULE@ @CONFIG@ debug\n\
+         session required @MODULE@ @CONFIG@ debug\n",
+    );
+    let passwords = [
+        "alice-pw",
+        "Wr0ng-Guess-17",
+        "N3w-Secret-99",
+        "Mismatch-Other-5",
+    ];
+    env.pamtester(
+        "na",
+        "alice",
+        &["authenticate", "acct_mgmt", "open_session", "close_session"],
+        "alice-pw\n",
+    );
+    env.pamtester("na", "alice", &["authenticate"], "Wr0ng-Guess-17\n");
+    env.pamtester("na", "bob", &["authenticate", "acct_mgmt"], "bob-pw\n");
+    env.pamtester(
+        "na",
+        "alice",
+        &["chauthtok"],
+        "alice-pw\nN3w-Secret-99\nMismatch-Other-5\n",
+    );
+    env.pamtester(
+        "na",
+        "alice",
+        &["chauthtok"],
+        "alice-pw\nN3w-Secret-99\nN3w-Secret-99\n",
+    );
+    env.pamtester("na", "alice", &["authenticate"], "N3w-Secret-99\n");
+    env.pamtester("na", "nobody", &["authenticate"], "Wr0ng-Guess-17\n");
+
+    let all = env.syslog().to_vec();
+    assert!(all.len() >= 10, "too few log lines: {all:#?}");
+    for line in &all {
+        for password in passwords.iter().chain(&["bob-pw"]) {
+            assert!(
+                !line.contains(password),
+                "password {password:?} logged: {line}"
+            );
+        }
+    }
+    let decisions: Vec<&String> = all.iter().filter(|l| l.contains(" outcome=")).collect();
+    assert!(decisions.len() >= 10, "{all:#?}");
+    for line in decisions {
+        // <PRI>: facility authpriv (10) in the high bits.
+        let pri: u32 = line
+            .strip_prefix('<')
+            .and_then(|l| l.split('>').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no priority: {line}"));
+        assert_eq!(pri >> 3, 10, "not authpriv: {line}");
+        assert!(line.contains("pam_netauth(na:"), "{line}");
+        for key in [
+            "user=\"",
+            "service=\"na\"",
+            "rhost=\"192.0.2.10\"",
+            "outcome=PAM_",
+        ] {
+            assert!(line.contains(key), "{key} missing: {line}");
+        }
+    }
+    // The decisions themselves are there.
+    let text = all.join("\n");
+    for expected in [
+        "auth user=\"alice\" service=\"na\" rhost=\"192.0.2.10\" outcome=PAM_SUCCESS",
+        "auth user=\"alice\" service=\"na\" rhost=\"192.0.2.10\" outcome=PAM_AUTH_ERR",
+        "account user=\"bob\" service=\"na\" rhost=\"192.0.2.10\" outcome=PAM_PERM_DENIED",
+        "password-update user=\"alice\" service=\"na\" rhost=\"192.0.2.10\" outcome=PAM_AUTHTOK_ERR",
+        "password-update user=\"alice\" service=\"na\" rhost=\"192.0.2.10\" outcome=PAM_SUCCESS",
+        "session-open user=\"alice\"",
+    ] {
+        assert!(text.contains(expected), "{expected} missing: {text}");
+    }
+}

@@ -1,0 +1,362 @@
+//! Harness of the PAM end-to-end tests: real libpam, the built
+//! `pam_netauth.so`, pamtester or our own driver, each command run in a
+//! private mount namespace where
+//!
+//! - `/etc/pam.d` is a test folder with the services a test writes,
+//! - `/var/lib` is a test folder (the module's offline cache lives at
+//!   `/var/lib/netauth/nss.cache`),
+//! - `/dev` is a small tmpfs with the usual character devices bound in and
+//!   `/dev/log` bound to a datagram socket this process reads: every line
+//!   the module logs is captured, nothing reaches the host's syslog,
+//! - optionally `/etc/passwd` and `/etc/shadow` hold a test local user.
+//!
+//! Nothing of the host is changed. Needs root (CI runs as root).
+
+#![allow(dead_code)]
+
+use std::io::{ErrorKind, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use netauth_testserver::{generate_tls_identity, ExpansionRule, Options, TestServer};
+
+/// Password of the local (pam_unix) test user `localuser`.
+pub const LOCAL_PASSWORD: &str = "local-pw-1";
+/// `openssl passwd -6 -salt e2esaltE2E local-pw-1`.
+const LOCAL_HASH: &str =
+    "$6$e2esaltE2E$PfErDYyOk2pmtzng0EXQo.3tYHmUjcvmu99SJqK.EIUpkhroMVIK2xsRuOFhDd.fzkZfzwRJ7zr9hLiy8u66g0";
+
+const NAMESPACE_SCRIPT: &str = r#"
+set -e
+T="$1"; shift
+mount --bind "$T/pam.d" /etc/pam.d
+mount --bind "$T/varlib" /var/lib
+if [ -f "$T/passwd" ]; then
+  mount --bind "$T/passwd" /etc/passwd
+  mount --bind "$T/shadow" /etc/shadow
+fi
+mount --bind /dev "$T/hostdev"
+mount -t tmpfs -o mode=0755,size=1m pam-e2e-dev /dev
+for n in null zero full random urandom tty; do
+  touch "/dev/$n"
+  mount --bind "$T/hostdev/$n" "/dev/$n"
+done
+ln -s /proc/self/fd /dev/fd
+touch /dev/log
+mount --bind "$T/log.sock" /dev/log
+exec "$@"
+"#;
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Builds (once per test process) and returns the module under test.
+pub fn built_module() -> &'static Path {
+    static MODULE: OnceLock<PathBuf> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("profile directory")
+            .to_owned();
+        if let Ok(cargo) = std::env::var("CARGO") {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let mut cmd = Command::new(cargo);
+            cmd.current_dir(&workspace)
+                .args(["build", "--quiet", "-p", "pam_netauth"]);
+            if profile_dir.ends_with("release") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build -p pam_netauth");
+            assert!(status.success(), "cargo build -p pam_netauth failed");
+        }
+        let module = profile_dir.join("libpam_netauth.so");
+        assert!(module.exists(), "{} missing", module.display());
+        module
+    })
+}
+
+/// One test's private world.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    log: UnixDatagram,
+    /// `pam_netauth.so` (a link to the build output, so log lines carry the
+    /// installed name).
+    pub module: PathBuf,
+    logged: Vec<String>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let built = built_module();
+        let dir = tempfile::Builder::new()
+            .prefix("pam-e2e")
+            .tempdir()
+            .expect("temp dir");
+        for sub in ["pam.d", "varlib/netauth", "hostdev"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        }
+        let module = dir.path().join("pam_netauth.so");
+        std::os::unix::fs::symlink(built, &module).expect("link module");
+        let log = UnixDatagram::bind(dir.path().join("log.sock")).expect("bind log socket");
+        log.set_nonblocking(true).expect("nonblocking");
+        Env {
+            dir,
+            log,
+            module,
+            logged: Vec::new(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path("config.toml")
+    }
+
+    pub fn write_config(&self, body: &str) {
+        std::fs::write(self.config_path(), body).expect("write config");
+    }
+
+    /// Writes `/etc/pam.d/<name>`; `@MODULE@` and `@CONFIG@` are replaced.
+    pub fn service(&self, name: &str, body: &str) {
+        let text = body
+            .replace("@MODULE@", &self.module.display().to_string())
+            .replace(
+                "@CONFIG@",
+                &format!("config={}", self.config_path().display()),
+            );
+        std::fs::write(self.dir.path().join("pam.d").join(name), text).expect("write service");
+    }
+
+    /// Adds a local user `localuser` (password [`LOCAL_PASSWORD`]) through
+    /// test copies of /etc/passwd and /etc/shadow.
+    /// `netauth_users` get passwd lines too, as NSS would give them.
+    pub fn with_local_user(&self, netauth_users: &[&str]) {
+        let mut passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+        passwd.push_str("localuser:x:4242:4242:Local Test User:/nonexistent:/bin/sh\n");
+        for (i, name) in netauth_users.iter().enumerate() {
+            passwd.push_str(&format!(
+                "{name}:x:{}:5001::/nonexistent:/bin/sh\n",
+                30000 + i
+            ));
+        }
+        std::fs::write(self.path("passwd"), passwd).expect("write passwd");
+        let mut shadow =
+            format!("root:*:19000:0:99999:7:::\nlocaluser:{LOCAL_HASH}:19000:0:99999:7:::\n");
+        for name in netauth_users {
+            shadow.push_str(&format!("{name}:*:19000:0:99999:7:::\n"));
+        }
+        std::fs::write(self.path("shadow"), shadow).expect("write shadow");
+    }
+
+    /// Installs an offline cache at /var/lib/netauth/nss.cache.
+    pub fn write_cache(&self, content: &netauth_core::cache::CacheContent) {
+        let bytes = netauth_core::cache::encode(content).expect("encode cache");
+        std::fs::write(self.path("varlib/netauth/nss.cache"), bytes).expect("write cache");
+    }
+
+    /// Runs `argv` inside the namespace with `stdin`.
+    pub fn run(&mut self, argv: &[&str], stdin: &str) -> Run {
+        let start = Instant::now();
+        let mut child = Command::new("unshare")
+            .args([
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                NAMESPACE_SCRIPT,
+                "sh",
+            ])
+            .arg(self.dir.path())
+            .args(argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn unshare");
+        if let Some(mut input) = child.stdin.take() {
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        let out = child.wait_with_output().expect("wait");
+        let run = Run {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: start.elapsed(),
+        };
+        self.drain_log();
+        assert!(
+            !run.stderr.contains("mount:") && !run.stderr.contains("unshare:"),
+            "namespace setup failed: {}",
+            run.stderr
+        );
+        run
+    }
+
+    /// `pamtester -v SERVICE USER OPS...`, password lines on stdin.
+    pub fn pamtester(&mut self, service: &str, user: &str, ops: &[&str], stdin: &str) -> Run {
+        let mut argv = vec!["pamtester", "-v", "-I", "rhost=192.0.2.10", service, user];
+        argv.extend_from_slice(ops);
+        self.run(&argv, stdin)
+    }
+
+    /// Our driver program (see src/bin/pam_driver.rs).
+    pub fn driver(&mut self, args: &[&str]) -> Run {
+        let mut argv = vec![env!("CARGO_BIN_EXE_pam_driver")];
+        argv.extend_from_slice(args);
+        self.run(&argv, "")
+    }
+
+    fn drain_log(&mut self) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match self.log.recv(&mut buf) {
+                Ok(n) => self
+                    .logged
+                    .push(String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned()),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("log socket: {e}"),
+            }
+        }
+    }
+
+    /// Every syslog message sent so far (raw, with `<PRI>` prefix).
+    pub fn syslog(&mut self) -> &[String] {
+        self.drain_log();
+        &self.logged
+    }
+
+    /// Lines our module logged (tagged `pam_netauth(`).
+    pub fn module_log(&mut self) -> Vec<String> {
+        self.syslog()
+            .iter()
+            .filter(|l| l.contains("pam_netauth("))
+            .cloned()
+            .collect()
+    }
+
+    /// The last decision line logged by the module.
+    pub fn last_decision(&mut self) -> String {
+        self.module_log()
+            .into_iter()
+            .rev()
+            .find(|l| l.contains(" outcome="))
+            .unwrap_or_default()
+    }
+}
+
+/// `pam_strerror` texts pamtester prints, per code we assert on.
+pub const AUTH_ERR: &str = "Authentication failure";
+pub const AUTHINFO_UNAVAIL: &str = "Authentication service cannot retrieve authentication info";
+pub const PERM_DENIED: &str = "Permission denied";
+pub const USER_UNKNOWN: &str = "User not known to the underlying authentication module";
+pub const SERVICE_ERR: &str = "Error in service module";
+pub const AUTHTOK_ERR: &str = "Authentication token manipulation error";
+
+pub fn assert_fails_with(run: &Run, message: &str) {
+    assert!(
+        !run.success,
+        "expected failure {message:?}, got success: {}",
+        run.text()
+    );
+    assert!(
+        run.text().contains(&format!("pamtester: {message}")),
+        "expected {message:?}: {}",
+        run.text()
+    );
+}
+
+pub fn assert_ok(run: &Run) {
+    assert!(run.success, "expected success: {}", run.text());
+}
+
+/// The directory every test starts from (secrets `<id>-pw`):
+///
+/// | entity | groups (direct) | effective |
+/// |---|---|---|
+/// | alice | developers | developers, engineering (INCLUDE developers) |
+/// | bob | staff | staff |
+/// | dave | developers, interns | developers, interns (engineering EXCLUDEs interns) |
+/// | erin (locked) | developers | developers, engineering |
+pub struct World {
+    pub server: TestServer,
+    pub cert: PathBuf,
+}
+
+pub fn seed(server: &TestServer) {
+    let d = server.state();
+    for (name, number) in [
+        ("staff", 5001),
+        ("developers", 5002),
+        ("interns", 5004),
+        ("engineering", 5005),
+    ] {
+        d.add_group(name, number, name, None);
+    }
+    d.add_rule("engineering", ExpansionRule::Include, "developers");
+    d.add_rule("engineering", ExpansionRule::Exclude, "interns");
+    for (id, number, groups) in [
+        ("alice", 2001, &["developers"][..]),
+        ("bob", 2002, &["staff"][..]),
+        ("dave", 2003, &["developers", "interns"][..]),
+        ("erin", 2004, &["developers"][..]),
+    ] {
+        d.add_entity(id, number, &format!("{id}-pw"));
+        for g in groups {
+            d.add_member(id, g);
+        }
+    }
+    d.lock("erin", true);
+}
+
+/// A TLS test server with the seeded directory, its certificate written to
+/// `env`, and a config (plus `extra` TOML) pointing at it.
+pub fn start_world(env: &Env, extra: &str) -> World {
+    let server = TestServer::start(Options {
+        tls: Some(generate_tls_identity(&["localhost", "127.0.0.1"])),
+        ..Options::default()
+    });
+    seed(&server);
+    let cert = env.path("tls.pem");
+    std::fs::write(&cert, server.cert_pem().expect("tls server")).expect("write cert");
+    env.write_config(&config_for(server.port(), &cert, extra));
+    World { server, cert }
+}
+
+/// A config for 127.0.0.1:`port` trusting `cert`, with short deadlines.
+pub fn config_for(port: u16, cert: &Path, extra: &str) -> String {
+    format!(
+        "[core]\nserver = \"127.0.0.1\"\nport = {port}\n\n[tls]\ncertificate = \"{}\"\n\n\
+         [unix]\nconnect_timeout_ms = 1500\nrequest_timeout_ms = 2500\n\n{extra}",
+        cert.display()
+    )
+}
+
+/// The plain one-module stack used by most tests.
+pub const NETAUTH_ONLY: &str = "\
+auth     required @MODULE@ @CONFIG@
+account  required @MODULE@ @CONFIG@
+password required @MODULE@ @CONFIG@
+session  required @MODULE@ @CONFIG@
+";
