@@ -125,22 +125,15 @@ async fn serve(
     let svc = NetAuth2Server::new(service)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let mut on_stop = stop.clone();
-    let mut grace = stop;
-    let serving = server.add_service(svc).serve_with_incoming_shutdown(incoming, async move {
-        let _ = on_stop.wait_for(|s| *s).await;
-    });
-    // Graceful shutdown waits for open connections; a client that keeps
-    // one open (or a delayed call) must not hold up Drop for long.
-    let deadline = async move {
-        let _ = grace.wait_for(|s| *s).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let mut on_stop = stop;
+    let serving = server.add_service(svc).serve_with_incoming(incoming);
+    // No graceful drain: a test server stops at once, and open connections
+    // (idle client channels, delayed calls) close when the runtime goes.
     tokio::select! {
         r = serving => if let Err(e) = r {
             eprintln!("netauth-testserver: server stopped: {e}");
         },
-        _ = deadline => {}
+        _ = on_stop.wait_for(|s| *s) => {}
     }
 }
 
@@ -203,7 +196,7 @@ impl TestServer {
             .name("netauth-testserver".into())
             .spawn(move || {
                 runtime.block_on(serve(listener, server, service, drop_flag, stop_rx));
-                runtime.shutdown_timeout(Duration::from_millis(200));
+                runtime.shutdown_timeout(Duration::from_millis(100));
             })
             .map_err(|e| format!("cannot spawn server thread: {e}"))?;
         Ok(TestServer {
