@@ -40,6 +40,12 @@ impl BlockingClient {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // block_on inside a runtime would panic; use the async client there.
+            return Err(Error::Runtime(
+                "blocking NetAuth call made from inside an async runtime".to_owned(),
+            ));
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()

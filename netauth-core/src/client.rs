@@ -551,7 +551,11 @@ impl Client {
                 })
             }
         };
-        let token = self.auth_get_token(entity, &secret).await?;
+        // From the master: the token is for writes, and the master holds
+        // the authoritative secret (a replica may lag or be down).
+        let token = self
+            .get_token_from(&self.inner.write, entity, &secret)
+            .await?;
         if let Err(e) = self.inner.token_cache.put(entity, &token) {
             log::warn!("netauth: cannot cache token: {e}");
         }
@@ -769,15 +773,21 @@ impl Client {
             .map(drop)
     }
 
-    /// Checks `id`'s secret and returns a token for it.
+    /// Checks `id`'s secret and returns a token for it (asks the read server).
     pub async fn auth_get_token(&self, id: &str, secret: &Secret) -> Result<Token> {
+        self.get_token_from(&self.inner.read, id, secret).await
+    }
+
+    async fn get_token_from(&self, remote: &Remote, id: &str, secret: &Secret) -> Result<Token> {
         let message = pb::AuthRequest {
             entity: Some(entity_ref(id)),
             secret: Some(secret.expose().to_owned()),
             token: None,
         };
         let answer = self
-            .read(message, |mut c, r| async move { c.auth_get_token(r).await })
+            .call(remote, message, None, |mut c, r| async move {
+                c.auth_get_token(r).await
+            })
             .await?;
         match answer.token {
             Some(token) if !token.is_empty() => Ok(Token::new(token)),
@@ -821,14 +831,17 @@ impl Client {
     }
 
     /// Self-service change: gets a token with the old secret, then changes
-    /// the secret on the master with that token. Needs no configured entity.
+    /// the secret with that token, both on the master. Needs no configured
+    /// entity; the token cache is not touched.
     pub async fn change_own_secret(
         &self,
         id: &str,
         old_secret: &Secret,
         new_secret: &Secret,
     ) -> Result<()> {
-        let token = self.auth_get_token(id, old_secret).await?;
+        let token = self
+            .get_token_from(&self.inner.write, id, old_secret)
+            .await?;
         let message = change_secret_request(id, new_secret, Some(old_secret));
         self.call(
             &self.inner.write,

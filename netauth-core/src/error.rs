@@ -161,9 +161,20 @@ impl Error {
         // A status with a source was made locally from a transport error;
         // one without came from the server.
         if let Some(source) = StdError::source(&status) {
-            if let Some(err) = classify_transport(source, server, deadline) {
-                return err;
-            }
+            // Whatever code tonic picked (h2 protocol errors come out as
+            // INTERNAL), a local transport failure is never a server answer.
+            return classify_transport(source, server, deadline).unwrap_or_else(|| {
+                match status.code() {
+                    Code::DeadlineExceeded => Error::TimedOut {
+                        server: server.to_owned(),
+                        after: deadline,
+                    },
+                    _ => Error::Unreachable {
+                        server: server.to_owned(),
+                        detail: describe_status(&status),
+                    },
+                }
+            });
         }
         let message = status.message().to_owned();
         match status.code() {
@@ -179,12 +190,6 @@ impl Error {
                 after: deadline,
             },
             Code::Unavailable => Error::Unreachable {
-                server: server.to_owned(),
-                detail: describe_status(&status),
-            },
-            // Locally made and not recognised above: still a transport
-            // failure, never something the server said.
-            _ if StdError::source(&status).is_some() => Error::Unreachable {
                 server: server.to_owned(),
                 detail: describe_status(&status),
             },
@@ -389,13 +394,15 @@ mod tests {
         assert!(matches!(e, Error::TimedOut { .. }), "{e:?}");
 
         // A locally made status whose cause is not recognised is still a
-        // transport failure, not something the server said.
-        let e = Error::from_status(
-            status_with_source(Code::Unknown, Wrapper("h2 went away".into())),
-            "s:1",
-            DL,
-        );
-        assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+        // transport failure, not something the server said, whatever its code.
+        for code in [Code::Unknown, Code::Internal, Code::Cancelled] {
+            let e = Error::from_status(
+                status_with_source(code, Wrapper("h2 protocol error".into())),
+                "s:1",
+                DL,
+            );
+            assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+        }
     }
 
     #[test]

@@ -161,21 +161,22 @@ impl Connector {
         let stream = TlsConnector::from(tls.config)
             .connect(tls.server_name, tcp)
             .await
-            .map_err(|e| ConnectFailure::Tls {
-                detail: tls_detail(&e),
-            })?;
+            .map_err(handshake_failure)?;
         Ok(Stream::Tls(Box::new(stream)))
     }
 }
 
-/// Names the rustls error inside the io::Error tokio-rustls reports.
-fn tls_detail(e: &io::Error) -> String {
+/// A handshake error is a TLS rejection only when rustls refused something;
+/// a connection closed or reset mid-handshake is a transport failure.
+fn handshake_failure(e: io::Error) -> ConnectFailure {
     match e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        Some(tls) => tls.to_string(),
-        None => e.to_string(),
+        Some(tls) => ConnectFailure::Tls {
+            detail: tls.to_string(),
+        },
+        None => ConnectFailure::Io(e),
     }
 }
 
