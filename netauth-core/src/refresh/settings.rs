@@ -2,13 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::clean;
 
 /// What to do with a user whose primary group is not served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MissingPrimaryGroup {
     /// The user is not served (and the skip is logged).
     Skip,
@@ -71,77 +68,98 @@ pub struct SettingsError {
     pub reason: String,
 }
 
-#[derive(Deserialize, Default)]
-struct UnixTable {
-    cache_dir: Option<PathBuf>,
-    refresh: Option<toml::Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RefreshTable {
-    min_uid: Option<u32>,
-    min_gid: Option<u32>,
-    home_template: Option<String>,
-    use_entity_home: Option<bool>,
-    default_shell: Option<String>,
-    shells_file: Option<PathBuf>,
-    missing_primary_group: Option<MissingPrimaryGroup>,
-    local_passwd: Option<PathBuf>,
-    local_group: Option<PathBuf>,
-    max_shrink_percent: Option<u8>,
-    request_timeout_ms: Option<u64>,
-    search_cap: Option<usize>,
-}
-
 impl RefreshSettings {
     /// Reads the settings from the `[unix]` table (`unix`: `None` when the
     /// file has none) of the config file `file` (named in errors only).
+    /// Keys of `[unix]` other than `cache_dir` and `refresh` belong to others
+    /// and are ignored; an unknown key in `[unix.refresh]` is an error.
     pub fn from_unix_table(
         unix: Option<&toml::Value>,
         file: &Path,
     ) -> Result<RefreshSettings, SettingsError> {
-        let file_name = file.display().to_string();
-        let err = |table: &'static str, key: &str, reason: String| SettingsError {
-            file: file_name.clone(),
+        let err = |table: &'static str, key: &str, reason: &str| SettingsError {
+            file: file.display().to_string(),
             table,
             key: key.to_owned(),
-            reason,
+            reason: reason.to_owned(),
         };
-        let unix: UnixTable = match unix {
-            None => UnixTable::default(),
-            Some(v) => v
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| err("unix", "", e.message().to_owned()))?,
+        let mut s = RefreshSettings::default();
+        let empty = toml::Table::new();
+        let unix = match unix {
+            None => &empty,
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(err("unix", "", "must be a table")),
         };
-        let table: RefreshTable = match unix.refresh {
-            None => RefreshTable::default(),
-            Some(v) => v
-                .try_into()
-                .map_err(|e: toml::de::Error| err("unix.refresh", "", e.message().to_owned()))?,
+        if let Some(v) = unix.get("cache_dir") {
+            s.cache_dir =
+                path_value(v).ok_or_else(|| err("unix", "cache_dir", "must be a path"))?;
+        }
+        let refresh = match unix.get("refresh") {
+            None => &empty,
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(err("unix", "refresh", "must be a table")),
         };
-        let d = RefreshSettings::default();
-        let s = RefreshSettings {
-            cache_dir: unix.cache_dir.unwrap_or(d.cache_dir),
-            min_uid: table.min_uid.unwrap_or(d.min_uid),
-            min_gid: table.min_gid.unwrap_or(d.min_gid),
-            home_template: table.home_template.unwrap_or(d.home_template),
-            use_entity_home: table.use_entity_home.unwrap_or(d.use_entity_home),
-            default_shell: table.default_shell.unwrap_or(d.default_shell),
-            shells_file: table.shells_file.unwrap_or(d.shells_file),
-            missing_primary_group: table
-                .missing_primary_group
-                .unwrap_or(d.missing_primary_group),
-            local_passwd: table.local_passwd.unwrap_or(d.local_passwd),
-            local_group: table.local_group.unwrap_or(d.local_group),
-            max_shrink_percent: table.max_shrink_percent.unwrap_or(d.max_shrink_percent),
-            request_timeout_ms: table.request_timeout_ms.unwrap_or(d.request_timeout_ms),
-            search_cap: table.search_cap.unwrap_or(d.search_cap),
-        };
+        for (key, v) in refresh {
+            let bad = |reason: &str| err("unix.refresh", key, reason);
+            match key.as_str() {
+                "min_uid" => {
+                    s.min_uid = u32_value(v).ok_or_else(|| bad("must be a number 0-4294967295"))?
+                }
+                "min_gid" => {
+                    s.min_gid = u32_value(v).ok_or_else(|| bad("must be a number 0-4294967295"))?
+                }
+                "home_template" => {
+                    s.home_template = string_value(v).ok_or_else(|| bad("must be a string"))?
+                }
+                "use_entity_home" => {
+                    s.use_entity_home = v.as_bool().ok_or_else(|| bad("must be true or false"))?
+                }
+                "default_shell" => {
+                    s.default_shell = string_value(v).ok_or_else(|| bad("must be a string"))?
+                }
+                "shells_file" => {
+                    s.shells_file = path_value(v).ok_or_else(|| bad("must be a path"))?
+                }
+                "missing_primary_group" => {
+                    s.missing_primary_group = match v.as_str() {
+                        Some("skip") => MissingPrimaryGroup::Skip,
+                        Some("private") => MissingPrimaryGroup::Private,
+                        _ => return Err(bad("must be \"skip\" or \"private\"")),
+                    }
+                }
+                "local_passwd" => {
+                    s.local_passwd = path_value(v).ok_or_else(|| bad("must be a path"))?
+                }
+                "local_group" => {
+                    s.local_group = path_value(v).ok_or_else(|| bad("must be a path"))?
+                }
+                "max_shrink_percent" => {
+                    s.max_shrink_percent = v
+                        .as_integer()
+                        .and_then(|n| u8::try_from(n).ok())
+                        .filter(|n| *n <= 100)
+                        .ok_or_else(|| bad("must be between 0 and 100"))?
+                }
+                "request_timeout_ms" => {
+                    s.request_timeout_ms = v
+                        .as_integer()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad("must be a number of milliseconds above 0"))?
+                }
+                "search_cap" => {
+                    s.search_cap = v
+                        .as_integer()
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad("must be a number above 0"))?
+                }
+                _ => return Err(bad("unknown key (a typo would silently keep a default)")),
+            }
+        }
 
         if !s.cache_dir.is_absolute() {
-            return Err(err("unix", "cache_dir", "must be an absolute path".into()));
+            return Err(err("unix", "cache_dir", "must be an absolute path"));
         }
         for (key, path) in [
             ("shells_file", &s.shells_file),
@@ -149,46 +167,23 @@ impl RefreshSettings {
             ("local_group", &s.local_group),
         ] {
             if !path.is_absolute() {
-                return Err(err("unix.refresh", key, "must be an absolute path".into()));
+                return Err(err("unix.refresh", key, "must be an absolute path"));
             }
         }
-        if clean::usable_path(&s.home_template.replace("{name}", "x").replace("{uid}", "1"))
-            .is_none()
-        {
+        let sample_home = s.home_template.replace("{name}", "x").replace("{uid}", "1");
+        if clean::usable_path(&sample_home).is_none() {
             return Err(err(
                 "unix.refresh",
                 "home_template",
                 "must give an absolute path without ':', control characters or '..' \
-                 ({name} and {uid} are replaced)"
-                    .into(),
+                 ({name} and {uid} are replaced)",
             ));
         }
         if clean::usable_path(&s.default_shell).is_none() {
             return Err(err(
                 "unix.refresh",
                 "default_shell",
-                "must be an absolute path without ':', control characters or '..'".into(),
-            ));
-        }
-        if s.max_shrink_percent > 100 {
-            return Err(err(
-                "unix.refresh",
-                "max_shrink_percent",
-                "must be between 0 and 100".into(),
-            ));
-        }
-        if s.request_timeout_ms == 0 {
-            return Err(err(
-                "unix.refresh",
-                "request_timeout_ms",
-                "must be more than 0".into(),
-            ));
-        }
-        if s.search_cap == 0 {
-            return Err(err(
-                "unix.refresh",
-                "search_cap",
-                "must be more than 0".into(),
+                "must be an absolute path without ':', control characters or '..'",
             ));
         }
         Ok(s)
@@ -206,6 +201,18 @@ impl RefreshSettings {
             .replace("{name}", name)
             .replace("{uid}", &uid.to_string())
     }
+}
+
+fn string_value(v: &toml::Value) -> Option<String> {
+    v.as_str().map(str::to_owned)
+}
+
+fn path_value(v: &toml::Value) -> Option<PathBuf> {
+    v.as_str().filter(|s| !s.is_empty()).map(PathBuf::from)
+}
+
+fn u32_value(v: &toml::Value) -> Option<u32> {
+    v.as_integer().and_then(|n| u32::try_from(n).ok())
 }
 
 #[cfg(test)]
@@ -264,9 +271,18 @@ mod tests {
     #[test]
     fn bad_values_name_the_file_and_key() {
         for (text, key) in [
-            ("[unix.refresh]\nmin_uid = -1\n", ""),
-            ("[unix.refresh]\nmin_ui = 5\n", ""),
-            ("[unix.refresh]\nmissing_primary_group = \"maybe\"\n", ""),
+            ("[unix.refresh]\nmin_uid = -1\n", "min_uid"),
+            ("[unix.refresh]\nmin_ui = 5\n", "min_ui"),
+            (
+                "[unix.refresh]\nmissing_primary_group = \"maybe\"\n",
+                "missing_primary_group",
+            ),
+            (
+                "[unix.refresh]\nuse_entity_home = \"yes\"\n",
+                "use_entity_home",
+            ),
+            ("[unix]\nrefresh = 5\n", "refresh"),
+            ("[unix.refresh]\nsearch_cap = 0\n", "search_cap"),
             ("[unix]\ncache_dir = \"rel/dir\"\n", "cache_dir"),
             (
                 "[unix.refresh]\nhome_template = \"home/{name}\"\n",
