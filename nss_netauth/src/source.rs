@@ -3,7 +3,7 @@
 //! * Each thread keeps its own `Arc` of the current mapping in a
 //!   thread-local, so a warm lookup takes no lock and touches no shared
 //!   counter: one `stat` of the path, then the lookup in the mapping.
-//! * A new or replaced file (other device, inode, size or mtime) is mapped
+//! * A new or replaced file (other device, inode, size, mtime or ctime) is mapped
 //!   and checked (CRC) once per process where possible: the first thread to
 //!   see it leaves the mapping in a shared slot for the others. That slot is
 //!   only ever taken with `try_lock`; a thread that finds it busy maps the
@@ -28,6 +28,10 @@ struct FileId {
     size: u64,
     mtime: i64,
     mtime_nsec: i64,
+    /// Changes with chmod/chown too, so a cache made writable to others is
+    /// re-checked (and refused) on the next lookup.
+    ctime: i64,
+    ctime_nsec: i64,
 }
 
 impl FileId {
@@ -38,6 +42,8 @@ impl FileId {
             size: meta.size(),
             mtime: meta.mtime(),
             mtime_nsec: meta.mtime_nsec(),
+            ctime: meta.ctime(),
+            ctime_nsec: meta.ctime_nsec(),
         }
     }
 }
@@ -95,7 +101,8 @@ impl Mapped {
 
 thread_local! {
     static LOCAL: RefCell<Option<Arc<Mapped>>> = const { RefCell::new(None) };
-    /// The last file this thread reported as refused, to log it once.
+    /// The last file version this thread refused: logged once, and not
+    /// read again until the file changes.
     static LAST_REFUSED: RefCell<Option<FileId>> = const { RefCell::new(None) };
 }
 
@@ -114,11 +121,25 @@ fn obtain(id: FileId) -> Result<Arc<Mapped>, Unavailable> {
             return Ok(Arc::clone(mapped));
         }
     }
+    if refused_before(id) {
+        // Do not re-read and re-check a damaged file on every lookup.
+        return Err(Unavailable::Refused("refused before".to_owned()));
+    }
     let fresh = Mapped::load().inspect_err(|e| report(id, e))?;
     if let Some(slot) = shared.as_deref_mut() {
         *slot = Some(Arc::clone(&fresh));
     }
     Ok(fresh)
+}
+
+fn refused_before(id: FileId) -> bool {
+    LAST_REFUSED
+        .try_with(|last| {
+            last.try_borrow()
+                .map(|last| *last == Some(id))
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
 }
 
 /// Logs a refused cache once per thread and file version; a missing cache

@@ -9,7 +9,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// `files` first, as on a real host.
-pub const NSSWITCH_FILES_THEN_NETAUTH: &str = "passwd: files netauth\ngroup: files netauth\nshadow: files\n";
+pub const NSSWITCH_FILES_THEN_NETAUTH: &str =
+    "passwd: files netauth\ngroup: files netauth\nshadow: files\n";
 /// Only our module, so that every lookup and every buffer size reaches it
 /// (nss_files answers ERANGE for any long line of /etc/passwd).
 pub const NSSWITCH_NETAUTH_ONLY: &str = "passwd: netauth\ngroup: netauth\n";
@@ -48,7 +49,11 @@ pub fn nss_module_dir() -> &'static Path {
             .expect("run cargo build -p nss_netauth");
         assert!(status.success(), "cargo build -p nss_netauth failed");
         let library = target.join("debug/libnss_netauth.so");
-        assert!(library.is_file(), "{} missing after the build", library.display());
+        assert!(
+            library.is_file(),
+            "{} missing after the build",
+            library.display()
+        );
         let dir = target.join("nss-lib");
         std::fs::create_dir_all(&dir).expect("create the library folder");
         // Replace the link atomically: test binaries may run in parallel.
@@ -65,7 +70,10 @@ pub fn nss_module_dir() -> &'static Path {
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the NSS end-to-end tests must run as root (they use mount namespaces)");
+    assert_eq!(
+        euid, 0,
+        "the NSS end-to-end tests must run as root (they use mount namespaces)"
+    );
 }
 
 /// What a command run in the namespace sees.
@@ -112,13 +120,32 @@ unset NA_E2E_CACHE NA_E2E_NSSWITCH
 exec "$@"
 "#;
     let scratch_str = scratch.path().to_str().expect("UTF-8 temp path");
-    let args: Vec<String> = args.iter().map(|a| a.replace("{scratch}", scratch_str)).collect();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("{scratch}", scratch_str))
+        .collect();
     Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh", program])
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            program,
+        ])
         .args(&args)
         .env("LD_LIBRARY_PATH", module_dir)
         .env("NA_E2E_NSSWITCH", &nsswitch)
-        .env("NA_E2E_CACHE", if run.cache.is_some() { cache.as_os_str() } else { "".as_ref() })
+        .env(
+            "NA_E2E_CACHE",
+            if run.cache.is_some() {
+                cache.as_os_str()
+            } else {
+                "".as_ref()
+            },
+        )
         .output()
         .expect("run unshare")
 }
@@ -144,7 +171,10 @@ fn group(name: &str, gid: u32, members: &[&str]) -> UnixGroup {
 }
 
 /// Each user's groups as the members lists say (what the refresh computes).
-pub fn user_groups_from_members(users: &[UnixUser], groups: &[UnixGroup]) -> BTreeMap<String, Vec<u32>> {
+pub fn user_groups_from_members(
+    users: &[UnixUser],
+    groups: &[UnixGroup],
+) -> BTreeMap<String, Vec<u32>> {
     let mut out = BTreeMap::new();
     for u in users {
         let gids: Vec<u32> = groups
@@ -194,10 +224,49 @@ pub fn encode_content(content: &CacheContent) -> Vec<u8> {
 
 /// `getent passwd` line of a user.
 pub fn passwd_line(u: &UnixUser) -> String {
-    format!("{}:x:{}:{}:{}:{}:{}", u.name, u.uid, u.gid, u.gecos, u.home, u.shell)
+    format!(
+        "{}:x:{}:{}:{}:{}:{}",
+        u.name, u.uid, u.gid, u.gecos, u.home, u.shell
+    )
 }
 
 /// `getent group` line of a group.
 pub fn group_line(g: &UnixGroup) -> String {
     format!("{}:x:{}:{}", g.name, g.gid, g.members.join(","))
+}
+
+/// A generated directory of users `first..first + count` whose gecos and
+/// group memberships carry `tag`, so two versions differ in every entry
+/// they share.
+pub fn generated_content(first: u32, count: u32, tag: &str) -> CacheContent {
+    let users: Vec<UnixUser> = (first..first + count)
+        .map(|i| {
+            user(
+                &format!("na_u{i}"),
+                80_000 + i,
+                81_000 + i % 10,
+                &format!("{tag} user {i}"),
+            )
+        })
+        .collect();
+    let salt: u32 = tag.bytes().map(u32::from).sum();
+    let groups: Vec<UnixGroup> = (0..10u32)
+        .map(|g| UnixGroup {
+            name: format!("na_g{g}"),
+            gid: 81_000 + g,
+            members: users
+                .iter()
+                .filter(|u| (u.uid + salt) % (g + 2) == 0)
+                .map(|u| u.name.clone())
+                .collect(),
+        })
+        .collect();
+    let user_groups = user_groups_from_members(&users, &groups);
+    CacheContent {
+        users,
+        groups,
+        user_groups,
+        generated_at: 1_750_000_000,
+        source: format!("netauth.test/{tag}"),
+    }
 }

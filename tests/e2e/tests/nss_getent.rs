@@ -39,15 +39,31 @@ fn getent_passwd_and_group_by_name_and_id() {
     let content = sample_content();
     let cache = encode_content(&content);
     for u in &content.users {
-        let by_name = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["passwd", &u.name]));
+        let by_name = assert_ok(&getent(
+            Some(&cache),
+            NSSWITCH_FILES_THEN_NETAUTH,
+            &["passwd", &u.name],
+        ));
         assert_eq!(by_name.trim_end(), passwd_line(u));
-        let by_uid = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["passwd", &u.uid.to_string()]));
+        let by_uid = assert_ok(&getent(
+            Some(&cache),
+            NSSWITCH_FILES_THEN_NETAUTH,
+            &["passwd", &u.uid.to_string()],
+        ));
         assert_eq!(by_uid.trim_end(), passwd_line(u));
     }
     for g in &content.groups {
-        let by_name = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["group", &g.name]));
+        let by_name = assert_ok(&getent(
+            Some(&cache),
+            NSSWITCH_FILES_THEN_NETAUTH,
+            &["group", &g.name],
+        ));
         assert_eq!(by_name.trim_end(), group_line(g));
-        let by_gid = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["group", &g.gid.to_string()]));
+        let by_gid = assert_ok(&getent(
+            Some(&cache),
+            NSSWITCH_FILES_THEN_NETAUTH,
+            &["group", &g.gid.to_string()],
+        ));
         assert_eq!(by_gid.trim_end(), group_line(g));
     }
 }
@@ -80,13 +96,24 @@ fn enumeration_lists_every_cached_entry_once() {
     assert_eq!(groups.lines().collect::<Vec<_>>(), expected);
 
     // After the host's files: each cached line still appears exactly once.
-    let users = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["passwd"]));
-    assert!(users.lines().any(|l| l.starts_with("root:")), "files entries missing");
+    let users = assert_ok(&getent(
+        Some(&cache),
+        NSSWITCH_FILES_THEN_NETAUTH,
+        &["passwd"],
+    ));
+    assert!(
+        users.lines().any(|l| l.starts_with("root:")),
+        "files entries missing"
+    );
     for u in &content.users {
         let line = passwd_line(u);
         assert_eq!(users.lines().filter(|l| *l == line).count(), 1, "{line}");
     }
-    let groups = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["group"]));
+    let groups = assert_ok(&getent(
+        Some(&cache),
+        NSSWITCH_FILES_THEN_NETAUTH,
+        &["group"],
+    ));
     for g in &content.groups {
         let line = group_line(g);
         assert_eq!(groups.lines().filter(|l| *l == line).count(), 1, "{line}");
@@ -108,9 +135,21 @@ fn id_lists_every_effective_group() {
             &[&u.name],
         );
         let text = assert_ok(&out);
-        let name_of = |gid: u32| &content.groups.iter().find(|g| g.gid == gid).expect("known gid").name;
+        let name_of = |gid: u32| {
+            &content
+                .groups
+                .iter()
+                .find(|g| g.gid == gid)
+                .expect("known gid")
+                .name
+        };
         let mut expected_groups = vec![u.gid];
-        for &gid in content.user_groups.get(&u.name).map(Vec::as_slice).unwrap_or(&[]) {
+        for &gid in content
+            .user_groups
+            .get(&u.name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
             if !expected_groups.contains(&gid) {
                 expected_groups.push(gid);
             }
@@ -123,13 +162,22 @@ fn id_lists_every_effective_group() {
             .split(',')
             .map(str::to_owned)
             .collect();
-        let mut expected: Vec<String> = expected_groups.iter().map(|&g| format!("{g}({})", name_of(g))).collect();
+        let mut expected: Vec<String> = expected_groups
+            .iter()
+            .map(|&g| format!("{g}({})", name_of(g)))
+            .collect();
         let mut listed_sorted = listed.clone();
         listed_sorted.sort();
         expected.sort();
         assert_eq!(listed_sorted, expected, "id {}: {text}", u.name);
         assert!(
-            text.starts_with(&format!("uid={}({}) gid={}({}) ", u.uid, u.name, u.gid, name_of(u.gid))),
+            text.starts_with(&format!(
+                "uid={}({}) gid={}({}) ",
+                u.uid,
+                u.name,
+                u.gid,
+                name_of(u.gid)
+            )),
             "{text}"
         );
     }
@@ -139,7 +187,11 @@ fn id_lists_every_effective_group() {
 fn getent_initgroups_lists_the_cached_groups() {
     let content = sample_content();
     let cache = encode_content(&content);
-    let out = assert_ok(&getent(Some(&cache), NSSWITCH_FILES_THEN_NETAUTH, &["initgroups", "na_alice"]));
+    let out = assert_ok(&getent(
+        Some(&cache),
+        NSSWITCH_FILES_THEN_NETAUTH,
+        &["initgroups", "na_alice"],
+    ));
     let mut gids: Vec<u32> = out
         .split_whitespace()
         .skip(1)
@@ -156,7 +208,12 @@ fn missing_cache_is_not_found_without_crash() {
     let content = sample_content();
     for nsswitch in [NSSWITCH_FILES_THEN_NETAUTH, NSSWITCH_NETAUTH_ONLY] {
         let out = getent(None, nsswitch, &["passwd", &content.users[0].name]);
-        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = getent(None, nsswitch, &["group", "71001"]);
         assert_eq!(out.status.code(), Some(2));
     }
@@ -186,8 +243,17 @@ fn corrupt_or_foreign_cache_is_not_found_without_crash() {
     let truncated = &good[..good.len() - 1];
     let foreign = b"root:x:0:0:root:/root:/bin/bash\n".to_vec();
     for bad in [&flipped[..], truncated, &foreign[..], &[][..]] {
-        let out = getent(Some(bad), NSSWITCH_FILES_THEN_NETAUTH, &["passwd", "na_alice"]);
-        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = getent(
+            Some(bad),
+            NSSWITCH_FILES_THEN_NETAUTH,
+            &["passwd", "na_alice"],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = getent(Some(bad), NSSWITCH_FILES_THEN_NETAUTH, &["group"]);
         assert_eq!(out.status.code(), Some(0));
         assert!(!stdout(&out).contains("na_"));

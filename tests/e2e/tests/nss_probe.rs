@@ -1,0 +1,114 @@
+//! The module driven hard through glibc's `_r` functions and its own entry
+//! points (the `nss_probe` helper), in a private mount namespace.
+
+use netauth_e2e::nss::{
+    encode_content, generated_content, run_in_namespace, sample_content, NsRun,
+    NSSWITCH_NETAUTH_ONLY,
+};
+use std::process::Output;
+
+const PROBE: &str = env!("CARGO_BIN_EXE_nss_probe");
+
+fn probe(cache: Option<&[u8]>, files: &[(&str, &[u8])], args: &[&str]) -> Output {
+    run_in_namespace(
+        &NsRun {
+            nsswitch: NSSWITCH_NETAUTH_ONLY,
+            cache,
+            files,
+        },
+        PROBE,
+        args,
+    )
+}
+
+fn assert_probe_ok(out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "probe failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("ok ")), "{stdout}");
+}
+
+#[test]
+fn every_buffer_size_gives_erange_then_the_entry() {
+    let cache = encode_content(&sample_content());
+    let out = probe(
+        Some(&cache),
+        &[("expected", &cache)],
+        &["buffers", "{scratch}/expected"],
+    );
+    assert_probe_ok(&out);
+}
+
+#[test]
+fn missing_cache_is_unavailable() {
+    let out = probe(None, &[], &["missing"]);
+    assert_probe_ok(&out);
+}
+
+#[test]
+fn eight_threads_see_old_or_new_entries_while_the_cache_is_replaced() {
+    let a = encode_content(&generated_content(0, 250, "A"));
+    let b = encode_content(&generated_content(50, 250, "B"));
+    let out = probe(
+        Some(&a),
+        &[("a", &a), ("b", &b)],
+        &["threads", "{scratch}/a", "{scratch}/b", "300"],
+    );
+    assert_probe_ok(&out);
+}
+
+#[test]
+fn every_truncation_and_random_corruption_is_unavailable() {
+    let cache = encode_content(&sample_content());
+    let out = probe(
+        Some(&cache),
+        &[("good", &cache)],
+        &["corrupt", "{scratch}/good", "3000"],
+    );
+    assert_probe_ok(&out);
+}
+
+#[test]
+fn forks_while_threads_look_up_do_not_hang() {
+    let cache = encode_content(&sample_content());
+    let out = probe(
+        Some(&cache),
+        &[("expected", &cache)],
+        &["fork", "{scratch}/expected", "300"],
+    );
+    assert_probe_ok(&out);
+}
+
+/// The truncation and corruption run again under valgrind: no invalid read
+/// or write anywhere in the module (valgrind exits 99 on any error).
+#[test]
+fn corruption_under_valgrind_has_no_memory_errors() {
+    let cache = encode_content(&sample_content());
+    let out = run_in_namespace(
+        &NsRun {
+            nsswitch: NSSWITCH_NETAUTH_ONLY,
+            cache: Some(&cache),
+            files: &[("good", &cache)],
+        },
+        "valgrind",
+        &[
+            "--error-exitcode=99",
+            "--track-origins=yes",
+            PROBE,
+            "corrupt",
+            "{scratch}/good",
+            "100",
+        ],
+    );
+    assert_probe_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ERROR SUMMARY: 0 errors from 0 contexts"),
+        "{stderr}"
+    );
+}
