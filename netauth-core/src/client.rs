@@ -1100,6 +1100,24 @@ fn change_secret_request(
 mod tests {
     use super::*;
 
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[tokio::test]
+    async fn client_and_its_futures_can_cross_threads() {
+        assert_send_sync::<Client>();
+        assert_send_sync::<ClientBuilder>();
+        let client = ClientBuilder::new("localhost")
+            .pwn_me(true)
+            .build()
+            .unwrap();
+        let secret = Secret::new("x");
+        assert_send(&client.entity_search("*"));
+        assert_send(&client.entity_lock("bob"));
+        assert_send(&client.change_own_secret("a", &secret, &secret));
+        assert_send(&client.entity_kv_add("a", "k", ["v"]));
+    }
+
     #[test]
     fn authority_brackets_ipv6() {
         assert_eq!(authority("::1", 1729), "[::1]:1729");

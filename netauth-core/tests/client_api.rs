@@ -1,5 +1,6 @@
 //! Every client method against the test server (plain text): success and
 //! each documented error path.
+#![cfg(feature = "client")]
 
 #[path = "client_support.rs"]
 mod support;

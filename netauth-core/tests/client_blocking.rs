@@ -1,4 +1,5 @@
 //! The blocking facade: each call on its own short-lived runtime.
+#![cfg(feature = "client")]
 
 #[path = "client_support.rs"]
 mod support;

@@ -1,5 +1,6 @@
 //! Shared helpers of the client_* integration tests (included with
 //! `#[path]`; compiled alone it is an empty test crate).
+#![cfg(feature = "client")]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! TLS: a NetAuth-style self-signed leaf works as the trust root; a wrong
 //! certificate, a wrong name or an expired certificate fail closed with
 //! `TlsRejected`; plain text happens only when configured.
+#![cfg(feature = "client")]
 
 #[path = "client_support.rs"]
 mod support;
