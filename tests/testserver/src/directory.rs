@@ -289,7 +289,11 @@ fn entity_doc(e: &Entity) -> Doc<'_> {
         }
         fields.extend(m.groups.iter().map(|g| ("meta.Groups", g.as_str())));
         fields.extend(m.keys.iter().map(|k| ("meta.Keys", k.as_str())));
-        fields.extend(m.untyped_meta.iter().map(|k| ("meta.UntypedMeta", k.as_str())));
+        fields.extend(
+            m.untyped_meta
+                .iter()
+                .map(|k| ("meta.UntypedMeta", k.as_str())),
+        );
         fields.extend(
             m.capabilities
                 .iter()
@@ -404,7 +408,10 @@ impl DirState {
     }
 
     pub(crate) fn destroy_entity(&mut self, id: &str) -> Result<(), Status> {
-        let rec = self.entities.remove(id).ok_or_else(|| not_found("entity"))?;
+        let rec = self
+            .entities
+            .remove(id)
+            .ok_or_else(|| not_found("entity"))?;
         if let Some(n) = rec.entity.number {
             self.entity_numbers.remove(&n);
         }
@@ -688,7 +695,9 @@ impl DirState {
         out.extend(
             self.groups
                 .values()
-                .filter(|m| m.managed_by.as_deref() == Some(name) && m.name.as_deref() != Some(name))
+                .filter(|m| {
+                    m.managed_by.as_deref() == Some(name) && m.name.as_deref() != Some(name)
+                })
                 .cloned(),
         );
         Ok(out)
@@ -710,7 +719,10 @@ impl DirState {
                 .filter(|k| {
                     key_type.is_empty()
                         || key_type == "*"
-                        || k.split(':').next().unwrap_or("").eq_ignore_ascii_case(&key_type)
+                        || k.split(':')
+                            .next()
+                            .unwrap_or("")
+                            .eq_ignore_ascii_case(&key_type)
                 })
                 .cloned()
                 .collect()),

@@ -137,7 +137,10 @@ impl FaultyStream {
 }
 
 fn reset() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionReset, "connection dropped by fault injection")
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "connection dropped by fault injection",
+    )
 }
 
 impl AsyncRead for FaultyStream {
@@ -264,7 +267,8 @@ mod tests {
         use std::io::Read;
         let bh = BlackHole::start();
         let mut s = std::net::TcpStream::connect(bh.addr()).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let mut buf = [0u8; 1];
         let err = s.read(&mut buf).unwrap_err();
         assert!(matches!(

@@ -121,7 +121,8 @@ impl Directory {
     /// Adds the fixture's groups, entities, memberships, rules and capabilities.
     pub fn load_fixture(&self, f: &Fixture) -> Result<(), FixtureError> {
         let mut st = self.lock_state();
-        let err = |what: String| move |s: tonic::Status| FixtureError(format!("{what}: {}", s.message()));
+        let err =
+            |what: String| move |s: tonic::Status| FixtureError(format!("{what}: {}", s.message()));
         for g in &f.group {
             st.create_group(
                 &g.name,
@@ -139,7 +140,10 @@ impl Directory {
             }
         }
         for g in &f.group {
-            for (targets, rule) in [(&g.include, ExpansionRule::Include), (&g.exclude, ExpansionRule::Exclude)] {
+            for (targets, rule) in [
+                (&g.include, ExpansionRule::Include),
+                (&g.exclude, ExpansionRule::Exclude),
+            ] {
                 for t in targets {
                     st.set_rule(&g.name, Some(rule), t)
                         .map_err(err(format!("group {} rule on {t}", g.name)))?;

@@ -352,8 +352,7 @@ impl Matcher {
                         return true;
                     }
                 }
-                field_values(doc, field)
-                    .any(|v| analyze(v).iter().any(|w| words.contains(w)))
+                field_values(doc, field).any(|v| analyze(v).iter().any(|w| words.contains(w)))
             }
             Matcher::Phrase { field, words } => {
                 if words.is_empty() {
@@ -440,7 +439,10 @@ mod tests {
         let d = doc(
             "u0042",
             42,
-            &[("meta.DisplayName", "Alice Smith"), ("meta.Groups", "staff")],
+            &[
+                ("meta.DisplayName", "Alice Smith"),
+                ("meta.Groups", "staff"),
+            ],
         );
         assert!(m("*", &d));
         assert!(m("ID:u0042", &d));

@@ -106,7 +106,11 @@ impl NetAuthService {
                 "CALL {method} client-name={} service-name={} authorization={}",
                 meta.client_name.as_deref().unwrap_or("-"),
                 meta.service_name.as_deref().unwrap_or("-"),
-                if meta.authorization.is_some() { "yes" } else { "no" },
+                if meta.authorization.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                },
             );
         }
         let token = meta.authorization.clone();
@@ -161,7 +165,12 @@ impl NetAuthService {
     }
 
     /// The capability, or membership in the group that manages `group`.
-    fn require_or_manager(&self, call: &Call, cap: Capability, group: &str) -> Result<Claims, Status> {
+    fn require_or_manager(
+        &self,
+        call: &Call,
+        cap: Capability,
+        group: &str,
+    ) -> Result<Claims, Status> {
         self.writable()?;
         let claims = self.claims(call)?;
         if claims.has(cap) || self.dir().manages(&claims.entity_id, group) {
@@ -219,7 +228,11 @@ impl NetAuth2 for NetAuthService {
 
     async fn entity_info(&self, request: Request<EntityRequest>) -> Answer<ListOfEntities> {
         self.begin("EntityInfo", request.metadata()).await?;
-        let id = request.into_inner().entity.and_then(|e| e.id).unwrap_or_default();
+        let id = request
+            .into_inner()
+            .entity
+            .and_then(|e| e.id)
+            .unwrap_or_default();
         let st = self.dir();
         let rec = st.entity(&id)?;
         ok(ListOfEntities {
@@ -259,7 +272,10 @@ impl NetAuth2 for NetAuthService {
         let r = request.into_inner();
         let data = kv_data(r.data)?;
         let mut st = self.dir();
-        directory::kv_add(&mut st.entity_meta_mut(&r.target.unwrap_or_default())?.kv, data)?;
+        directory::kv_add(
+            &mut st.entity_meta_mut(&r.target.unwrap_or_default())?.kv,
+            data,
+        )?;
         ok(Empty {})
     }
 
@@ -280,7 +296,10 @@ impl NetAuth2 for NetAuthService {
         let r = request.into_inner();
         let data = kv_data(r.data)?;
         let mut st = self.dir();
-        directory::kv_del(&mut st.entity_meta_mut(&r.target.unwrap_or_default())?.kv, &data.key)?;
+        directory::kv_del(
+            &mut st.entity_meta_mut(&r.target.unwrap_or_default())?.kv,
+            &data.key,
+        )?;
         ok(Empty {})
     }
 
@@ -290,7 +309,10 @@ impl NetAuth2 for NetAuthService {
         let r = request.into_inner();
         let data = kv_data(r.data)?;
         let mut st = self.dir();
-        directory::kv_replace(&mut st.entity_meta_mut(&r.target.unwrap_or_default())?.kv, data)?;
+        directory::kv_replace(
+            &mut st.entity_meta_mut(&r.target.unwrap_or_default())?.kv,
+            data,
+        )?;
         ok(Empty {})
     }
 
@@ -304,7 +326,9 @@ impl NetAuth2 for NetAuthService {
             let claims = self.claims(&call)?;
             // NetAuth lets an entity manage its own keys.
             if !claims.has(Capability::ModifyEntityKeys) && claims.entity_id != target {
-                return Err(Status::permission_denied("requestor lacks MODIFY_ENTITY_KEYS"));
+                return Err(Status::permission_denied(
+                    "requestor lacks MODIFY_ENTITY_KEYS",
+                ));
             }
         }
         let strings = self.dir().entity_keys(
@@ -319,7 +343,11 @@ impl NetAuth2 for NetAuthService {
     async fn entity_destroy(&self, request: Request<EntityRequest>) -> Answer<Empty> {
         let call = self.begin("EntityDestroy", request.metadata()).await?;
         self.require(&call, Capability::DestroyEntity)?;
-        let id = request.into_inner().entity.and_then(|e| e.id).unwrap_or_default();
+        let id = request
+            .into_inner()
+            .entity
+            .and_then(|e| e.id)
+            .unwrap_or_default();
         self.dir().destroy_entity(&id)?;
         ok(Empty {})
     }
@@ -327,7 +355,11 @@ impl NetAuth2 for NetAuthService {
     async fn entity_lock(&self, request: Request<EntityRequest>) -> Answer<Empty> {
         let call = self.begin("EntityLock", request.metadata()).await?;
         self.require(&call, Capability::LockEntity)?;
-        let id = request.into_inner().entity.and_then(|e| e.id).unwrap_or_default();
+        let id = request
+            .into_inner()
+            .entity
+            .and_then(|e| e.id)
+            .unwrap_or_default();
         self.dir().set_locked(&id, true)?;
         ok(Empty {})
     }
@@ -335,14 +367,22 @@ impl NetAuth2 for NetAuthService {
     async fn entity_unlock(&self, request: Request<EntityRequest>) -> Answer<Empty> {
         let call = self.begin("EntityUnlock", request.metadata()).await?;
         self.require(&call, Capability::UnlockEntity)?;
-        let id = request.into_inner().entity.and_then(|e| e.id).unwrap_or_default();
+        let id = request
+            .into_inner()
+            .entity
+            .and_then(|e| e.id)
+            .unwrap_or_default();
         self.dir().set_locked(&id, false)?;
         ok(Empty {})
     }
 
     async fn entity_groups(&self, request: Request<EntityRequest>) -> Answer<ListOfGroups> {
         self.begin("EntityGroups", request.metadata()).await?;
-        let id = request.into_inner().entity.and_then(|e| e.id).unwrap_or_default();
+        let id = request
+            .into_inner()
+            .entity
+            .and_then(|e| e.id)
+            .unwrap_or_default();
         let groups = self.dir().group_entities_of(&id)?;
         ok(ListOfGroups { groups })
     }
@@ -351,7 +391,10 @@ impl NetAuth2 for NetAuthService {
         self.begin("AuthEntity", request.metadata()).await?;
         let r = request.into_inner();
         let id = r.entity.and_then(|e| e.id).unwrap_or_default();
-        if !self.dir().authenticate(&id, r.secret.as_deref().unwrap_or("")) {
+        if !self
+            .dir()
+            .authenticate(&id, r.secret.as_deref().unwrap_or(""))
+        {
             return Err(Status::unauthenticated("authentication failed"));
         }
         ok(Empty {})
@@ -398,7 +441,9 @@ impl NetAuth2 for NetAuthService {
                 return Err(Status::unauthenticated("current secret is wrong"));
             }
         } else if !claims.has(Capability::ChangeEntitySecret) {
-            return Err(Status::permission_denied("requestor lacks CHANGE_ENTITY_SECRET"));
+            return Err(Status::permission_denied(
+                "requestor lacks CHANGE_ENTITY_SECRET",
+            ));
         }
         let new = required(&r.secret, "AuthRequest.Secret")?;
         self.dir().set_secret(&target, new).map_err(as_internal)?;
@@ -433,7 +478,11 @@ impl NetAuth2 for NetAuthService {
 
     async fn group_info(&self, request: Request<GroupRequest>) -> Answer<ListOfGroups> {
         self.begin("GroupInfo", request.metadata()).await?;
-        let name = request.into_inner().group.and_then(|g| g.name).unwrap_or_default();
+        let name = request
+            .into_inner()
+            .group
+            .and_then(|g| g.name)
+            .unwrap_or_default();
         let groups = self.dir().group_info(&name)?;
         ok(ListOfGroups { groups })
     }
@@ -484,7 +533,10 @@ impl NetAuth2 for NetAuthService {
         let r = request.into_inner();
         let data = kv_data(r.data)?;
         let mut st = self.dir();
-        directory::kv_del(&mut st.group_mut(&r.target.unwrap_or_default())?.kv, &data.key)?;
+        directory::kv_del(
+            &mut st.group_mut(&r.target.unwrap_or_default())?.kv,
+            &data.key,
+        )?;
         ok(Empty {})
     }
 
@@ -522,7 +574,8 @@ impl NetAuth2 for NetAuthService {
         let id = e.id.unwrap_or_default();
         for group in e.meta.map(|m| m.groups).unwrap_or_default() {
             let mut st = self.dir();
-            if !claims.has(Capability::ModifyGroupMembers) && !st.manages(&claims.entity_id, &group) {
+            if !claims.has(Capability::ModifyGroupMembers) && !st.manages(&claims.entity_id, &group)
+            {
                 return Err(Status::permission_denied(format!(
                     "requestor lacks MODIFY_GROUP_MEMBERS and does not manage {group}"
                 )));
@@ -540,7 +593,8 @@ impl NetAuth2 for NetAuthService {
         let id = e.id.unwrap_or_default();
         for group in e.meta.map(|m| m.groups).unwrap_or_default() {
             let mut st = self.dir();
-            if !claims.has(Capability::ModifyGroupMembers) && !st.manages(&claims.entity_id, &group) {
+            if !claims.has(Capability::ModifyGroupMembers) && !st.manages(&claims.entity_id, &group)
+            {
                 return Err(Status::permission_denied(format!(
                     "requestor lacks MODIFY_GROUP_MEMBERS and does not manage {group}"
                 )));
@@ -553,14 +607,22 @@ impl NetAuth2 for NetAuthService {
     async fn group_destroy(&self, request: Request<GroupRequest>) -> Answer<Empty> {
         let call = self.begin("GroupDestroy", request.metadata()).await?;
         self.require(&call, Capability::DestroyGroup)?;
-        let name = request.into_inner().group.and_then(|g| g.name).unwrap_or_default();
+        let name = request
+            .into_inner()
+            .group
+            .and_then(|g| g.name)
+            .unwrap_or_default();
         self.dir().destroy_group(&name)?;
         ok(Empty {})
     }
 
     async fn group_members(&self, request: Request<GroupRequest>) -> Answer<ListOfEntities> {
         self.begin("GroupMembers", request.metadata()).await?;
-        let name = request.into_inner().group.and_then(|g| g.name).unwrap_or_default();
+        let name = request
+            .into_inner()
+            .group
+            .and_then(|g| g.name)
+            .unwrap_or_default();
         // An unknown group has no members: an empty answer, no error.
         let entities = self.dir().member_entities(&name);
         ok(ListOfEntities { entities })

@@ -63,12 +63,7 @@ impl TokenService {
         mac.finalize().into_bytes().to_vec()
     }
 
-    pub(crate) fn issue(
-        &self,
-        entity_id: &str,
-        caps: &[Capability],
-        lifetime: Duration,
-    ) -> String {
+    pub(crate) fn issue(&self, entity_id: &str, caps: &[Capability], lifetime: Duration) -> String {
         let now = now_ms();
         let exp_ms = now.saturating_add(lifetime.as_millis() as u64);
         let claims = Claims {
@@ -80,8 +75,8 @@ impl TokenService {
             iss: "netauth-testserver".to_string(),
         };
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let body = URL_SAFE_NO_PAD
-            .encode(serde_json::to_vec(&claims).expect("claims serialize to JSON"));
+        let body =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialize to JSON"));
         let signed = format!("{header}.{body}");
         let sig = URL_SAFE_NO_PAD.encode(self.sign(signed.as_bytes()));
         format!("{signed}.{sig}")

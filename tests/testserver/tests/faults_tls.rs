@@ -52,7 +52,10 @@ async fn injected_errors_and_counters() {
             .unwrap();
     }
     assert_eq!(
-        code(c.auth_entity(req(auth("alice", "alice-secret"), None)).await),
+        code(
+            c.auth_entity(req(auth("alice", "alice-secret"), None))
+                .await
+        ),
         Code::Internal
     );
     assert_eq!(f.call_count("EntityInfo"), 1);
@@ -136,7 +139,10 @@ fn drop_stops_the_server_and_frees_the_port() {
     let t = Instant::now();
     drop(server);
     assert!(t.elapsed() < Duration::from_secs(2));
-    assert!(std::net::TcpStream::connect(addr).is_err(), "still listening");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still listening"
+    );
     // shutdown() does the same, and works from a sync test.
     let server = TestServer::start(Options::default());
     let addr = server.addr();
@@ -215,7 +221,9 @@ async fn tls_refuses_other_certificates_names_and_plain_text() {
     let pem = server.cert_pem().unwrap().to_string();
     let other = generate_tls_identity(&["localhost", "127.0.0.1"]).cert_pem;
     assert!(tls_ping(&server.uri(), &other, "localhost").await.is_err());
-    assert!(tls_ping(&server.uri(), &pem, "wrong.example").await.is_err());
+    assert!(tls_ping(&server.uri(), &pem, "wrong.example")
+        .await
+        .is_err());
     let plain = format!("http://127.0.0.1:{}", server.port());
     let ch = Endpoint::from_shared(plain)
         .unwrap()
@@ -237,7 +245,10 @@ fn generated_certificate_is_like_netauths() {
     use x509_parser::prelude::*;
     let id = generate_tls_identity(&["localhost", "127.0.0.1", "netauth.example"]);
     assert!(id.key_pem.contains("PRIVATE KEY"));
-    assert!(!format!("{id:?}").contains("PRIVATE KEY"), "key kept out of Debug");
+    assert!(
+        !format!("{id:?}").contains("PRIVATE KEY"),
+        "key kept out of Debug"
+    );
     let (_, pem) = parse_x509_pem(id.cert_pem.as_bytes()).unwrap();
     let cert = pem.parse_x509().unwrap();
     assert_eq!(cert.subject(), cert.issuer(), "self-signed");
@@ -275,13 +286,20 @@ fn config_toml_points_at_the_server() {
     let plain = TestServer::start(Options::default());
     let cfg: toml::Value = toml::from_str(&plain.config_toml(None)).unwrap();
     assert_eq!(cfg["core"]["server"].as_str(), Some("127.0.0.1"));
-    assert_eq!(cfg["core"]["port"].as_integer(), Some(i64::from(plain.port())));
+    assert_eq!(
+        cfg["core"]["port"].as_integer(),
+        Some(i64::from(plain.port()))
+    );
     assert_eq!(cfg["tls"]["pwn_me"].as_bool(), Some(true));
     let tls = tls_server();
     let cfg: toml::Value =
-        toml::from_str(&tls.config_toml(Some(std::path::Path::new("/tmp/x \"y\"/tls.pem")))).unwrap();
+        toml::from_str(&tls.config_toml(Some(std::path::Path::new("/tmp/x \"y\"/tls.pem"))))
+            .unwrap();
     assert_eq!(cfg["core"]["server"].as_str(), Some("localhost"));
-    assert_eq!(cfg["tls"]["certificate"].as_str(), Some("/tmp/x \"y\"/tls.pem"));
+    assert_eq!(
+        cfg["tls"]["certificate"].as_str(),
+        Some("/tmp/x \"y\"/tls.pem")
+    );
     assert!(cfg["tls"].get("pwn_me").is_none());
 }
 

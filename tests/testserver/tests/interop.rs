@@ -53,12 +53,20 @@ fn venv_python() -> PathBuf {
     }
     let t = Instant::now();
     run(
-        Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv),
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
         "python3 -m venv (Debian: apt-get install python3-venv)",
     );
     run(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(PIP_PACKAGES),
         "pip install of the NetAuth Python client",
     );
@@ -216,9 +224,15 @@ fn python_client_against_the_server_binary() {
     let host = host_from(&output);
     let log = server.stop();
     let has = |needle: &str| log.iter().any(|l| l.contains(needle));
-    assert!(has(&format!("client-name={host} service-name=netauth-python")), "{log:#?}");
+    assert!(
+        has(&format!("client-name={host} service-name=netauth-python")),
+        "{log:#?}"
+    );
     assert!(has("CALL EntityCreate client-name="), "{log:#?}");
-    assert!(has("service-name=interop-admin authorization=yes"), "{log:#?}");
+    assert!(
+        has("service-name=interop-admin authorization=yes"),
+        "{log:#?}"
+    );
     assert!(
         log.iter()
             .filter(|l| l.starts_with("CALL AuthEntity"))

@@ -66,7 +66,9 @@ async fn star_answers_the_cap_silently() {
     assert_eq!(all.len(), 16_000);
     let distinct: HashSet<_> = all.iter().map(|e| e.id.clone()).collect();
     assert_eq!(distinct.len(), 16_000);
-    assert!(all.iter().all(|e| e.secret.as_deref() == Some("<REDACTED>")));
+    assert!(all
+        .iter()
+        .all(|e| e.secret.as_deref() == Some("<REDACTED>")));
     assert_eq!(entities(&mut c, "Number:>=0").await.len(), 16_000);
 }
 
@@ -75,9 +77,15 @@ async fn numeric_ranges_combine() {
     let mut c = client(big_server()).await;
     let r = entities(&mut c, "+Number:>=10000 +Number:<18000").await;
     assert_eq!(numbers(&r), (10_000..18_000).collect::<Vec<i32>>());
-    assert_eq!(numbers(&entities(&mut c, "Number:>19995").await), vec![19996, 19997, 19998, 19999]);
+    assert_eq!(
+        numbers(&entities(&mut c, "Number:>19995").await),
+        vec![19996, 19997, 19998, 19999]
+    );
     assert_eq!(numbers(&entities(&mut c, "Number:<3").await), vec![0, 1, 2]);
-    assert_eq!(numbers(&entities(&mut c, "Number:<=3").await), vec![0, 1, 2, 3]);
+    assert_eq!(
+        numbers(&entities(&mut c, "Number:<=3").await),
+        vec![0, 1, 2, 3]
+    );
     assert_eq!(numbers(&entities(&mut c, "Number:1234").await), vec![1234]);
     assert_eq!(
         numbers(&entities(&mut c, "+Number:>=100 +Number:<110 -Number:105").await),
@@ -93,7 +101,10 @@ async fn prefix_wildcards_and_fields() {
     assert!(r.iter().all(|e| e.id.as_deref().unwrap().starts_with("u0")));
     assert_eq!(entities(&mut c, "ID:u1999?").await.len(), 10);
     assert_eq!(ids(&entities(&mut c, "ID:u00042").await), vec!["u00042"]);
-    assert_eq!(ids(&entities(&mut c, "meta.Home:u00043").await), vec!["u00043"]);
+    assert_eq!(
+        ids(&entities(&mut c, "meta.Home:u00043").await),
+        vec!["u00043"]
+    );
     assert!(entities(&mut c, "ID:nobody").await.is_empty());
 }
 
@@ -137,7 +148,10 @@ async fn bad_expressions_are_internal_errors() {
         );
     }
     assert_eq!(
-        code(c.entity_search(req(SearchRequest { expression: None }, None)).await),
+        code(
+            c.entity_search(req(SearchRequest { expression: None }, None))
+                .await
+        ),
         Code::Internal
     );
 }
@@ -169,17 +183,33 @@ async fn text_fields_match_words() {
         vec!["alice", "bob", "erin", "frank"],
         "direct memberships only"
     );
-    assert_eq!(ids(&entities(&mut c, "meta.DisplayName:anderson").await), vec!["alice"]);
-    assert_eq!(ids(&entities(&mut c, "meta.DisplayName:\"Alice Anderson\"").await), vec!["alice"]);
-    assert_eq!(ids(&entities(&mut c, "meta.PrimaryGroup:contractors").await), vec!["carol"]);
+    assert_eq!(
+        ids(&entities(&mut c, "meta.DisplayName:anderson").await),
+        vec!["alice"]
+    );
+    assert_eq!(
+        ids(&entities(&mut c, "meta.DisplayName:\"Alice Anderson\"").await),
+        vec!["alice"]
+    );
+    assert_eq!(
+        ids(&entities(&mut c, "meta.PrimaryGroup:contractors").await),
+        vec!["carol"]
+    );
     assert_eq!(ids(&entities(&mut c, "meta.Shell:zsh").await), vec!["bob"]);
     assert_eq!(ids(&entities(&mut c, "ID:alice").await), vec!["alice"]);
     assert_eq!(ids(&entities(&mut c, "Number:1001").await), vec!["alice"]);
-    assert_eq!(ids(&entities(&mut c, "Davis").await), vec!["dave"], "bare word: any field");
+    assert_eq!(
+        ids(&entities(&mut c, "Davis").await),
+        vec!["dave"],
+        "bare word: any field"
+    );
     assert_eq!(
         ids(&entities(&mut c, "+meta.Groups:staff -ID:bob -meta.Locked:true").await),
         vec!["alice", "frank"]
     );
-    assert_eq!(ids(&entities(&mut c, "ID:carol ID:dave").await), vec!["carol", "dave"]);
+    assert_eq!(
+        ids(&entities(&mut c, "ID:carol ID:dave").await),
+        vec!["carol", "dave"]
+    );
     assert!(entities(&mut c, "NoSuchField:alice").await.is_empty());
 }

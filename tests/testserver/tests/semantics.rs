@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::*;
 use netauth_proto::netauth::v2::{
-    Action, AuthRequest, CapabilityRequest, Empty, EntityRequest, GroupRequest,
-    GroupRulesRequest, Kv2Request, KvRequest, RuleAction, SearchRequest,
+    Action, AuthRequest, CapabilityRequest, Empty, EntityRequest, GroupRequest, GroupRulesRequest,
+    Kv2Request, KvRequest, RuleAction, SearchRequest,
 };
 use netauth_proto::{Capability, Entity, EntityMeta, Group, KvData, KvValue};
 use netauth_testserver::{Options, TestServer, REDACTED};
@@ -67,19 +67,28 @@ async fn entity_create_checks_token_capability_and_duplicates() {
         "no token"
     );
     assert_eq!(
-        code(c.entity_create(req(create("new", None, "pw"), Some("bogus"))).await),
+        code(
+            c.entity_create(req(create("new", None, "pw"), Some("bogus")))
+                .await
+        ),
         Code::Unauthenticated,
         "bad token"
     );
     assert_eq!(
-        code(c.entity_create(req(create("new", None, "pw"), Some(&bob))).await),
+        code(
+            c.entity_create(req(create("new", None, "pw"), Some(&bob)))
+                .await
+        ),
         Code::PermissionDenied,
         "bob lacks CREATE_ENTITY"
     );
     c.entity_create(req(create("new", Some(-1), "pw"), Some(&root)))
         .await
         .unwrap();
-    assert_eq!(server.last_metadata().unwrap().authorization.as_deref(), Some(root.as_str()));
+    assert_eq!(
+        server.last_metadata().unwrap().authorization.as_deref(),
+        Some(root.as_str())
+    );
     // -1 picked the next free number above the largest (1006).
     assert_eq!(server.state().entity("new").unwrap().number, Some(1007));
     c.entity_create(req(create("new2", None, "pw"), Some(&root)))
@@ -91,12 +100,18 @@ async fn entity_create_checks_token_capability_and_duplicates() {
         .unwrap();
     assert_eq!(server.state().entity("zero").unwrap().number, Some(0));
     assert_eq!(
-        code(c.entity_create(req(create("new", Some(4242), "pw"), Some(&root))).await),
+        code(
+            c.entity_create(req(create("new", Some(4242), "pw"), Some(&root)))
+                .await
+        ),
         Code::AlreadyExists,
         "duplicate ID"
     );
     assert_eq!(
-        code(c.entity_create(req(create("other", Some(1001), "pw"), Some(&root))).await),
+        code(
+            c.entity_create(req(create("other", Some(1001), "pw"), Some(&root)))
+                .await
+        ),
         Code::AlreadyExists,
         "duplicate number"
     );
@@ -109,7 +124,9 @@ async fn entity_create_checks_token_capability_and_duplicates() {
         .unwrap();
     // The secret is stored hashed and works.
     assert!(server.state().check_secret("by-bob", "pw"));
-    c.auth_entity(req(auth("by-bob", "pw"), None)).await.unwrap();
+    c.auth_entity(req(auth("by-bob", "pw"), None))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -149,12 +166,18 @@ async fn entity_info_redacts_secret_and_shows_direct_groups_only() {
         .await
         .unwrap();
     let e = c.entity_info(req(entity_req("alice"), None)).await.unwrap();
-    assert_eq!(e.into_inner().entities[0].meta.as_ref().unwrap().locked, Some(true));
+    assert_eq!(
+        e.into_inner().entities[0].meta.as_ref().unwrap().locked,
+        Some(true)
+    );
     c.entity_unlock(req(entity_req("alice"), Some(&root)))
         .await
         .unwrap();
     let e = c.entity_info(req(entity_req("alice"), None)).await.unwrap();
-    assert_eq!(e.into_inner().entities[0].meta.as_ref().unwrap().locked, Some(false));
+    assert_eq!(
+        e.into_inner().entities[0].meta.as_ref().unwrap().locked,
+        Some(false)
+    );
     assert_eq!(
         code(c.entity_lock(req(entity_req("nobody"), Some(&root))).await),
         Code::NotFound
@@ -195,13 +218,18 @@ async fn authentication_unknown_locked_and_wrong_look_the_same() {
         token: Some(t.to_string()),
         ..Default::default()
     };
-    c.auth_validate_token(req(validate(&t), None)).await.unwrap();
+    c.auth_validate_token(req(validate(&t), None))
+        .await
+        .unwrap();
     assert_eq!(
         code(c.auth_validate_token(req(validate("x.y.z"), None)).await),
         Code::Unauthenticated
     );
     assert_eq!(
-        code(c.auth_validate_token(req(AuthRequest::default(), None)).await),
+        code(
+            c.auth_validate_token(req(AuthRequest::default(), None))
+                .await
+        ),
         Code::Unauthenticated
     );
 }
@@ -251,23 +279,38 @@ async fn change_secret_rules() {
     let alice = token(&mut c, "alice", "alice-secret").await;
     // Always needs a token.
     assert_eq!(
-        code(c.auth_change_secret(req(change("alice", Some("alice-secret"), "n"), None)).await),
+        code(
+            c.auth_change_secret(req(change("alice", Some("alice-secret"), "n"), None))
+                .await
+        ),
         Code::InvalidArgument
     );
     // Self: the current secret is required and checked.
     assert_eq!(
-        code(c.auth_change_secret(req(change("alice", None, "n"), Some(&alice))).await),
+        code(
+            c.auth_change_secret(req(change("alice", None, "n"), Some(&alice)))
+                .await
+        ),
         Code::Unauthenticated
     );
     assert_eq!(
-        code(c.auth_change_secret(req(change("alice", Some("wrong"), "n"), Some(&alice))).await),
+        code(
+            c.auth_change_secret(req(change("alice", Some("wrong"), "n"), Some(&alice)))
+                .await
+        ),
         Code::Unauthenticated
     );
-    c.auth_change_secret(req(change("alice", Some("alice-secret"), "alice-new"), Some(&alice)))
-        .await
-        .unwrap();
+    c.auth_change_secret(req(
+        change("alice", Some("alice-secret"), "alice-new"),
+        Some(&alice),
+    ))
+    .await
+    .unwrap();
     assert_eq!(
-        code(c.auth_entity(req(auth("alice", "alice-secret"), None)).await),
+        code(
+            c.auth_entity(req(auth("alice", "alice-secret"), None))
+                .await
+        ),
         Code::Unauthenticated
     );
     c.auth_entity(req(auth("alice", "alice-new"), None))
@@ -275,7 +318,10 @@ async fn change_secret_rules() {
         .unwrap();
     // Another entity: needs CHANGE_ENTITY_SECRET, the current secret is not asked.
     assert_eq!(
-        code(c.auth_change_secret(req(change("bob", Some("bob-secret"), "n"), Some(&alice))).await),
+        code(
+            c.auth_change_secret(req(change("bob", Some("bob-secret"), "n"), Some(&alice)))
+                .await
+        ),
         Code::PermissionDenied
     );
     server
@@ -311,25 +357,36 @@ async fn memberships_expand_with_exclusion_winning() {
                 .entities)
         }
     };
-    assert_eq!(members("engineering").await, vec!["alice"], "dave excluded as intern");
+    assert_eq!(
+        members("engineering").await,
+        vec!["alice"],
+        "dave excluded as intern"
+    );
     assert_eq!(members("sre").await, vec!["alice"], "nested include");
     assert_eq!(
         members("everyone").await,
         vec!["alice", "bob", "carol", "erin", "frank"]
     );
-    assert!(members("staff").await.contains(&"erin".to_string()), "locked still a member");
-    assert!(members("no-such-group").await.is_empty(), "unknown group: empty, no error");
+    assert!(
+        members("staff").await.contains(&"erin".to_string()),
+        "locked still a member"
+    );
+    assert!(
+        members("no-such-group").await.is_empty(),
+        "unknown group: empty, no error"
+    );
     let cg = c.clone();
     let groups = move |id: &str| {
         let mut c = cg.clone();
         let id = id.to_string();
         async move {
-            names(&c
-                .entity_groups(req(entity_req(&id), None))
-                .await
-                .unwrap()
-                .into_inner()
-                .groups)
+            names(
+                &c.entity_groups(req(entity_req(&id), None))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .groups,
+            )
         }
     };
     assert_eq!(groups("dave").await, vec!["developers", "interns"]);
@@ -347,7 +404,10 @@ async fn memberships_expand_with_exclusion_winning() {
         .await
         .unwrap()
         .into_inner();
-    assert!(m.entities.iter().all(|e| e.secret.as_deref() == Some(REDACTED)));
+    assert!(m
+        .entities
+        .iter()
+        .all(|e| e.secret.as_deref() == Some(REDACTED)));
 
     // Rules through the API: a cycle, and exclusion beating a direct membership.
     let root = token(&mut c, "root", "root-secret").await;
@@ -362,17 +422,23 @@ async fn memberships_expand_with_exclusion_winning() {
         }),
         rule_action: Some(action as i32),
     };
-    c.group_update_rules(req(rule("contractors", RuleAction::Include, "everyone"), Some(&root)))
-        .await
-        .unwrap();
+    c.group_update_rules(req(
+        rule("contractors", RuleAction::Include, "everyone"),
+        Some(&root),
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         members("contractors").await,
         vec!["alice", "bob", "carol", "erin", "frank"],
         "cycle everyone <-> contractors terminates"
     );
-    c.group_update_rules(req(rule("everyone", RuleAction::Exclude, "developers"), Some(&root)))
-        .await
-        .unwrap();
+    c.group_update_rules(req(
+        rule("everyone", RuleAction::Exclude, "developers"),
+        Some(&root),
+    ))
+    .await
+    .unwrap();
     c.group_add_member(req(member_req("alice", "everyone"), Some(&root)))
         .await
         .unwrap();
@@ -381,9 +447,12 @@ async fn memberships_expand_with_exclusion_winning() {
         vec!["bob", "carol", "erin", "frank"],
         "exclusion wins over the direct membership"
     );
-    c.group_update_rules(req(rule("everyone", RuleAction::RemoveRule, "developers"), Some(&root)))
-        .await
-        .unwrap();
+    c.group_update_rules(req(
+        rule("everyone", RuleAction::RemoveRule, "developers"),
+        Some(&root),
+    ))
+    .await
+    .unwrap();
     assert!(members("everyone").await.contains(&"alice".to_string()));
     let info = c
         .group_info(req(group_req("everyone"), None))
@@ -395,11 +464,17 @@ async fn memberships_expand_with_exclusion_winning() {
         vec!["INCLUDE:contractors", "INCLUDE:staff"]
     );
     assert_eq!(
-        code(c.group_update_rules(req(rule("nope", RuleAction::Include, "staff"), Some(&root))).await),
+        code(
+            c.group_update_rules(req(rule("nope", RuleAction::Include, "staff"), Some(&root)))
+                .await
+        ),
         Code::NotFound
     );
     assert_eq!(
-        code(c.group_update_rules(req(rule("staff", RuleAction::Include, "nope"), Some(&root))).await),
+        code(
+            c.group_update_rules(req(rule("staff", RuleAction::Include, "nope"), Some(&root)))
+                .await
+        ),
         Code::NotFound
     );
     let mut bad = rule("staff", RuleAction::Include, "interns");
@@ -421,7 +496,10 @@ async fn add_and_remove_members_and_managing_groups() {
     c.group_add_member(req(member_req("bob", "sre"), Some(&frank)))
         .await
         .unwrap();
-    assert_eq!(server.state().effective_members("sre"), vec!["alice", "bob"]);
+    assert_eq!(
+        server.state().effective_members("sre"),
+        vec!["alice", "bob"]
+    );
     c.group_del_member(req(member_req("bob", "sre"), Some(&frank)))
         .await
         .unwrap();
@@ -434,14 +512,19 @@ async fn add_and_remove_members_and_managing_groups() {
         }),
         data: None,
     };
-    c.group_update(req(upd.clone(), Some(&frank))).await.unwrap();
+    c.group_update(req(upd.clone(), Some(&frank)))
+        .await
+        .unwrap();
     assert_eq!(
         server.state().group("sre").unwrap().display_name.as_deref(),
         Some("SRE team")
     );
     // ... but not staff, which nobody manages, and bob manages nothing.
     assert_eq!(
-        code(c.group_add_member(req(member_req("bob", "staff"), Some(&frank))).await),
+        code(
+            c.group_add_member(req(member_req("bob", "staff"), Some(&frank)))
+                .await
+        ),
         Code::PermissionDenied
     );
     assert_eq!(
@@ -449,20 +532,32 @@ async fn add_and_remove_members_and_managing_groups() {
         Code::PermissionDenied
     );
     assert_eq!(
-        code(c.group_add_member(req(member_req("bob", "sre"), None)).await),
+        code(
+            c.group_add_member(req(member_req("bob", "sre"), None))
+                .await
+        ),
         Code::InvalidArgument
     );
     // With MODIFY_GROUP_MEMBERS: any group; unknown names are internal errors.
     c.group_add_member(req(member_req("carol", "staff"), Some(&root)))
         .await
         .unwrap();
-    assert!(server.state().effective_members("staff").contains(&"carol".to_string()));
+    assert!(server
+        .state()
+        .effective_members("staff")
+        .contains(&"carol".to_string()));
     assert_eq!(
-        code(c.group_add_member(req(member_req("carol", "nope"), Some(&root))).await),
+        code(
+            c.group_add_member(req(member_req("carol", "nope"), Some(&root)))
+                .await
+        ),
         Code::Internal
     );
     assert_eq!(
-        code(c.group_add_member(req(member_req("nobody", "staff"), Some(&root))).await),
+        code(
+            c.group_add_member(req(member_req("nobody", "staff"), Some(&root)))
+                .await
+        ),
         Code::Internal
     );
     // GroupUpdate with the new values in Data also works.
@@ -509,7 +604,10 @@ async fn groups_create_info_search_destroy() {
         data: None,
     };
     assert_eq!(
-        code(c.group_create(req(create("ops", None, None), Some(&bob))).await),
+        code(
+            c.group_create(req(create("ops", None, None), Some(&bob)))
+                .await
+        ),
         Code::PermissionDenied
     );
     c.group_create(req(create("ops", Some(-1), Some("staff")), Some(&root)))
@@ -517,11 +615,17 @@ async fn groups_create_info_search_destroy() {
         .unwrap();
     assert_eq!(server.state().group("ops").unwrap().number, Some(5009));
     assert_eq!(
-        code(c.group_create(req(create("ops", None, None), Some(&root))).await),
+        code(
+            c.group_create(req(create("ops", None, None), Some(&root)))
+                .await
+        ),
         Code::AlreadyExists
     );
     assert_eq!(
-        code(c.group_create(req(create("other", Some(5001), None), Some(&root))).await),
+        code(
+            c.group_create(req(create("other", Some(5001), None), Some(&root)))
+                .await
+        ),
         Code::AlreadyExists
     );
     // GroupInfo: the group first, then the groups it manages.
@@ -611,9 +715,17 @@ async fn entity_update_and_destroy() {
     c.entity_update(req(upd, Some(&root))).await.unwrap();
     let meta = server.state().entity("bob").unwrap().meta.unwrap();
     assert_eq!(meta.shell.as_deref(), Some("/bin/fish"));
-    assert_eq!(meta.home.as_deref(), Some("/home/bob"), "unset fields unchanged");
+    assert_eq!(
+        meta.home.as_deref(),
+        Some("/home/bob"),
+        "unset fields unchanged"
+    );
     assert_eq!(meta.locked, None, "lock has its own calls");
-    assert_eq!(meta.groups, vec!["staff"], "memberships have their own calls");
+    assert_eq!(
+        meta.groups,
+        vec!["staff"],
+        "memberships have their own calls"
+    );
     // NetAuth's (and its Python client's) shape: Data.ID.
     let upd = EntityRequest {
         entity: None,
@@ -628,7 +740,14 @@ async fn entity_update_and_destroy() {
     };
     c.entity_update(req(upd, Some(&root))).await.unwrap();
     assert_eq!(
-        server.state().entity("bob").unwrap().meta.unwrap().gecos.as_deref(),
+        server
+            .state()
+            .entity("bob")
+            .unwrap()
+            .meta
+            .unwrap()
+            .gecos
+            .as_deref(),
         Some("Bob B")
     );
     let upd = EntityRequest {
@@ -680,7 +799,12 @@ fn kv2(target: &str, key: &str, values: &[&str]) -> Kv2Request {
 fn values(kv: &[KvData]) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = kv
         .iter()
-        .map(|d| (d.key.clone(), d.values.iter().map(|v| v.value.clone()).collect()))
+        .map(|d| {
+            (
+                d.key.clone(),
+                d.values.iter().map(|v| v.value.clone()).collect(),
+            )
+        })
         .collect();
     out.sort();
     out
@@ -693,21 +817,33 @@ async fn entity_and_group_kv() {
     let root = token(&mut c, "root", "root-secret").await;
     let bob = token(&mut c, "bob", "bob-secret").await;
     assert_eq!(
-        code(c.entity_kv_add(req(kv2("alice", "phone", &["1"]), Some(&bob))).await),
+        code(
+            c.entity_kv_add(req(kv2("alice", "phone", &["1"]), Some(&bob)))
+                .await
+        ),
         Code::PermissionDenied
     );
     assert_eq!(
-        code(c.entity_kv_add(req(kv2("alice", "phone", &["1"]), None)).await),
+        code(
+            c.entity_kv_add(req(kv2("alice", "phone", &["1"]), None))
+                .await
+        ),
         Code::InvalidArgument
     );
-    c.entity_kv_add(req(kv2("alice", "phones", &["555-1", "555-2"]), Some(&root)))
-        .await
-        .unwrap();
+    c.entity_kv_add(req(
+        kv2("alice", "phones", &["555-1", "555-2"]),
+        Some(&root),
+    ))
+    .await
+    .unwrap();
     c.entity_kv_add(req(kv2("alice", "room", &["B12"]), Some(&root)))
         .await
         .unwrap();
     assert_eq!(
-        code(c.entity_kv_add(req(kv2("alice", "room", &["B13"]), Some(&root))).await),
+        code(
+            c.entity_kv_add(req(kv2("alice", "room", &["B13"]), Some(&root)))
+                .await
+        ),
         Code::AlreadyExists
     );
     let got = c
@@ -716,7 +852,10 @@ async fn entity_and_group_kv() {
         .unwrap()
         .into_inner()
         .kv_data;
-    assert_eq!(values(&got), vec![("phones".into(), vec!["555-1".into(), "555-2".into()])]);
+    assert_eq!(
+        values(&got),
+        vec![("phones".into(), vec!["555-1".into(), "555-2".into()])]
+    );
     let all = c
         .entity_kv_get(req(kv2("alice", "*", &[]), None))
         .await
@@ -733,9 +872,15 @@ async fn entity_and_group_kv() {
         .unwrap()
         .into_inner()
         .kv_data;
-    assert_eq!(values(&got), vec![("room".into(), vec!["C1".into(), "C2".into()])]);
     assert_eq!(
-        code(c.entity_kv_replace(req(kv2("alice", "nope", &["x"]), Some(&root))).await),
+        values(&got),
+        vec![("room".into(), vec!["C1".into(), "C2".into()])]
+    );
+    assert_eq!(
+        code(
+            c.entity_kv_replace(req(kv2("alice", "nope", &["x"]), Some(&root)))
+                .await
+        ),
         Code::NotFound
     );
     c.entity_kv_del(req(kv2("alice", "room", &[]), Some(&root)))
@@ -746,7 +891,10 @@ async fn entity_and_group_kv() {
         Code::NotFound
     );
     assert_eq!(
-        code(c.entity_kv_del(req(kv2("alice", "room", &[]), Some(&root))).await),
+        code(
+            c.entity_kv_del(req(kv2("alice", "room", &[]), Some(&root)))
+                .await
+        ),
         Code::NotFound
     );
     assert_eq!(
@@ -758,7 +906,10 @@ async fn entity_and_group_kv() {
         .await
         .unwrap();
     assert_eq!(
-        code(c.group_kv_add(req(kv2("staff", "floor", &["4"]), Some(&root))).await),
+        code(
+            c.group_kv_add(req(kv2("staff", "floor", &["4"]), Some(&root)))
+                .await
+        ),
         Code::AlreadyExists
     );
     c.group_kv_replace(req(kv2("staff", "floor", &["4"]), Some(&root)))
@@ -779,11 +930,17 @@ async fn entity_and_group_kv() {
         Code::NotFound
     );
     assert_eq!(
-        code(c.group_kv_add(req(kv2("nope", "k", &["v"]), Some(&root))).await),
+        code(
+            c.group_kv_add(req(kv2("nope", "k", &["v"]), Some(&root)))
+                .await
+        ),
         Code::NotFound
     );
     assert_eq!(
-        code(c.group_kv_add(req(kv2("staff", "k", &["v"]), Some(&bob))).await),
+        code(
+            c.group_kv_add(req(kv2("staff", "k", &["v"]), Some(&bob)))
+                .await
+        ),
         Code::PermissionDenied
     );
 }
@@ -815,38 +972,63 @@ async fn untyped_meta_and_keys() {
         }
     };
     assert_eq!(read(&mut c, "*").await, vec!["phone:555-0101"]);
-    for (k, v) in [("office{1}", "two"), ("office{0}", "one"), ("phone", "555-0199")] {
+    for (k, v) in [
+        ("office{1}", "two"),
+        ("office{0}", "one"),
+        ("phone", "555-0199"),
+    ] {
         c.entity_um(req(kv1("alice", Action::Upsert, k, v), Some(&root)))
             .await
             .unwrap();
     }
-    assert_eq!(read(&mut c, "office").await, vec!["office{0}:one", "office{1}:two"]);
+    assert_eq!(
+        read(&mut c, "office").await,
+        vec!["office{0}:one", "office{1}:two"]
+    );
     assert_eq!(read(&mut c, "phone").await, vec!["phone:555-0199"]);
-    c.entity_um(req(kv1("alice", Action::Clearexact, "office{0}", ""), Some(&root)))
-        .await
-        .unwrap();
+    c.entity_um(req(
+        kv1("alice", Action::Clearexact, "office{0}", ""),
+        Some(&root),
+    ))
+    .await
+    .unwrap();
     assert_eq!(read(&mut c, "office").await, vec!["office{1}:two"]);
-    c.entity_um(req(kv1("alice", Action::Clearfuzzy, "office", ""), Some(&root)))
-        .await
-        .unwrap();
+    c.entity_um(req(
+        kv1("alice", Action::Clearfuzzy, "office", ""),
+        Some(&root),
+    ))
+    .await
+    .unwrap();
     assert!(read(&mut c, "office").await.is_empty());
     assert_eq!(
-        code(c.entity_um(req(kv1("alice", Action::Upsert, "k", "v"), Some(&alice))).await),
+        code(
+            c.entity_um(req(kv1("alice", Action::Upsert, "k", "v"), Some(&alice)))
+                .await
+        ),
         Code::PermissionDenied
     );
     assert_eq!(
-        code(c.entity_um(req(kv1("alice", Action::Add, "k", "v"), Some(&root))).await),
+        code(
+            c.entity_um(req(kv1("alice", Action::Add, "k", "v"), Some(&root)))
+                .await
+        ),
         Code::InvalidArgument
     );
     assert_eq!(
-        code(c.entity_um(req(kv1("nobody", Action::Read, "*", ""), None)).await),
+        code(
+            c.entity_um(req(kv1("nobody", Action::Read, "*", ""), None))
+                .await
+        ),
         Code::NotFound
     );
     // Group untyped meta: frank manages sre through helpdesk.
     let frank = token(&mut c, "frank", "frank-secret").await;
-    c.group_um(req(kv1("sre", Action::Upsert, "oncall", "yes"), Some(&frank)))
-        .await
-        .unwrap();
+    c.group_um(req(
+        kv1("sre", Action::Upsert, "oncall", "yes"),
+        Some(&frank),
+    ))
+    .await
+    .unwrap();
     let got = c
         .group_um(req(kv1("sre", Action::Read, "*", ""), None))
         .await
@@ -855,7 +1037,10 @@ async fn untyped_meta_and_keys() {
         .strings;
     assert_eq!(got, vec!["oncall:yes"]);
     assert_eq!(
-        code(c.group_um(req(kv1("staff", Action::Upsert, "k", "v"), Some(&frank))).await),
+        code(
+            c.group_um(req(kv1("staff", Action::Upsert, "k", "v"), Some(&frank)))
+                .await
+        ),
         Code::PermissionDenied
     );
 
@@ -872,23 +1057,35 @@ async fn untyped_meta_and_keys() {
         }
     };
     assert_eq!(keys(&mut c, "*").await.len(), 1);
-    c.entity_keys(req(kv1("alice", Action::Add, "gpg", "ABCDEF"), Some(&alice)))
-        .await
-        .unwrap();
+    c.entity_keys(req(
+        kv1("alice", Action::Add, "gpg", "ABCDEF"),
+        Some(&alice),
+    ))
+    .await
+    .unwrap();
     assert_eq!(keys(&mut c, "GPG").await, vec!["GPG:ABCDEF"]);
     assert_eq!(keys(&mut c, "ssh").await.len(), 1);
     assert_eq!(keys(&mut c, "*").await.len(), 2);
-    c.entity_keys(req(kv1("alice", Action::Drop, "GPG", "ABCDEF"), Some(&root)))
-        .await
-        .unwrap();
+    c.entity_keys(req(
+        kv1("alice", Action::Drop, "GPG", "ABCDEF"),
+        Some(&root),
+    ))
+    .await
+    .unwrap();
     assert!(keys(&mut c, "GPG").await.is_empty());
     let bob = token(&mut c, "bob", "bob-secret").await;
     assert_eq!(
-        code(c.entity_keys(req(kv1("alice", Action::Add, "SSH", "x"), Some(&bob))).await),
+        code(
+            c.entity_keys(req(kv1("alice", Action::Add, "SSH", "x"), Some(&bob)))
+                .await
+        ),
         Code::PermissionDenied
     );
     assert_eq!(
-        code(c.entity_keys(req(kv1("alice", Action::Upsert, "SSH", "x"), Some(&root))).await),
+        code(
+            c.entity_keys(req(kv1("alice", Action::Upsert, "SSH", "x"), Some(&root)))
+                .await
+        ),
         Code::InvalidArgument
     );
 }
@@ -906,7 +1103,10 @@ async fn system_capabilities_reach_new_tokens() {
         action: Some(action as i32),
     };
     assert_eq!(
-        code(c.system_capabilities(req(cap("staff", false, Action::Add), Some(&bob))).await),
+        code(
+            c.system_capabilities(req(cap("staff", false, Action::Add), Some(&bob)))
+                .await
+        ),
         Code::PermissionDenied
     );
     c.system_capabilities(req(cap("staff", false, Action::Add), Some(&root)))
@@ -928,15 +1128,27 @@ async fn system_capabilities_reach_new_tokens() {
         .await
         .unwrap();
     assert_eq!(
-        server.state().entity("carol").unwrap().meta.unwrap().capabilities,
+        server
+            .state()
+            .entity("carol")
+            .unwrap()
+            .meta
+            .unwrap()
+            .capabilities,
         vec![Capability::LockEntity as i32]
     );
     assert_eq!(
-        code(c.system_capabilities(req(cap("carol", true, Action::Upsert), Some(&root))).await),
+        code(
+            c.system_capabilities(req(cap("carol", true, Action::Upsert), Some(&root)))
+                .await
+        ),
         Code::InvalidArgument
     );
     assert_eq!(
-        code(c.system_capabilities(req(cap("nobody", true, Action::Add), Some(&root))).await),
+        code(
+            c.system_capabilities(req(cap("nobody", true, Action::Add), Some(&root)))
+                .await
+        ),
         Code::Internal
     );
 }
@@ -953,26 +1165,83 @@ async fn read_only_refuses_every_mutating_call() {
     let t = Some(t.as_str());
     let um = |a| kv1("alice", a, "k", "v");
     let checks: Vec<(&str, Code)> = vec![
-        ("EntityCreate", code(c.entity_create(req(create("x", None, "p"), t)).await)),
-        ("EntityUpdate", code(c.entity_update(req(entity_req("alice"), t)).await)),
-        ("EntityUM", code(c.entity_um(req(um(Action::Upsert), t)).await)),
-        ("EntityKVAdd", code(c.entity_kv_add(req(kv2("alice", "k", &["v"]), t)).await)),
-        ("EntityKVDel", code(c.entity_kv_del(req(kv2("alice", "k", &[]), t)).await)),
-        ("EntityKVReplace", code(c.entity_kv_replace(req(kv2("alice", "k", &["v"]), t)).await)),
-        ("EntityKeys", code(c.entity_keys(req(kv1("alice", Action::Add, "SSH", "k"), t)).await)),
-        ("EntityDestroy", code(c.entity_destroy(req(entity_req("bob"), t)).await)),
-        ("EntityLock", code(c.entity_lock(req(entity_req("bob"), t)).await)),
-        ("EntityUnlock", code(c.entity_unlock(req(entity_req("bob"), t)).await)),
+        (
+            "EntityCreate",
+            code(c.entity_create(req(create("x", None, "p"), t)).await),
+        ),
+        (
+            "EntityUpdate",
+            code(c.entity_update(req(entity_req("alice"), t)).await),
+        ),
+        (
+            "EntityUM",
+            code(c.entity_um(req(um(Action::Upsert), t)).await),
+        ),
+        (
+            "EntityKVAdd",
+            code(c.entity_kv_add(req(kv2("alice", "k", &["v"]), t)).await),
+        ),
+        (
+            "EntityKVDel",
+            code(c.entity_kv_del(req(kv2("alice", "k", &[]), t)).await),
+        ),
+        (
+            "EntityKVReplace",
+            code(c.entity_kv_replace(req(kv2("alice", "k", &["v"]), t)).await),
+        ),
+        (
+            "EntityKeys",
+            code(
+                c.entity_keys(req(kv1("alice", Action::Add, "SSH", "k"), t))
+                    .await,
+            ),
+        ),
+        (
+            "EntityDestroy",
+            code(c.entity_destroy(req(entity_req("bob"), t)).await),
+        ),
+        (
+            "EntityLock",
+            code(c.entity_lock(req(entity_req("bob"), t)).await),
+        ),
+        (
+            "EntityUnlock",
+            code(c.entity_unlock(req(entity_req("bob"), t)).await),
+        ),
         (
             "AuthChangeSecret",
-            code(c.auth_change_secret(req(change("root", Some("root-secret"), "n"), t)).await),
+            code(
+                c.auth_change_secret(req(change("root", Some("root-secret"), "n"), t))
+                    .await,
+            ),
         ),
-        ("GroupCreate", code(c.group_create(req(group_req("new"), t)).await)),
-        ("GroupUpdate", code(c.group_update(req(group_req("staff"), t)).await)),
-        ("GroupUM", code(c.group_um(req(kv1("staff", Action::Upsert, "k", "v"), t)).await)),
-        ("GroupKVAdd", code(c.group_kv_add(req(kv2("staff", "k", &["v"]), t)).await)),
-        ("GroupKVDel", code(c.group_kv_del(req(kv2("staff", "k", &[]), t)).await)),
-        ("GroupKVReplace", code(c.group_kv_replace(req(kv2("staff", "k", &["v"]), t)).await)),
+        (
+            "GroupCreate",
+            code(c.group_create(req(group_req("new"), t)).await),
+        ),
+        (
+            "GroupUpdate",
+            code(c.group_update(req(group_req("staff"), t)).await),
+        ),
+        (
+            "GroupUM",
+            code(
+                c.group_um(req(kv1("staff", Action::Upsert, "k", "v"), t))
+                    .await,
+            ),
+        ),
+        (
+            "GroupKVAdd",
+            code(c.group_kv_add(req(kv2("staff", "k", &["v"]), t)).await),
+        ),
+        (
+            "GroupKVDel",
+            code(c.group_kv_del(req(kv2("staff", "k", &[]), t)).await),
+        ),
+        (
+            "GroupKVReplace",
+            code(c.group_kv_replace(req(kv2("staff", "k", &["v"]), t)).await),
+        ),
         (
             "GroupUpdateRules",
             code(
@@ -993,9 +1262,18 @@ async fn read_only_refuses_every_mutating_call() {
                 .await,
             ),
         ),
-        ("GroupAddMember", code(c.group_add_member(req(member_req("bob", "sre"), t)).await)),
-        ("GroupDelMember", code(c.group_del_member(req(member_req("bob", "staff"), t)).await)),
-        ("GroupDestroy", code(c.group_destroy(req(group_req("sre"), t)).await)),
+        (
+            "GroupAddMember",
+            code(c.group_add_member(req(member_req("bob", "sre"), t)).await),
+        ),
+        (
+            "GroupDelMember",
+            code(c.group_del_member(req(member_req("bob", "staff"), t)).await),
+        ),
+        (
+            "GroupDestroy",
+            code(c.group_destroy(req(group_req("sre"), t)).await),
+        ),
         (
             "SystemCapabilities",
             code(
