@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# Installs the netauth-unix .deb into an isolated Debian root and proves it
+# works there, then that removing it puts the host configuration back; checks
+# the .rpm's file list and scriptlets.
+#
+#   bash packaging/test-install.sh [DEB [RPM]]
+#
+# Default packages: the newest in target/debian/ and target/generate-rpm/
+# (make them with `bash packaging/build.sh`). Needs root, unshare, overlayfs,
+# pamtester and rpm (apt-get install pamtester rpm).
+#
+# Isolation: the script re-runs itself in a private mount namespace and
+# builds the root there as an overlay: the host's / read-only below, a tmpfs
+# above. Every write (dpkg database, /etc, /var/lib/netauth) lands in the
+# tmpfs and disappears with the namespace; the host is never modified. The
+# root shares the host's network namespace, so the test server started here
+# on 127.0.0.1 is reachable from inside.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO="$PWD"
+
+if [ "${NETAUTH_PKGTEST_INNER:-}" != 1 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "test-install.sh: must run as root (mount namespace, overlayfs, chroot)" >&2
+        exit 1
+    fi
+    for tool in unshare chroot pamtester rpm; do
+        command -v "$tool" >/dev/null || { echo "test-install.sh: $tool is missing" >&2; exit 1; }
+    done
+    exec env NETAUTH_PKGTEST_INNER=1 unshare --mount --propagation private -- bash "$0" "$@"
+fi
+
+DEB="${1:-$(ls -1t target/debian/netauth-unix_*_amd64.deb 2>/dev/null | head -n1)}"
+RPM="${2:-$(ls -1t target/generate-rpm/netauth-unix-*.x86_64.rpm 2>/dev/null | head -n1)}"
+[ -f "$DEB" ] || { echo "test-install.sh: no .deb (run bash packaging/build.sh)" >&2; exit 1; }
+[ -f "$RPM" ] || { echo "test-install.sh: no .rpm (run bash packaging/build.sh)" >&2; exit 1; }
+DEB="$(realpath "$DEB")"
+RPM="$(realpath "$RPM")"
+
+passed=0
+failed=0
+section() { printf '\n=== %s\n' "$*"; }
+ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$*"; }
+fail() { failed=$((failed + 1)); printf 'FAIL %s\n' "$*"; }
+check() { # description command...
+    local what="$1"; shift
+    if "$@"; then ok "$what"; else fail "$what"; fi
+}
+
+# ---------------------------------------------------------------- the .rpm
+section "rpm: $RPM"
+rpm_files="$(rpm -qpl "$RPM")"
+echo "$rpm_files"
+expected_rpm_files='/etc/netauth/config.toml
+/usr/lib/systemd/system/netauth-unix-refresh.service
+/usr/lib/systemd/system/netauth-unix-refresh.timer
+/usr/lib64/libnss_netauth.so.2
+/usr/lib64/security/pam_netauth.so
+/usr/sbin/netauth-unix
+/usr/share/doc/netauth-unix/README.authselect
+/usr/share/doc/netauth-unix/changelog
+/usr/share/licenses/netauth-unix/COPYRIGHT
+/usr/share/licenses/netauth-unix/LICENSE
+/usr/share/man/man8/netauth-unix.8.gz
+/usr/share/man/man8/pam_netauth.8.gz'
+check "rpm file list is exactly the expected one" [ "$rpm_files" = "$expected_rpm_files" ]
+rpm_flags="$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILEMODES:perms} %{FILENAMES}\n]' "$RPM")"
+echo "$rpm_flags" | grep -E 'config.toml|\.so|sbin'
+check "rpm: config.toml is %config(noreplace)" grep -q -E '^cn +-rw-r--r-- /etc/netauth/config.toml$' <<<"$rpm_flags"
+check "rpm: modules and command are executable" \
+    test "$(grep -c -E '^ *-rwxr-xr-x (/usr/lib64/libnss_netauth.so.2|/usr/lib64/security/pam_netauth.so|/usr/sbin/netauth-unix)$' <<<"$rpm_flags")" = 3
+rpm_scripts="$(rpm -qp --scripts "$RPM")"
+echo "$rpm_scripts"
+check "rpm %post presets the timer on first install" grep -q 'systemctl --no-reload preset netauth-unix-refresh.timer' <<<"$rpm_scripts"
+check "rpm %preun disables and stops the timer on erase" grep -q 'systemctl --no-reload disable --now netauth-unix-refresh.timer' <<<"$rpm_scripts"
+check "rpm %postun try-restarts the timer on upgrade" grep -q 'systemctl try-restart netauth-unix-refresh.timer' <<<"$rpm_scripts"
+check "rpm scriptlets leave nsswitch.conf and pam.d to authselect" \
+    bash -c '! grep -q -E "nsswitch.conf|/etc/pam.d|pam-auth-update" <<<"$1"' _ "$rpm_scripts"
+check "rpm requires libpam" grep -q '^libpam.so.0()(64bit)$' <<<"$(rpm -qp --requires "$RPM")"
+
+# ----------------------------------------------- the isolated Debian root
+section "isolated root: overlay of / in a private mount namespace"
+WORK="$(mktemp -d /tmp/netauth-pkgtest.XXXXXX)"
+SERVER_PID=
+SYSLOG_PID=
+stop_server() {
+    if [ -n "${SERVER_PID:-}" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+cleanup() {
+    stop_server
+    [ -z "${SYSLOG_PID:-}" ] || kill "$SYSLOG_PID" 2>/dev/null || true
+    # The mounts vanish with the namespace; drop the empty mount point too.
+    umount -R -l "$WORK" 2>/dev/null || true
+    rmdir "$WORK" 2>/dev/null || true
+}
+trap cleanup EXIT
+mount -t tmpfs -o mode=0700 netauth-pkgtest "$WORK"
+mkdir -p "$WORK/upper" "$WORK/work" "$WORK/root" "$WORK/before" "$WORK/tls"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$WORK/upper,workdir=$WORK/work" "$WORK/root"
+ROOT="$WORK/root"
+mount -t proc proc "$ROOT/proc"
+# A private /dev with the usual nodes, and a /dev/log socket of our own so
+# that what the modules log (syslog, authpriv) can be read and checked.
+mount -t tmpfs -o mode=0755 tmpfs "$ROOT/dev"
+for node in null zero full random urandom tty; do
+    touch "$ROOT/dev/$node"
+    mount --bind "/dev/$node" "$ROOT/dev/$node"
+done
+mkdir -p "$ROOT/dev/pts" "$ROOT/dev/shm"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+out = open(sys.argv[2], "ab", buffering=0)
+print("ready", flush=True)
+while True:
+    out.write(s.recv(65536).rstrip(b"\0\n") + b"\n")
+' "$ROOT/dev/log" "$WORK/syslog" >"$WORK/syslog.ready" &
+SYSLOG_PID=$!
+for _ in $(seq 50); do [ -s "$WORK/syslog.ready" ] && break; sleep 0.1; done
+mount -t tmpfs tmpfs "$ROOT/tmp"
+# An empty /run: no /run/systemd/system, so the maintainer scripts act as in
+# a chroot (enable the timer, start nothing) and talk to no host daemon.
+mount -t tmpfs tmpfs "$ROOT/run"
+# The build tree stays visible read-only for nothing in particular; the
+# package is copied in like a download.
+cp "$DEB" "$ROOT/tmp/netauth-unix.deb"
+grep -E '^(PRETTY_NAME|VERSION_ID)=' "$ROOT/etc/os-release"
+
+in_root() {
+    chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+        DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+# --------------------------------------------------------- the test server
+section "test server"
+cargo build --quiet -p netauth-testserver --bin netauth-testserver
+SERVER_OUT="$WORK/server.out"
+"$REPO/target/debug/netauth-testserver" --fixture "$REPO/packaging/test-fixture.toml" \
+    --tls-dir "$WORK/tls" --ignore-stdin >"$SERVER_OUT" 2>"$WORK/server.err" &
+SERVER_PID=$!
+for _ in $(seq 100); do
+    grep -q '^LISTENING ' "$SERVER_OUT" && break
+    sleep 0.1
+done
+ADDR="$(sed -n 's/^LISTENING //p' "$SERVER_OUT")"
+[ -n "$ADDR" ] || { echo "test server did not start:"; cat "$WORK/server.err"; exit 1; }
+PORT="${ADDR##*:}"
+echo "listening on $ADDR"
+
+# ------------------------------------------------------------ install
+snapshot() { # name: copies of what the package must give back
+    rm -rf "${WORK:?}/$1"
+    mkdir -p "$WORK/$1"
+    cp -a "$ROOT/etc/nsswitch.conf" "$ROOT/etc/pam.d" "$WORK/$1/"
+    find "$ROOT/etc" -xdev \( -type f -o -type l \) -printf '%P %l\n' | sort >"$WORK/$1/etc-files"
+}
+# A local account, made before the snapshot so that the files useradd
+# touches are the same before and after: local logins must keep working.
+in_root useradd -M -s /usr/sbin/nologin pkgtest-local
+echo 'pkgtest-local:local-secret-1' | in_root chpasswd
+snapshot before
+
+section "dpkg -i (twice: the second is a reinstall over the installed version)"
+in_root dpkg -i /tmp/netauth-unix.deb
+cp "$ROOT/etc/nsswitch.conf" "$WORK/nsswitch.after-first"
+in_root dpkg -i /tmp/netauth-unix.deb
+check "package is installed" test "$(in_root dpkg-query -W -f='${db:Status-Abbrev}' netauth-unix)" = "ii "
+check "second install changed nothing in nsswitch.conf" cmp -s "$WORK/nsswitch.after-first" "$ROOT/etc/nsswitch.conf"
+in_root dpkg -L netauth-unix | grep -v -E '/$|^/\.$' | sort
+for path in /usr/sbin/netauth-unix /lib/x86_64-linux-gnu/libnss_netauth.so.2 \
+    /lib/x86_64-linux-gnu/security/pam_netauth.so /etc/netauth/config.toml \
+    /usr/share/pam-configs/netauth /usr/lib/systemd/system/netauth-unix-refresh.service \
+    /usr/lib/systemd/system/netauth-unix-refresh.timer /usr/share/man/man8/netauth-unix.8.gz \
+    /usr/share/doc/netauth-unix/copyright /usr/share/doc/netauth-unix/changelog.Debian.gz; do
+    check "installed: $path" test -e "$ROOT$path"
+done
+check "config.toml is a conffile" grep -q '^ /etc/netauth/config.toml ' <<<"$(in_root dpkg-query -W -f='${Conffiles}\n' netauth-unix)"
+check "netauth-unix --help answers" in_root /usr/sbin/netauth-unix --help
+
+section "nsswitch.conf after install (diff against before)"
+diff -u "$WORK/before/nsswitch.conf" "$ROOT/etc/nsswitch.conf" || true
+check "passwd line: netauth right after files" grep -q -E '^passwd:[[:space:]]+files netauth( |$)' "$ROOT/etc/nsswitch.conf"
+check "group line: netauth right after files" grep -q -E '^group:[[:space:]]+files netauth( |$)' "$ROOT/etc/nsswitch.conf"
+check "shadow line untouched" test "$(grep '^shadow:' "$ROOT/etc/nsswitch.conf")" = "$(grep '^shadow:' "$WORK/before/nsswitch.conf")"
+check "no install marker left behind" test ! -e "$ROOT/etc/nsswitch.conf.nss.netauth-unix-will-install"
+
+section "/etc/pam.d after install (diff against before)"
+diff -ru "$WORK/before/pam.d" "$ROOT/etc/pam.d" || true
+check "common-auth: pam_netauth after pam_unix, try_first_pass" \
+    awk '/pam_unix.so/{u=NR} /pam_netauth.so try_first_pass/{n=NR} END{exit !(u && n && u<n)}' "$ROOT/etc/pam.d/common-auth"
+check "common-account: pam_localuser skips pam_netauth for local users" \
+    grep -q -E 'success=1 default=ignore\][[:space:]]+pam_localuser.so' "$ROOT/etc/pam.d/common-account"
+check "common-account: pam_netauth denies on error" \
+    grep -q -E 'default=bad\][[:space:]]+pam_netauth.so ignore_unknown_user' "$ROOT/etc/pam.d/common-account"
+check "common-password: pam_netauth after pam_unix" \
+    awk '/pam_unix.so/{u=NR} /pam_netauth.so/{n=NR} END{exit !(u && n && u<n)}' "$ROOT/etc/pam.d/common-password"
+check "common-session: pam_netauth optional" grep -q -E '^session[[:space:]]+optional[[:space:]]+pam_netauth.so' "$ROOT/etc/pam.d/common-session"
+check "common-session-noninteractive: no pam_netauth" bash -c '! grep -q pam_netauth "$1"' _ "$ROOT/etc/pam.d/common-session-noninteractive"
+
+section "systemd units"
+check "timer enabled (timers.target.wants link)" test -L "$ROOT/etc/systemd/system/timers.target.wants/netauth-unix-refresh.timer"
+if command -v systemd-analyze >/dev/null; then
+    check "systemd-analyze verify accepts both units" \
+        in_root systemd-analyze verify /usr/lib/systemd/system/netauth-unix-refresh.service /usr/lib/systemd/system/netauth-unix-refresh.timer
+fi
+
+# ------------------------------------------------------ use it for real
+section "configure for the test server, refresh"
+mkdir -p "$ROOT/etc/netauth/keys"
+cp "$WORK/tls/tls.pem" "$ROOT/etc/netauth/keys/tls.pem"
+cat >"$ROOT/etc/netauth/config.toml" <<EOF
+[core]
+server = "127.0.0.1"
+port = $PORT
+
+[tls]
+certificate = "keys/tls.pem"
+
+[unix.pam.service.netauth-test]
+allow_groups = ["nx-engineering"]
+EOF
+check "netauth-unix refresh" in_root netauth-unix refresh
+in_root netauth-unix status || true
+check "cache written under /var/lib/netauth" test -s "$ROOT/var/lib/netauth/nss.cache"
+
+section "NSS through the installed module"
+in_root getent passwd alice bob || true
+in_root getent group nx-people nx-engineering || true
+in_root id alice || true
+check "getent passwd alice" grep -q -E '^alice:x:61001:6001:' <<<"$(in_root getent passwd alice)"
+check "getent passwd 61002 (bob)" grep -q -E '^bob:x:61002:6001:' <<<"$(in_root getent passwd 61002)"
+check "getent group nx-people lists its members" grep -q -E '^nx-people:x:6001:.*alice' <<<"$(in_root getent group nx-people)"
+check "id alice: nx-developers and nx-engineering (INCLUDE rule)" \
+    bash -c 'grep -q "(nx-developers)" <<<"$1" && grep -q "(nx-engineering)" <<<"$1"' _ "$(in_root id alice)"
+check "id dave: no nx-engineering (EXCLUDE rule)" \
+    bash -c 'grep -q "(nx-interns)" <<<"$1" && ! grep -q "(nx-engineering)" <<<"$1"' _ "$(in_root id dave)"
+check "local root still comes from files" grep -q '^root:x:0:0:' <<<"$(in_root getent passwd root)"
+
+section "PAM through the installed pam-auth-update profile (pamtester)"
+cat >"$ROOT/etc/pam.d/netauth-test" <<'EOF'
+@include common-auth
+@include common-account
+@include common-password
+@include common-session
+EOF
+pam() { # expect(0|1) user password operations...
+    local expect="$1" user="$2" password="$3"; shift 3
+    local rc=0
+    printf '%s\n' "$password" | in_root pamtester -v netauth-test "$user" "$@" >"$WORK/pam.out" 2>&1 || rc=$?
+    sed 's/^/    /' "$WORK/pam.out"
+    if [ "$expect" = 0 ]; then [ "$rc" = 0 ]; else [ "$rc" != 0 ]; fi
+}
+export -f pam in_root
+export ROOT WORK
+check "alice, right password: authenticate + acct_mgmt succeed" pam 0 alice alice-secret authenticate acct_mgmt
+check "alice, wrong password: refused" pam 1 alice not-her-password authenticate
+check "erin (locked): refused" pam 1 erin erin-secret authenticate
+check "bob, right password, not in nx-engineering: authenticates, account refused" \
+    bash -c '! pam 0 bob bob-secret authenticate acct_mgmt && grep -q "successfully authenticated" "$1"' _ "$WORK/pam.out"
+check "local user via pam_unix: succeeds" pam 0 pkgtest-local local-secret-1 authenticate acct_mgmt
+check "local user, wrong password: refused" pam 1 pkgtest-local wrong authenticate
+# Password change: pam_unix passes on a non-local user without asking, so
+# pam_netauth asks for the current and the new password itself.
+check "alice changes her NetAuth password (chauthtok)" \
+    bash -c 'printf "%s\n" alice-secret alice-new-1 alice-new-1 | chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin pamtester -v netauth-test alice chauthtok' _ "$ROOT"
+check "alice, new password works" pam 0 alice alice-new-1 authenticate
+check "alice, old password refused" pam 1 alice alice-secret authenticate
+
+section "what pam_netauth logged (syslog, via the root's /dev/log)"
+cat "$WORK/syslog" || true
+check "pam_netauth logged its decisions" grep -q 'pam_netauth' "$WORK/syslog"
+check "no password in the log" \
+    bash -c '! grep -q -F -e alice-secret -e alice-new-1 -e bob-secret -e erin-secret -e local-secret-1 -e not-her-password "$1"' _ "$WORK/syslog"
+
+section "server stopped: local users unaffected, NSS answers from the cache"
+stop_server
+check "local user still authenticates" pam 0 pkgtest-local local-secret-1 authenticate acct_mgmt
+check "alice refused while the server is down" pam 1 alice alice-new-1 authenticate
+check "getent passwd alice still answers" grep -q '^alice:' <<<"$(in_root getent passwd alice)"
+rm -f "$ROOT/etc/pam.d/netauth-test"
+
+# ------------------------------------------------------------- removal
+section "dpkg -r (twice), then the files the package changed"
+in_root dpkg -r netauth-unix
+in_root dpkg -r netauth-unix
+check "removed (config-files state)" test "$(in_root dpkg-query -W -f='${db:Status-Abbrev}' netauth-unix)" = "rc "
+echo "--- diff -u before/nsswitch.conf after-remove/nsswitch.conf"
+check "nsswitch.conf as before" diff -u "$WORK/before/nsswitch.conf" "$ROOT/etc/nsswitch.conf"
+echo "--- diff -ru before/pam.d after-remove/pam.d"
+check "/etc/pam.d as before" diff -ru "$WORK/before/pam.d" "$ROOT/etc/pam.d"
+check "pam_netauth.so gone" test ! -e "$ROOT/lib/x86_64-linux-gnu/security/pam_netauth.so"
+
+section "dpkg --purge (twice)"
+in_root dpkg --purge netauth-unix
+in_root dpkg --purge netauth-unix
+check "purged" test -z "$(in_root dpkg-query -W -f='${db:Status-Abbrev}' netauth-unix 2>/dev/null)"
+echo "--- diff -u before/nsswitch.conf after-purge/nsswitch.conf"
+check "nsswitch.conf as before" diff -u "$WORK/before/nsswitch.conf" "$ROOT/etc/nsswitch.conf"
+echo "--- diff -ru before/pam.d after-purge/pam.d"
+check "/etc/pam.d as before" diff -ru "$WORK/before/pam.d" "$ROOT/etc/pam.d"
+check "cache folder removed" test ! -e "$ROOT/var/lib/netauth"
+check "conffile config.toml removed" test ! -e "$ROOT/etc/netauth/config.toml"
+# dpkg keeps what the admin put there (the server certificate); the admin
+# deletes it.
+check "admin's certificate kept" test -e "$ROOT/etc/netauth/keys/tls.pem"
+rm -r "$ROOT/etc/netauth"
+find "$ROOT/etc" -xdev \( -type f -o -type l \) -printf '%P %l\n' | sort >"$WORK/etc-files.after-purge"
+echo "--- diff of the list of files and links under /etc, before vs after purge"
+check "no file or link left in /etc" diff -u "$WORK/before/etc-files" "$WORK/etc-files.after-purge"
+
+# ---------------------------------- nsswitch.conf variants an admin may have
+section "nsswitch.conf variants"
+variant() { # description input expected-after-install expected-after-purge
+    local what="$1" input="$2" installed="$3" purged="$4"
+    printf '%s\n' "$input" >"$ROOT/etc/nsswitch.conf"
+    in_root dpkg -i /tmp/netauth-unix.deb >"$WORK/variant.log" 2>&1 || { cat "$WORK/variant.log"; fail "$what: install"; return; }
+    in_root dpkg -i /tmp/netauth-unix.deb >>"$WORK/variant.log" 2>&1 || { cat "$WORK/variant.log"; fail "$what: reinstall"; return; }
+    if [ "$(cat "$ROOT/etc/nsswitch.conf")" = "$installed" ]; then ok "$what: installed"; else
+        fail "$what: installed"; diff -u <(printf '%s\n' "$installed") "$ROOT/etc/nsswitch.conf" || true; fi
+    in_root dpkg --purge netauth-unix >>"$WORK/variant.log" 2>&1 || { cat "$WORK/variant.log"; fail "$what: purge"; return; }
+    in_root dpkg --purge netauth-unix >>"$WORK/variant.log" 2>&1 || true
+    if [ "$(cat "$ROOT/etc/nsswitch.conf")" = "$purged" ]; then ok "$what: purged"; else
+        fail "$what: purged"; diff -u <(printf '%s\n' "$purged") "$ROOT/etc/nsswitch.conf" || true; fi
+}
+variant "passwd: files systemd, with an initgroups line" \
+    $'passwd:         files systemd\ngroup:          files [SUCCESS=merge] systemd\ninitgroups:     files systemd\nshadow:         files\nhosts:          files dns' \
+    $'passwd:         files netauth systemd\ngroup:          files [SUCCESS=merge] netauth systemd\ninitgroups:     files netauth systemd\nshadow:         files\nhosts:          files dns' \
+    $'passwd:         files systemd\ngroup:          files [SUCCESS=merge] systemd\ninitgroups:     files systemd\nshadow:         files\nhosts:          files dns'
+variant "compat and comments" \
+    $'# passwd: files\npasswd: compat # local first\ngroup: compat\nhosts: files dns' \
+    $'# passwd: files\npasswd: compat netauth # local first\ngroup: compat netauth\nhosts: files dns' \
+    $'# passwd: files\npasswd: compat # local first\ngroup: compat\nhosts: files dns'
+variant "admin already added netauth: left alone on install, taken out on purge" \
+    $'passwd: files netauth [NOTFOUND=return] systemd\ngroup: files netauth\nhosts: files dns' \
+    $'passwd: files netauth [NOTFOUND=return] systemd\ngroup: files netauth\nhosts: files dns' \
+    $'passwd: files systemd\ngroup: files\nhosts: files dns'
+variant "files not first: netauth still right after files" \
+    $'passwd: sss files systemd\ngroup:  sss files systemd\nhosts: files dns' \
+    $'passwd: sss files netauth systemd\ngroup:  sss files netauth systemd\nhosts: files dns' \
+    $'passwd: sss files systemd\ngroup:  sss files systemd\nhosts: files dns'
+# An administrator who takes netauth out keeps it out across upgrades.
+printf 'passwd: files systemd\ngroup: files systemd\n' >"$ROOT/etc/nsswitch.conf"
+in_root dpkg -i /tmp/netauth-unix.deb >"$WORK/variant.log" 2>&1
+sed -i 's/ netauth//' "$ROOT/etc/nsswitch.conf"
+in_root dpkg -i /tmp/netauth-unix.deb >>"$WORK/variant.log" 2>&1
+check "upgrade does not put back what the admin took out" \
+    test "$(cat "$ROOT/etc/nsswitch.conf")" = $'passwd: files systemd\ngroup: files systemd'
+in_root dpkg --purge netauth-unix >>"$WORK/variant.log" 2>&1
+
+printf '\npackage install test: %d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" = 0 ]
