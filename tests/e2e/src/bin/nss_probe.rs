@@ -9,6 +9,8 @@
 //! nss_probe corrupt GOOD RANDOM   every truncation and RANDOM corruptions
 //! nss_probe missing               no cache file at all
 //! nss_probe fork EXPECTED ROUNDS  forks while other threads look up
+//! nss_probe generate OUT USERS    writes a generated cache (benchmarks)
+//! nss_probe time EXPECTED ITERS   median/p99 of warm lookups (benchmarks)
 //! ```
 //! EXPECTED/A/B/GOOD are cache files; the expected answers are read from
 //! them with netauth-core's reader. Prints `ok <summary>` and exits 0, or
@@ -49,6 +51,8 @@ fn main() {
         ["corrupt", good, random] => corrupt(&read(good), parse(random)),
         ["missing"] => missing(),
         ["fork", expected, rounds] => fork(&load(expected), parse(rounds)),
+        ["generate", out, users] => generate(out, parse(users)),
+        ["time", expected, iterations] => time(&load(expected), parse(iterations)),
         _ => Err(format!("usage: see the source; got {args:?}")),
     };
     match result {
@@ -1247,5 +1251,114 @@ fn fork(expected: &Expected, rounds: usize) -> Check {
     }
     result?;
     println!("{rounds} forks");
+    Ok(())
+}
+
+fn generate(out: &str, users: usize) -> Check {
+    let count = u32::try_from(users).map_err(|e| e.to_string())?;
+    let content = netauth_e2e::nss::generated_content(0, count, "bench");
+    let bytes = netauth_core::cache::encode(&content).map_err(|e| e.to_string())?;
+    std::fs::write(out, &bytes).map_err(|e| e.to_string())?;
+    println!(
+        "{} users, {} groups, {} bytes",
+        content.users.len(),
+        content.groups.len(),
+        bytes.len()
+    );
+    Ok(())
+}
+
+/// Warm lookups through glibc, one at a time: prints median and p99 in ns.
+fn time(expected: &Expected, iterations: usize) -> Check {
+    install(&expected.bytes);
+    let users = &expected.content.users;
+    let groups = &expected.content.groups;
+    ensure!(!users.is_empty() && !groups.is_empty(), "empty cache");
+    let names: Vec<CString> = users.iter().map(|u| c(&u.name)).collect();
+    let group_names: Vec<CString> = groups.iter().map(|g| c(&g.name)).collect();
+    let mut buf = vec![0 as c_char; 1 << 20];
+    let report = |what: &str, mut samples: Vec<u64>| {
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+        println!("{what}: median {} ns, p99 {} ns", at(0.5), at(0.99));
+    };
+    let mut state = 0x5eed_u64;
+    let mut run =
+        |f: &mut dyn FnMut(usize, &mut [c_char]) -> bool, n: usize| -> Result<Vec<u64>, Failure> {
+            let mut samples = Vec::with_capacity(iterations);
+            for _ in 0..iterations {
+                let i = (xorshift(&mut state) % n as u64) as usize;
+                let start = Instant::now();
+                let found = f(i, &mut buf);
+                samples.push(start.elapsed().as_nanos() as u64);
+                ensure!(found, "lookup {i} failed");
+            }
+            Ok(samples)
+        };
+    // SAFETY (all closures below): valid pointers and buffer lengths.
+    let samples = run(
+        &mut |i, buf| unsafe {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut result = std::ptr::null_mut();
+            libc::getpwnam_r(
+                names[i].as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            ) == 0
+                && !result.is_null()
+        },
+        users.len(),
+    )?;
+    report("getpwnam_r", samples);
+    let samples = run(
+        &mut |i, buf| unsafe {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut result = std::ptr::null_mut();
+            libc::getpwuid_r(
+                users[i].uid,
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            ) == 0
+                && !result.is_null()
+        },
+        users.len(),
+    )?;
+    report("getpwuid_r", samples);
+    let samples = run(
+        &mut |i, buf| unsafe {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut result = std::ptr::null_mut();
+            libc::getgrnam_r(
+                group_names[i].as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            ) == 0
+                && !result.is_null()
+        },
+        groups.len(),
+    )?;
+    report("getgrnam_r", samples);
+    let samples = run(
+        &mut |i, _| {
+            let mut room = [0 as libc::gid_t; 64];
+            let mut count = room.len() as c_int;
+            unsafe {
+                libc::getgrouplist(
+                    names[i].as_ptr(),
+                    users[i].gid,
+                    room.as_mut_ptr(),
+                    &mut count,
+                ) >= 0
+            }
+        },
+        users.len(),
+    )?;
+    report("getgrouplist", samples);
     Ok(())
 }
