@@ -1,0 +1,110 @@
+//! Refresh benchmark: wall time, gRPC calls and peak memory of
+//! `netauth-unix refresh` against the test server (TLS, in this process) at
+//! 1,000, 10,000 and 20,000 entities. Prints a markdown table.
+//!
+//! Run: `cargo bench -p netauth-unix --bench refresh`
+//! (optional arguments: entity counts, e.g. `-- 1000 50000`).
+//!
+//! Each refresh runs as a child process so that its peak resident memory
+//! (`ru_maxrss` from `wait4`) is its own; the server's is not counted.
+
+#[path = "../../netauth-core/tests/refresh_support.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netauth_core::refresh::RefreshStatus;
+use netauth_testserver::{generate_tls_identity, Options, TestServer};
+use support::{seed_directory, RefreshEnv, GROUPS};
+
+const RUNS: usize = 3;
+
+struct Run {
+    wall: Duration,
+    max_rss_kib: i64,
+}
+
+/// Runs `netauth-unix refresh` once and measures it.
+fn refresh_once(config: &Path) -> Run {
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_netauth-unix"))
+        .args(["refresh", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start netauth-unix");
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own unreaped child; both pointers are valid for
+    // writes for the duration of the call.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "netauth-unix refresh failed (status {status})"
+    );
+    drop(child);
+    Run {
+        wall,
+        max_rss_kib: usage.ru_maxrss,
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let counts: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let counts = if counts.is_empty() {
+        vec![1_000, 10_000, 20_000]
+    } else {
+        counts
+    };
+
+    let mut rows = Vec::new();
+    for &n in &counts {
+        let server = TestServer::start(Options {
+            tls: Some(generate_tls_identity(&["localhost", "127.0.0.1"])),
+            ..Default::default()
+        });
+        seed_directory(server.state(), n);
+        let env = RefreshEnv::new(&server, "");
+        let runs: Vec<Run> = (0..RUNS).map(|_| refresh_once(&env.config)).collect();
+        let status = RefreshStatus::load(&env.cache_dir())
+            .expect("status file")
+            .expect("status file present");
+        assert_eq!(status.users, n, "every entity served");
+        let cache_bytes = std::fs::metadata(env.cache_path()).expect("cache").len();
+        let walls: Vec<Duration> = runs.iter().map(|r| r.wall).collect();
+        let max_wall = walls.iter().max().copied().unwrap_or_default();
+        let peak_kib = runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0);
+        rows.push(format!(
+            "| {n} | {} | {:.0} ms | {:.0} ms | {} | {:.1} MiB | {:.2} MiB |",
+            GROUPS.len() + 1,
+            median(walls).as_secs_f64() * 1000.0,
+            max_wall.as_secs_f64() * 1000.0,
+            status.last_calls,
+            peak_kib as f64 / 1024.0,
+            cache_bytes as f64 / (1024.0 * 1024.0),
+        ));
+    }
+
+    println!("`netauth-unix refresh` against the test server over TLS (release build, {RUNS} runs each).");
+    println!();
+    println!("| entities | groups | wall time (median) | wall time (max) | gRPC calls | peak RSS | cache size |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        println!("{row}");
+    }
+}
