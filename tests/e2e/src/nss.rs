@@ -81,6 +81,8 @@ pub struct NsRun<'a> {
     pub nsswitch: &'a str,
     /// Installed as /var/lib/netauth/nss.cache (mode 0644) when given.
     pub cache: Option<&'a [u8]>,
+    /// Bind-mounted over /etc/group when given (local group memberships).
+    pub etc_group: Option<&'a str>,
     /// Extra files placed in the scratch folder, passed to the program by
     /// path via `{scratch}` in its arguments.
     pub files: &'a [(&'a str, &'a [u8])],
@@ -104,6 +106,10 @@ pub fn run_in_namespace(run: &NsRun<'_>, program: &str, args: &[&str]) -> Output
     if let Some(bytes) = run.cache {
         std::fs::write(&cache, bytes).expect("write the cache");
     }
+    let etc_group = scratch.path().join("group");
+    if let Some(text) = run.etc_group {
+        std::fs::write(&etc_group, text).expect("write the test /etc/group");
+    }
     for (name, bytes) in run.files {
         std::fs::write(scratch.path().join(name), bytes).expect("write a scratch file");
     }
@@ -115,8 +121,9 @@ if [ -n "$NA_E2E_CACHE" ]; then
   chmod 0644 /var/lib/netauth/nss.cache
 fi
 mount --bind "$NA_E2E_NSSWITCH" /etc/nsswitch.conf
+if [ -n "$NA_E2E_GROUP" ]; then mount --bind "$NA_E2E_GROUP" /etc/group; fi
 if [ -d /run/nscd ]; then mount -t tmpfs netauth-e2e /run/nscd; fi
-unset NA_E2E_CACHE NA_E2E_NSSWITCH
+unset NA_E2E_CACHE NA_E2E_NSSWITCH NA_E2E_GROUP
 exec "$@"
 "#;
     let scratch_str = scratch.path().to_str().expect("UTF-8 temp path");
@@ -138,6 +145,14 @@ exec "$@"
         .args(&args)
         .env("LD_LIBRARY_PATH", module_dir)
         .env("NA_E2E_NSSWITCH", &nsswitch)
+        .env(
+            "NA_E2E_GROUP",
+            if run.etc_group.is_some() {
+                etc_group.as_os_str()
+            } else {
+                "".as_ref()
+            },
+        )
         .env(
             "NA_E2E_CACHE",
             if run.cache.is_some() {

@@ -13,6 +13,7 @@ fn getent(cache: Option<&[u8]>, nsswitch: &str, args: &[&str]) -> Output {
             nsswitch,
             cache,
             files: &[],
+            etc_group: None,
         },
         "getent",
         args,
@@ -130,6 +131,7 @@ fn id_lists_every_effective_group() {
                 nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
                 cache: Some(&cache),
                 files: &[],
+                etc_group: None,
             },
             "id",
             &[&u.name],
@@ -227,6 +229,7 @@ fn missing_cache_is_not_found_without_crash() {
             nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
             cache: None,
             files: &[],
+            etc_group: None,
         },
         "id",
         &["na_alice"],
@@ -258,4 +261,41 @@ fn corrupt_or_foreign_cache_is_not_found_without_crash() {
         assert_eq!(out.status.code(), Some(0));
         assert!(!stdout(&out).contains("na_"));
     }
+}
+
+/// Why the module's docs say "no `initgroups:` line" (or one with
+/// `[SUCCESS=continue]`): glibc stops at the first initgroups service that
+/// succeeds, so a NetAuth user who is also in a local group would lose the
+/// NetAuth groups. With only `group:` lines, glibc asks every service.
+#[test]
+fn initgroups_merges_local_and_cached_groups_unless_an_initgroups_line_stops_it() {
+    let content = sample_content();
+    let cache = encode_content(&content);
+    let host_group = std::fs::read_to_string("/etc/group").expect("read /etc/group");
+    let etc_group = format!("{host_group}na_localgrp:x:60123:na_alice\n");
+    let id_groups = |nsswitch: &str| -> Vec<String> {
+        let out = run_in_namespace(
+            &NsRun {
+                nsswitch,
+                cache: Some(&cache),
+                files: &[],
+                etc_group: Some(&etc_group),
+            },
+            "id",
+            &["-Gn", "na_alice"],
+        );
+        let mut groups: Vec<String> = assert_ok(&out)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        groups.sort();
+        groups
+    };
+    let all = vec!["na_all", "na_devs", "na_localgrp", "na_staff"];
+    assert_eq!(id_groups(NSSWITCH_FILES_THEN_NETAUTH), all);
+    let continuing =
+        format!("{NSSWITCH_FILES_THEN_NETAUTH}initgroups: files [SUCCESS=continue] netauth\n");
+    assert_eq!(id_groups(&continuing), all);
+    let stopping = format!("{NSSWITCH_FILES_THEN_NETAUTH}initgroups: files netauth\n");
+    assert_eq!(id_groups(&stopping), vec!["na_localgrp", "na_staff"]);
 }
