@@ -456,6 +456,7 @@ impl<'a> CacheView<'a> {
     }
 
     /// Decodes the whole file into owned data (for status output and tests).
+    /// Users with an empty group list get no `user_groups` entry.
     pub fn to_content(&self) -> Result<CacheContent, CacheError> {
         fn text(raw: &[u8]) -> Result<String, CacheError> {
             String::from_utf8(raw.to_vec()).map_err(|_| CacheError::Corrupt("string is not UTF-8"))
