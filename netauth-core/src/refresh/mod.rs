@@ -25,7 +25,7 @@
 //! | `[unix.refresh] missing_primary_group` | `"skip"` | user whose primary group is unset or not served: `"skip"` (not served, logged) or `"private"` (a user-private group, gid = uid, named like the user, when neither is taken by a NetAuth or local group; otherwise skipped) |
 //! | `[unix.refresh] local_passwd` | `"/etc/passwd"` | local users whose names and uids NetAuth must not shadow |
 //! | `[unix.refresh] local_group` | `"/etc/group"` | local groups whose names and gids NetAuth must not shadow |
-//! | `[unix.refresh] max_shrink_percent` | `50` | refuse a refresh that would drop more than this share of the previous cache's users (likely a misconfigured server); `--force` overrides, `100` disables |
+//! | `[unix.refresh] max_shrink_percent` | `50` | refuse a refresh that would drop more than this share of the previous cache's users, or of its groups (likely a misconfigured server); `--force` overrides, `100` disables |
 //! | `[unix.refresh] request_timeout_ms` | `60000` | deadline of each search call of the refresh (big answers take seconds) |
 //! | `[unix.refresh] search_cap` | `16000` | the server's search answer cap; change only if your server's differs |
 //!
@@ -83,7 +83,8 @@
 //! Server down, TLS rejected, a call failing midway, an answer that cannot
 //! be proved complete, unreadable local files, a cache that fails the
 //! writer's checks, or a sudden loss of more than `max_shrink_percent` of the
-//! users: the refresh returns [`RefreshError`] and does not touch the cache.
+//! users or of the groups: the refresh returns [`RefreshError`] and does not
+//! touch the cache.
 //! Only one refresh runs at a time (an `flock` on `cache_dir/.refresh.lock`).
 
 pub mod build;
@@ -132,8 +133,10 @@ pub struct RefreshReport {
     /// gRPC search calls made (entity and group searches).
     pub entity_calls: u32,
     pub group_calls: u32,
-    /// Users in the cache this one replaced, if there was a readable one.
+    /// Users and groups in the cache this one replaced, if there was a
+    /// readable one.
     pub previous_users: Option<usize>,
+    pub previous_groups: Option<usize>,
     /// Where the cache was written and how big it is.
     pub cache_path: PathBuf,
     pub cache_bytes: usize,
@@ -348,12 +351,12 @@ impl RefreshLock {
     }
 }
 
-/// Users in the cache at `path`: `Ok(None)` when there is none,
+/// Users and groups in the cache at `path`: `Ok(None)` when there is none,
 /// `Err` with the reason when the file is there but unreadable or corrupt.
-pub fn cached_user_count(path: &Path) -> Result<Option<usize>, String> {
+pub fn cached_counts(path: &Path) -> Result<Option<(usize, usize)>, String> {
     match std::fs::read(path) {
         Ok(bytes) => CacheView::parse(&bytes)
-            .map(|v| Some(v.user_count()))
+            .map(|v| Some((v.user_count(), v.group_count())))
             .map_err(|e| e.to_string()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.to_string()),
@@ -402,7 +405,7 @@ where
         }
     };
     let cache_path = dir.join(CACHE_FILE_NAME);
-    let previous_users = match cached_user_count(&cache_path) {
+    let previous = match cached_counts(&cache_path) {
         Ok(n) => n,
         Err(error) => {
             notices.push(Notice::PreviousCacheUnreadable { error });
@@ -420,10 +423,10 @@ where
     );
     notices.extend(mapped.notices);
 
-    if let Some(previous) = previous_users {
-        if !options.force {
-            status::check_shrink(previous, mapped.users.len(), settings.max_shrink_percent)?;
-        }
+    if let (Some((users, groups)), false) = (previous, options.force) {
+        let max = settings.max_shrink_percent;
+        status::check_shrink("users", users, mapped.users.len(), max)?;
+        status::check_shrink("groups", groups, mapped.groups.len(), max)?;
     }
 
     let (source_label, _) = clean::clean_gecos(server);
@@ -450,7 +453,8 @@ where
         groups_fetched: fetched.groups.len(),
         entity_calls: fetched.entity_calls,
         group_calls: fetched.group_calls,
-        previous_users,
+        previous_users: previous.map(|p| p.0),
+        previous_groups: previous.map(|p| p.1),
         cache_path,
         cache_bytes: bytes.len(),
         duration: started.elapsed(),

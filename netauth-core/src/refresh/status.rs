@@ -60,21 +60,29 @@ impl RefreshStatus {
 /// A refresh that would drop too many of the previous cache's users.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "refusing to replace a cache of {previous} users with one of {new} (more than \
+    "refusing to replace a cache of {previous} {what} with one of {new} (more than \
      {max_percent}% lost; a misconfigured server?); run with --force if this is intended"
 )]
 pub struct ShrinkRefused {
+    /// `"users"` or `"groups"`.
+    pub what: &'static str,
     pub previous: usize,
     pub new: usize,
     pub max_percent: u8,
 }
 
-/// Refuses a new user count that drops more than `max_percent` of the
+/// Refuses a new count of `what` that drops more than `max_percent` of the
 /// previous one. No previous cache (or an empty one) never refuses.
-pub fn check_shrink(previous: usize, new: usize, max_percent: u8) -> Result<(), ShrinkRefused> {
+pub fn check_shrink(
+    what: &'static str,
+    previous: usize,
+    new: usize,
+    max_percent: u8,
+) -> Result<(), ShrinkRefused> {
     let lost = previous.saturating_sub(new) as u128;
     if lost * 100 > previous as u128 * u128::from(max_percent) {
         return Err(ShrinkRefused {
+            what,
             previous,
             new,
             max_percent,
@@ -89,25 +97,33 @@ mod tests {
 
     #[test]
     fn shrink_guard() {
-        assert!(check_shrink(0, 0, 50).is_ok());
-        assert!(check_shrink(0, 10, 50).is_ok());
-        assert!(check_shrink(100, 200, 50).is_ok());
-        assert!(check_shrink(100, 50, 50).is_ok()); // exactly half lost
+        assert!(check_shrink("users", 0, 0, 50).is_ok());
+        assert!(check_shrink("users", 0, 10, 50).is_ok());
+        assert!(check_shrink("users", 100, 200, 50).is_ok());
+        assert!(check_shrink("users", 100, 50, 50).is_ok()); // exactly half lost
         assert_eq!(
-            check_shrink(100, 49, 50),
+            check_shrink("users", 100, 49, 50),
             Err(ShrinkRefused {
+                what: "users",
                 previous: 100,
                 new: 49,
                 max_percent: 50
             })
         );
-        assert!(check_shrink(1000, 0, 50).is_err());
-        assert!(check_shrink(1000, 0, 100).is_ok()); // guard off
-        assert!(check_shrink(1000, 999, 0).is_err()); // any loss refused
-        assert!(check_shrink(3, 1, 50).is_err());
-        assert!(check_shrink(usize::MAX, 0, 99).is_err());
-        let msg = check_shrink(20_000, 5, 50).unwrap_err().to_string();
-        assert!(msg.contains("20000") && msg.contains("--force"), "{msg}");
+        assert!(check_shrink("users", 1000, 0, 50).is_err());
+        assert!(check_shrink("users", 1000, 0, 100).is_ok()); // guard off
+        assert!(check_shrink("users", 1000, 999, 0).is_err()); // any loss refused
+        assert!(check_shrink("users", 3, 1, 50).is_err());
+        assert!(check_shrink("users", usize::MAX, 0, 99).is_err());
+        let msg = check_shrink("users", 20_000, 5, 50)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("20000 users") && msg.contains("--force"),
+            "{msg}"
+        );
+        let msg = check_shrink("groups", 10, 2, 50).unwrap_err().to_string();
+        assert!(msg.contains("10 groups"), "{msg}");
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn the_shrink_guard_refuses_a_sudden_loss_unless_forced() {
     // Losing 51 of 100 is refused at the default 50%.
     let err = env.run(&mut directory(49, 16_000), false).unwrap_err();
     match &err {
-        RefreshError::Shrink(s) => assert_eq!((s.previous, s.new), (100, 49)),
+        RefreshError::Shrink(s) => assert_eq!((s.what, s.previous, s.new), ("users", 100, 49)),
         other => panic!("{other}"),
     }
     assert!(err.to_string().contains("--force"));
@@ -171,7 +171,27 @@ fn the_shrink_guard_refuses_a_sudden_loss_unless_forced() {
     // --force overrides the guard.
     let report = env.run(&mut directory(10, 16_000), true).unwrap();
     assert_eq!((report.previous_users, report.users), (Some(50), 10));
-    assert_eq!(cached_user_count(&env.cache_path()).unwrap(), Some(10));
+    assert_eq!(cached_counts(&env.cache_path()).unwrap(), Some((10, 1)));
+}
+
+#[test]
+fn the_shrink_guard_also_watches_groups() {
+    let env = Env::new();
+    let mut d = directory(10, 100);
+    d.groups.extend((0..9).map(|i| SourceGroup {
+        name: format!("extra{i}"),
+        number: Some(4000 + i),
+        expansions: vec![],
+    }));
+    env.run(&mut d, false).unwrap();
+    let before = std::fs::read(env.cache_path()).unwrap();
+    // Same users, but 9 of 10 groups gone.
+    let err = env.run(&mut directory(10, 100), false).unwrap_err();
+    match &err {
+        RefreshError::Shrink(s) => assert_eq!((s.what, s.previous, s.new), ("groups", 10, 1)),
+        other => panic!("{other}"),
+    }
+    assert_eq!(std::fs::read(env.cache_path()).unwrap(), before);
 }
 
 #[test]
@@ -184,7 +204,7 @@ fn a_corrupt_previous_cache_is_replaced_with_a_notice() {
         .notices
         .iter()
         .any(|n| matches!(n, Notice::PreviousCacheUnreadable { .. })));
-    assert_eq!(cached_user_count(&env.cache_path()).unwrap(), Some(5));
+    assert_eq!(cached_counts(&env.cache_path()).unwrap(), Some((5, 1)));
 }
 
 #[test]
