@@ -58,6 +58,7 @@ fn in_namespace(cache: &[u8], script: &str) -> String {
         &NsRun {
             nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
             cache: Some(cache),
+            etc_group: None,
             files: &[("script.sh", script.as_bytes())],
         },
         "sh",
