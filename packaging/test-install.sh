@@ -213,17 +213,17 @@ fi
 section "configure for the test server, refresh"
 mkdir -p "$ROOT/etc/netauth/keys"
 cp "$WORK/tls/tls.pem" "$ROOT/etc/netauth/keys/tls.pem"
-cat >"$ROOT/etc/netauth/config.toml" <<EOF
-[core]
-server = "127.0.0.1"
-port = $PORT
-
-[tls]
-certificate = "keys/tls.pem"
-
-[unix.pam.service.netauth-test]
-allow_groups = ["nx-engineering"]
-EOF
+# The installed example with every documented key switched on at its
+# documented default (the refresh and pam_netauth refuse unknown keys in
+# their tables, so this proves the documentation right), pointed at the test
+# server, plus an access rule for the PAM service used below.
+sed -E -e 's/^#([A-Za-z_]+ = )/\1/' -e 's/^#(\[unix\.pam\.service\.)/\1/' \
+    -e 's/^server = .*/server = "127.0.0.1"/' -e "s/^port = .*/port = $PORT/" \
+    -e 's/^master = .*/master = "127.0.0.1"/' -e 's/^ID = .*/ID = "pkgtest-host"/' \
+    "$ROOT/etc/netauth/config.toml" >"$WORK/config.toml"
+printf '\n[unix.pam.service.netauth-test]\nallow_groups = ["nx-engineering"]\n' >>"$WORK/config.toml"
+cp "$WORK/config.toml" "$ROOT/etc/netauth/config.toml"
+grep -v -E '^#|^$' "$ROOT/etc/netauth/config.toml"
 check "netauth-unix refresh" in_root netauth-unix refresh
 in_root netauth-unix status || true
 check "cache written under /var/lib/netauth" test -s "$ROOT/var/lib/netauth/nss.cache"
