@@ -12,6 +12,18 @@
 //!
 //! Return codes follow the contract in issue 4; no error path yields
 //! [`PamCode::Success`].
+//!
+//! This code runs inside every PAM-using process: nothing here may panic.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod args;
 mod backend;

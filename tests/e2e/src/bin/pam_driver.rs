@@ -69,6 +69,8 @@ struct Script {
     answers: Vec<CString>,
     next: usize,
     prompts: usize,
+    /// Benchmark runs: no prompt echo on stderr.
+    quiet: bool,
 }
 
 unsafe extern "C" fn converse(
@@ -97,7 +99,9 @@ unsafe extern "C" fn converse(
         match message.msg_style {
             PAM_PROMPT_ECHO_OFF | PAM_PROMPT_ECHO_ON => {
                 script.prompts += 1;
-                eprintln!("prompt {text:?}");
+                if !script.quiet {
+                    eprintln!("prompt {text:?}");
+                }
                 let Some(answer) = script.answers.get(script.next) else {
                     // No answer left: behave like a user who closed the terminal.
                     // SAFETY: free what was allocated so far.
@@ -108,6 +112,7 @@ unsafe extern "C" fn converse(
                 // SAFETY: replies has count entries; strdup copies the answer.
                 unsafe { (*replies.add(i)).resp = libc::strdup(answer.as_ptr()) };
             }
+            _ if script.quiet => {}
             _ => eprintln!("message {text:?}"),
         }
     }
@@ -198,6 +203,7 @@ fn cycle(options: &Options, phase: &str, quiet: bool) -> bool {
         answers: options.answers.clone(),
         next: 0,
         prompts: 0,
+        quiet,
     };
     let conv = PamConv {
         conv: Some(converse),

@@ -113,6 +113,14 @@ impl Env {
         for sub in ["pam.d", "varlib/netauth", "hostdev"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
         }
+        // Like a real system: unknown services are denied (and libpam
+        // does not complain about a missing "other").
+        std::fs::write(
+            dir.path().join("pam.d/other"),
+            "auth required pam_deny.so\naccount required pam_deny.so\n\
+             password required pam_deny.so\nsession required pam_deny.so\n",
+        )
+        .expect("write pam.d/other");
         let module = dir.path().join("pam_netauth.so");
         std::os::unix::fs::symlink(built, &module).expect("link module");
         let log = UnixDatagram::bind(dir.path().join("log.sock")).expect("bind log socket");
@@ -241,6 +249,32 @@ impl Env {
         }
     }
 
+    /// Reads and counts log messages on a thread until the drain is
+    /// dropped; for runs that log more than the socket queue holds.
+    pub fn spawn_log_drain(&self) -> LogDrain {
+        let socket = self.log.try_clone().expect("clone log socket");
+        socket.set_nonblocking(false).expect("blocking");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("read timeout");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            let mut count = 0usize;
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                if socket.recv(&mut buf).is_ok() {
+                    count += 1;
+                }
+            }
+            count
+        });
+        LogDrain {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
     /// Every syslog message sent so far (raw, with `<PRI>` prefix).
     pub fn syslog(&mut self) -> &[String] {
         self.drain_log();
@@ -263,6 +297,29 @@ impl Env {
             .rev()
             .find(|l| l.contains(" outcome="))
             .unwrap_or_default()
+    }
+}
+
+/// See [`Env::spawn_log_drain`].
+pub struct LogDrain {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl LogDrain {
+    /// Stops draining; returns how many messages were read.
+    pub fn finish(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for LogDrain {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
