@@ -52,21 +52,13 @@ done
 for page in netauth-unix.8 pam_netauth.8; do
     gzip -9 -n -c "packaging/common/$page" > "$gen/$page.gz"
 done
-{
-    cat packaging/common/copyright.in
-    echo
-    echo "Files: *"
-    echo "Copyright: their authors"
-    echo "License: various"
-    echo "Comment: the binaries statically link these Rust crates, each under the"
-    echo " licence named here, all compatible with GPL-3.0-or-later:"
-    # Proc macros run at build time only and are not linked in.
-    cargo tree --locked -e normal,no-proc-macro -p netauth-unix -p nss_netauth -p pam_netauth \
-        --prefix none -f '{p} {l}' \
-        | sed -E -e 's# \(/[^)]*\)##' -e 's/ \(\*\)$//' \
-        | grep -v -E '^$|^(netauth-|nss_netauth|pam_netauth)' \
-        | sort -u | sed 's/^/ /'
-} > "$gen/copyright"
+# Proc macros run at build time only and are not linked in.
+cargo tree --locked -e normal,no-proc-macro -p netauth-unix -p nss_netauth -p pam_netauth \
+    --prefix none -f '{p} {l}' \
+    | sed -E -e 's# \(/[^)]*\)##' -e 's/ \(\*\)$//' \
+    | grep -v -E '^$|^(netauth-|nss_netauth|pam_netauth)' \
+    | sort -u | sed 's/^/ /' >"$gen/linked-crates"
+sed -e "/^@LINKED_CRATES@\$/{r $gen/linked-crates" -e 'd}' packaging/common/copyright.in >"$gen/copyright"
 
 if [ "$what" != rpm ]; then
     cargo deb -p netauth-unix --no-build --locked
