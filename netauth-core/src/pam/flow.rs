@@ -42,6 +42,15 @@ fn verdict(code: PamCode, reason: impl Into<String>) -> Verdict {
     }
 }
 
+/// A libpam call failed; its code is passed on, but never as success.
+fn host_failure(code: PamCode, reason: &str) -> Verdict {
+    let code = match code {
+        PamCode::Success => PamCode::SystemErr,
+        code => code,
+    };
+    verdict(code, reason)
+}
+
 fn misconfigured(why: String) -> Verdict {
     verdict(PamCode::ServiceErr, format!("configuration problem: {why}"))
 }
@@ -177,7 +186,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         let name = self
             .host
             .user()
-            .map_err(|code| verdict(code, "cannot get the user name"))?;
+            .map_err(|code| host_failure(code, "cannot get the user name"))?;
         *slot = Some(name.clone());
         if plausible_entity_id(&name) {
             Ok(name)
@@ -214,7 +223,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
             PassSource::TryFirst | PassSource::UseFirst => self
                 .host
                 .token(item)
-                .map_err(|code| verdict(code, "cannot read the password item"))?,
+                .map_err(|code| host_failure(code, "cannot read the password item"))?,
         };
         match (earlier, self.args.pass_source) {
             (Some(secret), _) => {
@@ -229,7 +238,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
                 let secret = self
                     .host
                     .prompt_secret(prompt)
-                    .map_err(|code| verdict(code, "conversation failed"))?;
+                    .map_err(|code| host_failure(code, "conversation failed"))?;
                 Ok((secret, true))
             }
         }
@@ -410,7 +419,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         let old = self
             .host
             .token(TokenItem::OldAuthtok)
-            .map_err(|code| verdict(code, "cannot read PAM_OLDAUTHTOK"))?
+            .map_err(|code| host_failure(code, "cannot read PAM_OLDAUTHTOK"))?
             .ok_or_else(|| {
                 verdict(
                     PamCode::AuthtokRecoveryErr,
@@ -420,7 +429,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         let new = if self.args.use_authtok {
             self.host
                 .token(TokenItem::Authtok)
-                .map_err(|code| verdict(code, "cannot read PAM_AUTHTOK"))?
+                .map_err(|code| host_failure(code, "cannot read PAM_AUTHTOK"))?
                 .ok_or_else(|| {
                     verdict(
                         PamCode::AuthtokErr,
@@ -431,11 +440,11 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
             let first = self
                 .host
                 .prompt_secret("New password: ")
-                .map_err(|code| verdict(code, "conversation failed"))?;
+                .map_err(|code| host_failure(code, "conversation failed"))?;
             let again = self
                 .host
                 .prompt_secret("Retype new password: ")
-                .map_err(|code| verdict(code, "conversation failed"))?;
+                .map_err(|code| host_failure(code, "conversation failed"))?;
             if *first != *again {
                 self.show_error("Sorry, passwords do not match.");
                 return Err(verdict(PamCode::AuthtokErr, "new passwords do not match"));

@@ -793,6 +793,54 @@ fn no_failure_ever_yields_success() {
     }
 }
 
+/// A host that reports PAM_SUCCESS as an error code must not turn a
+/// failure into success.
+#[test]
+fn host_errors_claiming_success_are_still_failures() {
+    let mut host = FakeHost {
+        user: None,
+        ..FakeHost::new("x")
+    };
+    struct SuccessAsError(FakeHost);
+    impl PamHost for SuccessAsError {
+        fn user(&mut self) -> Result<String, PamCode> {
+            Err(PamCode::Success)
+        }
+        fn service(&self) -> Option<String> {
+            None
+        }
+        fn rhost(&self) -> Option<String> {
+            None
+        }
+        fn token(&self, _: TokenItem) -> Result<Option<Secret>, PamCode> {
+            Err(PamCode::Success)
+        }
+        fn set_token(&mut self, _: TokenItem, _: &str) -> Result<(), PamCode> {
+            Err(PamCode::Success)
+        }
+        fn prompt_secret(&mut self, _: &str) -> Result<Secret, PamCode> {
+            Err(PamCode::Success)
+        }
+        fn show_error(&mut self, _: &str) {}
+        fn log(&mut self, level: LogLevel, message: &str) {
+            self.0.log(level, message)
+        }
+    }
+    let mut na = FakeNetAuth::directory();
+    let mut odd = SuccessAsError(std::mem::take(&mut host));
+    for (op, flags) in [
+        (Op::Authenticate, 0),
+        (Op::AcctMgmt, 0),
+        (Op::Chauthtok, PRELIM),
+        (Op::Chauthtok, UPDATE),
+    ] {
+        let code = run_with(op, &mut odd, &[], flags, |_| {
+            Ok((PamSettings::default(), &mut na))
+        });
+        assert_eq!(code, PamCode::SystemErr, "{op:?}");
+    }
+}
+
 #[test]
 fn raw_codes_round_trip_and_unknown_codes_are_errors() {
     for code in [
