@@ -25,6 +25,13 @@ fn right_and_wrong_password() {
         ),
         "{line}"
     );
+    let metadata = world
+        .server
+        .last_metadata_for("AuthEntity")
+        .expect("AuthEntity reached the server");
+    assert_eq!(metadata.service_name.as_deref(), Some("pam_netauth"));
+    assert!(metadata.client_name.is_some_and(|n| !n.is_empty()));
+    assert!(metadata.authorization.is_none());
     assert_fails_with(
         &env.pamtester("na", "alice", &["authenticate"], "bob-pw\n"),
         AUTH_ERR,
