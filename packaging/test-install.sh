@@ -274,6 +274,10 @@ check "alice, old password refused" pam 1 alice alice-secret authenticate
 section "what pam_netauth logged (syslog, via the root's /dev/log)"
 cat "$WORK/syslog" || true
 check "pam_netauth logged its decisions" grep -q 'pam_netauth' "$WORK/syslog"
+check "bob was refused by pam_netauth's access rule (not by another module)" \
+    grep -q -E 'pam_netauth\(netauth-test:account\).*bob.*PAM_PERM_DENIED' "$WORK/syslog"
+check "pam_netauth's account step never ran for the local user" \
+    bash -c '! grep -q -E "pam_netauth\(netauth-test:account\).*pkgtest-local" "$1"' _ "$WORK/syslog"
 check "no password in the log" \
     bash -c '! grep -q -F -e alice-secret -e alice-new-1 -e bob-secret -e erin-secret -e local-secret-1 -e not-her-password "$1"' _ "$WORK/syslog"
 
