@@ -44,6 +44,25 @@ fn fork_after_use_and_no_thread_left_behind() {
     }
 }
 
+/// With a host name in `core.server` the look-up runs on Tokio's blocking
+/// pool; that thread must be gone after the call too.
+#[test]
+fn no_thread_left_after_a_name_lookup() {
+    let mut env = Env::new();
+    let world = start_world(&env, "");
+    env.write_config(
+        &config_for(world.server.port(), &world.cert, "")
+            .replace("server = \"127.0.0.1\"", "server = \"localhost\""),
+    );
+    env.service("na", NETAUTH_ONLY);
+    let run = env.driver(&["--answer", "alice-pw", "--fork", "na", "alice"]);
+    assert!(run.success, "{}", run.text());
+    for phase in ["parent", "child"] {
+        let (before, after) = thread_counts(&run.stdout, phase);
+        assert_eq!((before, after), (1, 1), "{phase}: {}", run.text());
+    }
+}
+
 /// Failure paths (timeouts, refused connections) leave no thread either.
 #[test]
 fn no_thread_left_after_failures() {
