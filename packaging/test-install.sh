@@ -77,6 +77,9 @@ check "rpm %postun try-restarts the timer on upgrade" grep -q 'systemctl try-res
 check "rpm scriptlets leave nsswitch.conf and pam.d to authselect" \
     bash -c '! grep -q -E "nsswitch.conf|/etc/pam.d|pam-auth-update" <<<"$1"' _ "$rpm_scripts"
 check "rpm requires libpam" grep -q '^libpam.so.0()(64bit)$' <<<"$(rpm -qp --requires "$RPM")"
+check "rpm digests verify" rpm -K --nosignature "$RPM"
+check "rpm payload unpacks to the same list" \
+    test "$(rpm2archive - <"$RPM" | tar -tz | grep -v '/$' | sed 's#^\./#/#' | sort)" = "$(sort <<<"$expected_rpm_files")"
 
 # ----------------------------------------------- the isolated Debian root
 section "isolated root: overlay of / in a private mount namespace"
