@@ -2,7 +2,10 @@
 // build needs no `protoc` on the machine.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
-    let files = [proto_dir.join("netauth.proto"), proto_dir.join("v2/netauth.proto")];
+    let files = [
+        proto_dir.join("netauth.proto"),
+        proto_dir.join("v2/netauth.proto"),
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
