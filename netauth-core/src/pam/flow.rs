@@ -261,13 +261,33 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         self.skip_unknown(&user)?;
         let (password, prompted) =
             self.obtain(TokenItem::Authtok, "Password: ", PamCode::AuthErr)?;
+        let outcome = self.check_password(&user, &password, prompted);
+        // try_first_pass, as pam_unix does it: an earlier module's password
+        // that is not ours (refused or empty) leads to one prompt of our own.
+        let retry = !prompted
+            && self.args.pass_source == PassSource::TryFirst
+            && outcome.code == PamCode::AuthErr;
+        if !retry {
+            return Ok(outcome);
+        }
+        self.debug("the earlier module's password was refused; prompting");
+        let password = self
+            .host
+            .prompt_secret("Password: ")
+            .map_err(|code| host_failure(code, "conversation failed"))?;
+        Ok(self.check_password(&user, &password, true))
+    }
+
+    /// Checks one password with the server; a password we prompted for is
+    /// handed to later modules.
+    fn check_password(&mut self, user: &str, password: &Secret, prompted: bool) -> Verdict {
         if password.is_empty() {
-            return Err(verdict(PamCode::AuthErr, "empty password refused"));
+            return verdict(PamCode::AuthErr, "empty password refused");
         }
         if prompted {
-            self.store(TokenItem::Authtok, &password);
+            self.store(TokenItem::Authtok, password);
         }
-        Ok(match self.backend.authenticate(&user, &password) {
+        match self.backend.authenticate(user, password) {
             Ok(()) => verdict(PamCode::Success, "password accepted"),
             Err(BackendError::Misconfigured(why)) => misconfigured(why),
             Err(BackendError::Rejected(why)) => {
@@ -280,7 +300,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
             Err(BackendError::Unavailable(why)) | Err(BackendError::Failed(why)) => {
                 verdict(PamCode::AuthinfoUnavail, why)
             }
-        })
+        }
     }
 
     fn account(&mut self, slot: &mut Option<String>) -> Step<Verdict> {

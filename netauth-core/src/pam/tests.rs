@@ -360,6 +360,52 @@ fn try_first_pass_prompts_only_without_an_earlier_password() {
 }
 
 #[test]
+fn try_first_pass_prompts_once_when_the_earlier_password_is_refused() {
+    // pam_unix's try_first_pass: the stacked password is tried first; when
+    // it is not ours, the user is asked once.
+    let mut na = FakeNetAuth::directory();
+    let mut host = FakeHost::new("alice")
+        .with_item(TokenItem::Authtok, "the-local-password")
+        .answering(&[GOOD]);
+    assert_eq!(
+        auth(&mut host, &mut na, &["try_first_pass"]),
+        PamCode::Success
+    );
+    assert_eq!(host.prompts.len(), 1);
+    assert_eq!(host.item(TokenItem::Authtok), Some(GOOD));
+
+    // A wrong answer to that one prompt fails; no third try.
+    let mut host = FakeHost::new("alice")
+        .with_item(TokenItem::Authtok, "the-local-password")
+        .answering(&["still-wrong", GOOD]);
+    assert_eq!(
+        auth(&mut host, &mut na, &["try_first_pass"]),
+        PamCode::AuthErr
+    );
+    assert_eq!(host.prompts.len(), 1);
+
+    // An empty earlier password is not ours either.
+    let mut host = FakeHost::new("alice")
+        .with_item(TokenItem::Authtok, "")
+        .answering(&[GOOD]);
+    assert_eq!(
+        auth(&mut host, &mut na, &["try_first_pass"]),
+        PamCode::Success
+    );
+
+    // Server down: no prompt, the outage is the answer.
+    let mut na = FakeNetAuth::directory().down();
+    let mut host = FakeHost::new("alice")
+        .with_item(TokenItem::Authtok, GOOD)
+        .answering(&[GOOD]);
+    assert_eq!(
+        auth(&mut host, &mut na, &["try_first_pass"]),
+        PamCode::AuthinfoUnavail
+    );
+    assert!(host.prompts.is_empty());
+}
+
+#[test]
 fn without_pass_options_the_module_asks_itself() {
     let mut na = FakeNetAuth::directory();
     let mut host = FakeHost::new("alice")
