@@ -16,6 +16,8 @@
 //!     one round of one module, inside its namespace
 //! nss_bench first NAME        one lookup in a fresh process
 //! nss_bench index-check       is libnss-cache using our index files?
+//! nss_bench prepare DIR USERS GROUPS
+//!     only writes DIR/etc/* and DIR/nss.cache, for looking around by hand
 //! ```
 //!
 //! Each namespace sees: a tmpfs over /var/lib holding only
@@ -76,6 +78,9 @@ fn main() {
         }
         ["first", name] => first(name),
         ["index-check"] => index_check(),
+        ["prepare", dir, users, groups] => {
+            (|| prepare(Path::new(dir), parse(users)?, parse(groups)?))()
+        }
         _ => Options::parse(&args).and_then(|o| run(&o)),
     };
     if let Err(e) = result {
@@ -105,8 +110,8 @@ impl Options {
             users: 100_000,
             groups: 10_000,
             budget_ms: 2_000,
-            fresh: 120,
-            rounds: 3,
+            fresh: 150,
+            rounds: 5,
             module: PathBuf::new(),
         };
         let mut it = args.iter();
@@ -267,11 +272,31 @@ fn directory(users: u32, groups: u32) -> CacheContent {
 }
 
 /// min / median / max members per group.
-fn group_sizes(content: &CacheContent) -> (usize, usize, usize) {
-    let mut sizes: Vec<usize> = content.groups.iter().map(|g| g.members.len()).collect();
+/// "N kind groups of MIN–MAX members (median M)" for the groups whose
+/// name starts with `kind`.
+fn group_sizes(content: &CacheContent, kind: &str) -> String {
+    let mut sizes: Vec<usize> = content
+        .groups
+        .iter()
+        .filter(|g| g.name.starts_with(kind))
+        .map(|g| g.members.len())
+        .collect();
     sizes.sort_unstable();
-    let at = |q: f64| sizes[((sizes.len() - 1) as f64 * q) as usize];
-    (at(0.0), at(0.5), at(1.0))
+    match (sizes.first(), sizes.get(sizes.len() / 2), sizes.last()) {
+        (Some(min), Some(median), Some(max)) => format!(
+            "{} {kind} groups of {min}–{max} members (median {median})",
+            sizes.len()
+        ),
+        _ => format!("no {kind} groups"),
+    }
+}
+
+/// The 1-minute load average: other work on the machine skews timings.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 // ---- libnss-cache's files --------------------------------------------------
@@ -362,6 +387,14 @@ struct Sizes {
     group: usize,
     indexes: usize,
     netauth: usize,
+}
+
+fn prepare(dir: &Path, users: u32, groups: u32) -> Result<(), Failure> {
+    let content = directory(users, groups);
+    std::fs::create_dir_all(dir.join("etc")).map_err(|e| e.to_string())?;
+    write_etc(&dir.join("etc"), &content.users, &content.groups)?;
+    let cache = encode(&content).map_err(|e| format!("encode the netauth cache: {e}"))?;
+    std::fs::write(dir.join("nss.cache"), cache).map_err(|e| e.to_string())
 }
 
 // ---- the namespace ---------------------------------------------------------
@@ -457,6 +490,7 @@ const ROWS: [(&str, &str); 8] = [
 fn run(o: &Options) -> Result<(), Failure> {
     require_root();
     let started = Instant::now();
+    let load_start = load_average();
     let content = directory(o.users, o.groups);
     let scratch = Scratch::new()?;
     let mut sizes = write_etc(&scratch.path("etc"), &content.users, &content.groups)?;
@@ -528,7 +562,15 @@ fn run(o: &Options) -> Result<(), Failure> {
         .collect();
     print!(
         "{}",
-        report(o, &content, &sizes, &results, &timer, started.elapsed())
+        report(
+            o,
+            &content,
+            &sizes,
+            &results,
+            &timer,
+            started.elapsed(),
+            &load_start
+        )
     );
     Ok(())
 }
@@ -561,18 +603,20 @@ fn report(
     results: &BTreeMap<(Variant, String), Stats>,
     timer: &str,
     wall: Duration,
+    load_start: &str,
 ) -> String {
     let mut s = String::new();
-    let (min, median, max) = group_sizes(content);
     let memberships: usize = content.groups.iter().map(|g| g.members.len()).sum();
     let _ = writeln!(
         s,
-        "{} users, {} groups ({} memberships, {:.1} groups per user; members per group: \
-         min {min}, median {median}, max {max}).",
+        "{} users, {} groups, {} memberships ({:.2} groups per user): {}; {}; {}.\n",
         o.users,
         o.groups,
         memberships,
-        memberships as f64 / f64::from(o.users)
+        memberships as f64 / f64::from(o.users),
+        group_sizes(content, "dept"),
+        group_sizes(content, "proj"),
+        group_sizes(content, "team"),
     );
     let _ = writeln!(
         s,
@@ -638,15 +682,18 @@ fn report(
     );
     let _ = writeln!(
         s,
-        "¹ whole loop per sample; the p99 column is the slowest loop. \
-         ² one process per sample; the first includes glibc reading nsswitch.conf and loading \
-         the module, timed inside the process; the second is timed by the parent."
+        "\n¹ Whole loop per sample; the p99 column is the slowest loop. \
+         ² One process per sample; the first row is timed inside the process (glibc reads \
+         nsswitch.conf, loads the module, the module opens its data), the second by the parent.\n"
     );
     let _ = writeln!(
         s,
         "Timer overhead (two `Instant::now()` back to back, median): {timer} ns, included in \
-         every sample. Total run: {:.0} s.",
-        wall.as_secs_f64()
+         every sample. {} rounds; total run {:.0} s; load average {} at the start, {} at the end.",
+        o.rounds,
+        wall.as_secs_f64(),
+        load_start,
+        load_average()
     );
     if let (Some(ours), Some(cache)) = (
         results.get(&(Variant::Netauth, "getpwnam_r".to_owned())),
@@ -1208,7 +1255,7 @@ fn first(name: &str) -> Result<(), Failure> {
 /// only the first two of each. Through the index the third is unknown;
 /// libnss-cache's linear fallback (taken when an index is missing, stale or
 /// unreadable) would find it.
-fn write_index_check(scratch: &Scratch) -> Result<(), Failure> {
+fn index_check_entries() -> (Vec<UnixUser>, Vec<UnixGroup>) {
     let users = vec![
         user("ixa", 100_010, 200_000, "A"),
         user("ixb", 100_002, 200_000, "B"),
@@ -1231,6 +1278,11 @@ fn write_index_check(scratch: &Scratch) -> Result<(), Failure> {
             members: vec!["ixa".into(), "ixb".into()],
         },
     ];
+    (users, groups)
+}
+
+fn write_index_check(scratch: &Scratch) -> Result<(), Failure> {
+    let (users, groups) = index_check_entries();
     let dir = scratch.path("etc");
     write_etc(&dir, &users, &groups)?;
     // Re-write the indexes over the first two entries only (the data files
@@ -1275,29 +1327,40 @@ fn write_index_check(scratch: &Scratch) -> Result<(), Failure> {
 }
 
 fn index_check() -> Result<(), Failure> {
+    let (users, groups) = index_check_entries();
     let mut glibc = Glibc::new();
+    let (a, b, hidden) = (&users[0], &users[1], &users[2]);
     ensure!(
-        glibc.getpwnam(&c("ixa")).as_deref() == Some("ixa:x:100010:200000:A:/home/ixa:/bin/bash"),
-        "ixa by name"
+        glibc.getpwnam(&c(&a.name)) == Some(passwd_line(a)),
+        "{} by name",
+        a.name
     );
     ensure!(
-        glibc.getpwuid(100_002).as_deref() == Some("ixb:x:100002:200000:B:/home/ixb:/bin/bash"),
-        "ixb by uid"
-    );
-    ensure!(glibc.getpwuid(100_010).is_some(), "ixa by uid");
-    ensure!(
-        glibc.getgrnam(&c("gxa")).as_deref() == Some("gxa:x:200010:ixa"),
-        "gxa by name"
+        glibc.getpwuid(a.uid) == Some(passwd_line(a)),
+        "{} by uid",
+        a.name
     );
     ensure!(
-        glibc.getgrgid(200_002).as_deref() == Some("gxb:x:200002:"),
-        "gxb by gid"
+        glibc.getpwuid(b.uid) == Some(passwd_line(b)),
+        "{} by uid",
+        b.name
+    );
+    let (ga, gb, ghidden) = (&groups[0], &groups[1], &groups[2]);
+    ensure!(
+        glibc.getgrnam(&c(&ga.name)) == Some(group_line(ga)),
+        "{} by name",
+        ga.name
     );
     ensure!(
-        glibc.getpwnam(&c("ixhidden")).is_none()
-            && glibc.getpwuid(100_003).is_none()
-            && glibc.getgrnam(&c("gxhidden")).is_none()
-            && glibc.getgrgid(200_003).is_none(),
+        glibc.getgrgid(gb.gid) == Some(group_line(gb)),
+        "{} by gid",
+        gb.name
+    );
+    ensure!(
+        glibc.getpwnam(&c(&hidden.name)).is_none()
+            && glibc.getpwuid(hidden.uid).is_none()
+            && glibc.getgrnam(&c(&ghidden.name)).is_none()
+            && glibc.getgrgid(ghidden.gid).is_none(),
         "an entry missing from the index was found: libnss-cache scanned the file \
          instead of using the index"
     );
