@@ -30,8 +30,10 @@ pub struct Packer<'b> {
     used: usize,
 }
 
-/// The password field of every entry: the real one is never in NSS.
-const PASSWORD_PLACEHOLDER: &[u8] = b"x";
+/// The password field of every entry: the real one is never in NSS. `*`,
+/// as SSSD serves, not `x`: `x` tells pam_unix to look for a shadow entry,
+/// and without one its account step refuses the user.
+const PASSWORD_PLACEHOLDER: &[u8] = b"*";
 
 impl<'b> Packer<'b> {
     pub fn new(buf: &'b mut [MaybeUninit<u8>]) -> Self {
@@ -239,7 +241,7 @@ mod tests {
         let packed = pack_user(&mut buf, &user).unwrap();
         let bytes = read(&buf);
         assert_eq!(c_str_at(&bytes, packed.name), b"alice");
-        assert_eq!(c_str_at(&bytes, packed.passwd), b"x");
+        assert_eq!(c_str_at(&bytes, packed.passwd), b"*");
         assert_eq!(c_str_at(&bytes, packed.gecos), b"Alice");
         assert_eq!(c_str_at(&bytes, packed.dir), b"/home/alice");
         assert_eq!(c_str_at(&bytes, packed.shell), b"/bin/sh");

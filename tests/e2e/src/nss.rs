@@ -237,17 +237,17 @@ pub fn encode_content(content: &CacheContent) -> Vec<u8> {
     encode(content).expect("encode the test cache")
 }
 
-/// `getent passwd` line of a user.
+/// `getent passwd` line of a user (nss_netauth serves `*` as the password).
 pub fn passwd_line(u: &UnixUser) -> String {
     format!(
-        "{}:x:{}:{}:{}:{}:{}",
+        "{}:*:{}:{}:{}:{}:{}",
         u.name, u.uid, u.gid, u.gecos, u.home, u.shell
     )
 }
 
 /// `getent group` line of a group.
 pub fn group_line(g: &UnixGroup) -> String {
-    format!("{}:x:{}:{}", g.name, g.gid, g.members.join(","))
+    format!("{}:*:{}:{}", g.name, g.gid, g.members.join(","))
 }
 
 /// A generated directory of users `first..first + count` whose gecos and

@@ -128,7 +128,7 @@ fn truth(config: &Path) -> Truth {
         let gecos = e.meta.gecos.clone().unwrap_or_default();
         t.passwd.insert(
             name.clone(),
-            format!("{name}:x:{uid}:{primary}:{gecos}:{home}:{shell}"),
+            format!("{name}:*:{uid}:{primary}:{gecos}:{home}:{shell}"),
         );
         t.uids.insert(name.clone(), uid);
         let mut gids: BTreeSet<u32> = client
@@ -193,7 +193,7 @@ fn check_nss_against_truth(cache: &[u8], t: &Truth) {
             let lines = &out[&key];
             assert_eq!(lines.len(), 1, "{key}: {lines:?}");
             let fields: Vec<&str> = lines[0].split(':').collect();
-            assert_eq!(fields[..3], [*group, "x", &gid.to_string()], "{key}");
+            assert_eq!(fields[..3], [*group, "*", &gid.to_string()], "{key}");
             let members: BTreeSet<String> = fields[3]
                 .split(',')
                 .filter(|m| !m.is_empty())
