@@ -14,12 +14,17 @@ use crate::cache::{CacheView, CACHE_PATH};
 use crate::client::ClientBuilder;
 use crate::config::{Config, TokenCacheKind};
 use crate::error::Error;
+use crate::refresh::clean::LocalAccounts;
+use crate::refresh::RefreshSettings;
 use crate::secret::Secret as CoreSecret;
 
 /// NetAuth as the PAM flows see it.
 pub struct NetAuthBackend {
     client: BlockingClient,
     cache_path: PathBuf,
+    /// `[unix.refresh] local_passwd`: the same local accounts the refresh
+    /// refuses to shadow in NSS are left to the local modules here.
+    local_passwd: PathBuf,
 }
 
 impl NetAuthBackend {
@@ -30,6 +35,9 @@ impl NetAuthBackend {
         let config = Config::load(&args.config).map_err(|e| e.to_string())?;
         let section: PamSection = config.section("unix.pam").map_err(|e| e.to_string())?;
         let settings = PamSettings::from_section(section)?;
+        let local_passwd = RefreshSettings::from_config(&config)
+            .map_err(|e| e.to_string())?
+            .local_passwd;
         if !config.pwn_me {
             // Found now rather than at the first call, so that a missing
             // certificate reads as a configuration error, not an outage.
@@ -53,6 +61,7 @@ impl NetAuthBackend {
         let backend = NetAuthBackend {
             client: BlockingClient::new(builder),
             cache_path: PathBuf::from(CACHE_PATH),
+            local_passwd,
         };
         Ok((settings, backend))
     }
@@ -113,6 +122,19 @@ impl Backend for NetAuthBackend {
 
     fn cached_account(&mut self, user: &str) -> CacheAnswer {
         cached_account(&self.cache_path, user, SystemTime::now())
+    }
+
+    fn is_local_account(&mut self, user: &str) -> Result<bool, BackendError> {
+        // Read for every call: the file is small and an admin's new local
+        // account counts at once. Unreadable: fail closed as misconfigured.
+        let text = std::fs::read(&self.local_passwd).map_err(|e| {
+            BackendError::Misconfigured(format!(
+                "key unix.refresh.local_passwd: cannot read {}: {e}",
+                self.local_passwd.display()
+            ))
+        })?;
+        let local = LocalAccounts::parse(&String::from_utf8_lossy(&text), "");
+        Ok(local.user_names.contains(user))
     }
 }
 

@@ -189,7 +189,17 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
             .map_err(|code| host_failure(code, "cannot get the user name"))?;
         *slot = Some(name.clone());
         if plausible_entity_id(&name) {
-            Ok(name)
+            match self.backend.is_local_account(&name) {
+                Ok(false) => Ok(name),
+                Ok(true) => Err(verdict(
+                    PamCode::Ignore,
+                    "a local account: left to the local modules",
+                )),
+                Err(BackendError::Misconfigured(why)) => Err(misconfigured(why)),
+                Err(other) => Err(misconfigured(format!(
+                    "cannot tell whether the user is local: {other:?}"
+                ))),
+            }
         } else if self.args.ignore_unknown_user {
             Err(verdict(PamCode::Ignore, "not a possible NetAuth ID"))
         } else {

@@ -231,6 +231,10 @@ pub trait Backend {
     fn change_secret(&mut self, user: &str, old: &str, new: &str) -> Result<(), BackendError>;
     /// The on-disk cache's view of `user`, for offline account decisions.
     fn cached_account(&mut self, user: &str) -> CacheAnswer;
+    /// Whether `user` is a local account (in the local passwd file). Such a
+    /// user is never NetAuth's to decide, even when an entity has the same
+    /// name: otherwise a NetAuth secret would open a local account (root).
+    fn is_local_account(&mut self, user: &str) -> Result<bool, BackendError>;
 }
 
 #[cfg(test)]

@@ -103,6 +103,8 @@ struct FakeNetAuth {
     down: bool,
     cache: Option<CacheAnswer>,
     calls: Vec<String>,
+    /// Names in the fake local passwd file; `None`: the file is unreadable.
+    local: Option<Vec<String>>,
 }
 
 impl FakeNetAuth {
@@ -119,12 +121,17 @@ impl FakeNetAuth {
     }
     fn directory() -> Self {
         FakeNetAuth::default()
+            .local(Some(&["root", "daemon"]))
             .with("alice", GOOD, false, &["staff", "admins"])
             .with("bob", GOOD, false, &["staff"])
             .with("carol", GOOD, true, &["admins"])
     }
     fn down(mut self) -> Self {
         self.down = true;
+        self
+    }
+    fn local(mut self, names: Option<&[&str]>) -> Self {
+        self.local = names.map(|n| n.iter().map(|s| s.to_string()).collect());
         self
     }
     fn cache(mut self, answer: CacheAnswer) -> Self {
@@ -183,6 +190,14 @@ impl Backend for FakeNetAuth {
             .clone()
             .unwrap_or_else(|| CacheAnswer::Unusable("no cache file".into()))
     }
+    fn is_local_account(&mut self, user: &str) -> Result<bool, BackendError> {
+        match &self.local {
+            Some(names) => Ok(names.iter().any(|n| n == user)),
+            None => Err(BackendError::Misconfigured(
+                "key unix.refresh.local_passwd: cannot read /nope".into(),
+            )),
+        }
+    }
 }
 
 /// Runs `op` and checks what every call must satisfy: no password in any
@@ -224,6 +239,9 @@ impl Backend for &mut FakeNetAuth {
     }
     fn cached_account(&mut self, user: &str) -> CacheAnswer {
         (**self).cached_account(user)
+    }
+    fn is_local_account(&mut self, user: &str) -> Result<bool, BackendError> {
+        (**self).is_local_account(user)
     }
 }
 
@@ -280,7 +298,7 @@ fn empty_password_is_refused_without_asking_the_server() {
 
 #[test]
 fn unknown_user_is_ignored_with_ignore_unknown_user_before_any_prompt() {
-    let mut host = FakeHost::new("root").answering(&[GOOD]);
+    let mut host = FakeHost::new("mallory").answering(&[GOOD]);
     let mut na = FakeNetAuth::directory();
     assert_eq!(
         auth(&mut host, &mut na, &["ignore_unknown_user"]),
@@ -288,9 +306,9 @@ fn unknown_user_is_ignored_with_ignore_unknown_user_before_any_prompt() {
     );
     assert!(
         host.prompts.is_empty(),
-        "a local user's password must not be asked for"
+        "a password for a name NetAuth does not know must not be asked for"
     );
-    assert_eq!(na.calls, vec!["EntityInfo root groups=false"]);
+    assert_eq!(na.calls, vec!["EntityInfo mallory groups=false"]);
     // A known user still authenticates normally.
     let mut host = FakeHost::new("alice").answering(&[GOOD]);
     assert_eq!(
@@ -403,6 +421,48 @@ fn try_first_pass_prompts_once_when_the_earlier_password_is_refused() {
         PamCode::AuthinfoUnavail
     );
     assert!(host.prompts.is_empty());
+}
+
+#[test]
+fn local_accounts_are_left_to_the_local_modules() {
+    // An entity named like a local account (root) must not open it: no
+    // prompt, no call to the server, PAM_IGNORE in every phase.
+    let mut na = FakeNetAuth::directory().with("root", GOOD, false, &["admins"]);
+    for args in [
+        &[][..],
+        &["ignore_unknown_user"][..],
+        &["try_first_pass"][..],
+    ] {
+        let mut host = FakeHost::new("root")
+            .with_item(TokenItem::Authtok, GOOD)
+            .answering(&[GOOD]);
+        assert_eq!(auth(&mut host, &mut na, args), PamCode::Ignore);
+        assert!(host.prompts.is_empty());
+        assert_eq!(
+            account("root", &mut na, args, PamSettings::default()),
+            PamCode::Ignore
+        );
+        let mut host = FakeHost::new("root").answering(&[GOOD, "new-one", "new-one"]);
+        assert_eq!(
+            chauthtok(&mut host, &mut na, args, flags::PRELIM_CHECK),
+            PamCode::Ignore
+        );
+    }
+    assert!(
+        na.calls.iter().all(|c| !c.contains("root")),
+        "{:?}",
+        na.calls
+    );
+
+    // A local passwd file we cannot read: fail closed, naming the key.
+    let mut na = FakeNetAuth::directory().local(None);
+    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    assert_eq!(auth(&mut host, &mut na, &[]), PamCode::ServiceErr);
+    assert!(
+        host.decision().contains("local_passwd"),
+        "{}",
+        host.decision()
+    );
 }
 
 #[test]
@@ -811,6 +871,10 @@ fn no_failure_ever_yields_success() {
         }
         fn cached_account(&mut self, _: &str) -> CacheAnswer {
             CacheAnswer::Absent
+        }
+        fn is_local_account(&mut self, _: &str) -> Result<bool, BackendError> {
+            // Not local, so each failure above reaches the server paths.
+            Ok(false)
         }
     }
     for failure in failures {

@@ -83,8 +83,14 @@ fn unknown_user_without_ignore_is_an_auth_failure() {
 #[test]
 fn unknown_user_falls_through_to_pam_unix_with_ignore_unknown_user() {
     let mut env = Env::new();
-    let _world = start_world(&env, "");
+    let world = start_world(&env, "");
     env.with_local_user(&[]);
+    // An entity named like the local account: its NetAuth secret must never
+    // open the local account.
+    world
+        .server
+        .state()
+        .add_entity("localuser", 4343, "netauth-side-secret");
     let stack = |extra: &str| {
         format!(
             "auth [success=done ignore=ignore default=die] @MODULE@ @CONFIG@ {extra}\n\
@@ -124,9 +130,33 @@ fn unknown_user_falls_through_to_pam_unix_with_ignore_unknown_user() {
         AUTH_ERR,
     );
 
-    // Without the option the unknown user is a failure and the stack dies.
+    // Without the option too, a local account is never NetAuth's to
+    // decide: pam_netauth ignores it and pam_unix answers.
+    assert_ok(&env.pamtester(
+        "strict",
+        "localuser",
+        &["authenticate", "acct_mgmt"],
+        &local,
+    ));
     assert_fails_with(
-        &env.pamtester("strict", "localuser", &["authenticate"], &local),
+        &env.pamtester("strict", "localuser", &["authenticate"], "wrong\n"),
+        AUTH_ERR,
+    );
+    for service in ["strict", "ignoring"] {
+        assert_fails_with(
+            &env.pamtester(
+                service,
+                "localuser",
+                &["authenticate"],
+                "netauth-side-secret\n",
+            ),
+            AUTH_ERR,
+        );
+    }
+    // A name neither local nor in NetAuth: without the option it is an
+    // authentication failure and the stack dies.
+    assert_fails_with(
+        &env.pamtester("strict", "mallory", &["authenticate"], "whatever\n"),
         AUTH_ERR,
     );
 }
@@ -492,8 +522,9 @@ fn password_change_refusals_change_nothing() {
 #[test]
 fn use_authtok_takes_the_new_password_from_an_earlier_module() {
     let mut env = Env::new();
-    let world = start_world(&env, "");
-    // pam_pwhistory wants a passwd entry (NSS gives one in real life).
+    let world = start_world(&env, &local_accounts_config(&env));
+    // pam_pwhistory wants a passwd entry (NSS gives one in real life); bob
+    // is no local account for pam_netauth (local_passwd leaves him out).
     env.with_local_user(&["bob"]);
     env.service(
         "na",

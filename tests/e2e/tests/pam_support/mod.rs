@@ -162,6 +162,10 @@ impl Env {
     pub fn with_local_user(&self, netauth_users: &[&str]) {
         let mut passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
         passwd.push_str("localuser:x:4242:4242:Local Test User:/nonexistent:/bin/sh\n");
+        // The real local accounts, without the NetAuth stand-ins below: what
+        // `[unix.refresh] local_passwd` names in tests where those stand-ins
+        // play NSS's part (see `local_accounts_config`).
+        std::fs::write(self.path("local-passwd"), &passwd).expect("write local-passwd");
         for (i, name) in netauth_users.iter().enumerate() {
             passwd.push_str(&format!(
                 "{name}:x:{}:5001::/nonexistent:/bin/sh\n",
@@ -399,6 +403,16 @@ pub fn start_world(env: &Env, extra: &str) -> World {
     std::fs::write(&cert, server.cert_pem().expect("tls server")).expect("write cert");
     env.write_config(&config_for(server.port(), &cert, extra));
     World { server, cert }
+}
+
+/// Config lines making the module take its local accounts from
+/// `with_local_user`'s real ones, not from the namespace's /etc/passwd,
+/// which also carries NetAuth users for modules that need a passwd entry.
+pub fn local_accounts_config(env: &Env) -> String {
+    format!(
+        "[unix.refresh]\nlocal_passwd = \"{}\"\n",
+        env.path("local-passwd").display()
+    )
 }
 
 /// A config for 127.0.0.1:`port` trusting `cert`, with short deadlines.
