@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(&files, [&proto_dir])?;
     tonic_prost_build::configure()
         .build_client(true)
-        .build_server(true)
+        .build_server(std::env::var_os("CARGO_FEATURE_SERVER").is_some())
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -10,6 +10,7 @@ packages=(
   valgrind                      # memory checks of the NSS module
   util-linux                    # unshare: private mount namespaces for tests
   libnss-cache                  # benchmark baseline only
+  rpm                           # inspects the built .rpm in the package test
 )
 
 missing=()
