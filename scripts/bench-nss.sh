@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "$(id -u)" != 0 ]; then
+    echo "bench-nss: run as root (it mounts inside private mount namespaces)" >&2
+    exit 1
+fi
 if [ ! -e /usr/lib/x86_64-linux-gnu/libnss_cache.so.2 ] && ! ldconfig -p | grep -q libnss_cache.so.2; then
     echo "bench-nss: libnss-cache is not installed (apt-get install libnss-cache)" >&2
     exit 1
