@@ -118,7 +118,7 @@ impl Passwd {
     fn of(u: &UnixUser) -> Self {
         Passwd {
             name: u.name.clone(),
-            passwd: "x".into(),
+            passwd: "*".into(),
             uid: u.uid,
             gid: u.gid,
             gecos: u.gecos.clone(),
@@ -157,7 +157,7 @@ impl Group {
     fn of(g: &UnixGroup) -> Self {
         Group {
             name: g.name.clone(),
-            passwd: "x".into(),
+            passwd: "*".into(),
             gid: g.gid,
             members: g.members.clone(),
         }
