@@ -2,7 +2,7 @@
 //! each documented error path.
 #![cfg(feature = "client")]
 
-#[path = "client_support.rs"]
+#[path = "client_support/mod.rs"]
 mod support;
 
 use netauth_core::types::{

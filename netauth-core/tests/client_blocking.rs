@@ -1,7 +1,7 @@
 //! The blocking facade: each call on its own short-lived runtime.
 #![cfg(feature = "client")]
 
-#[path = "client_support.rs"]
+#[path = "client_support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! binary (one test) so that no other test's threads disturb the count.
 #![cfg(feature = "client")]
 
-#[path = "client_support.rs"]
+#[path = "client_support/mod.rs"]
 mod support;
 
 use std::time::Duration;

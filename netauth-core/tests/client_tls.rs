@@ -3,7 +3,7 @@
 //! `TlsRejected`; plain text happens only when configured.
 #![cfg(feature = "client")]
 
-#[path = "client_support.rs"]
+#[path = "client_support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

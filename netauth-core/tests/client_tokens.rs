@@ -2,7 +2,7 @@
 //! request metadata, and the read/write split between server and master.
 #![cfg(feature = "client")]
 
-#[path = "client_support.rs"]
+#[path = "client_support/mod.rs"]
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

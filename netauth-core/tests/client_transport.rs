@@ -3,7 +3,7 @@
 //! than gRPC's default 4 MiB limit.
 #![cfg(feature = "client")]
 
-#[path = "client_support.rs"]
+#[path = "client_support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

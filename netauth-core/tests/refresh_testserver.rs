@@ -1,6 +1,6 @@
 //! The refresh against the test server over real gRPC (and real TLS).
 
-#[path = "refresh_support.rs"]
+#[path = "refresh_support/mod.rs"]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

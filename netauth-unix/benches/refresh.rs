@@ -8,7 +8,7 @@
 //! Each refresh runs as a child process so that its peak resident memory
 //! (`ru_maxrss` from `wait4`) is its own; the server's is not counted.
 
-#[path = "../../netauth-core/tests/refresh_support.rs"]
+#[path = "../../netauth-core/tests/refresh_support/mod.rs"]
 mod support;
 
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! Shared helpers of the client_* integration tests (included with
-//! `#[path]`; compiled alone it is an empty test crate).
+//! `#[path]`).
 #![cfg(feature = "client")]
 #![allow(dead_code)]
 

@@ -1,6 +1,5 @@
 //! Shared helpers of the refresh tests, the refresh end-to-end tests and the
-//! refresh benchmark (included elsewhere with `#[path]`; compiled alone it is
-//! an empty test crate).
+//! refresh benchmark (included elsewhere with `#[path]`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
