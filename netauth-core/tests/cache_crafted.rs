@@ -1,8 +1,12 @@
-//! Crafted cache files: mutations whose CRC is fixed up afterwards, as a
-//! hostile writer would make them. The reader must never panic or read out
-//! of bounds, and every answer it gives must match the key asked for.
+//! Crafted cache files: mutations whose checksums (the block CRCs and the
+//! header CRC) are fixed up afterwards, as a hostile writer would make
+//! them. The reader must never panic or read out of bounds, eagerly
+//! (`CacheView::parse`) or lazily (`LazyCheck`, as the NSS module reads),
+//! and every answer it gives must match the key asked for.
 
-use netauth_core::cache::{encode, CacheContent, CacheView, UnixGroup, UnixUser};
+use netauth_core::cache::{
+    encode, encode_with_block_size, CacheContent, CacheView, LazyCheck, UnixGroup, UnixUser,
+};
 use std::collections::BTreeMap;
 
 fn content() -> CacheContent {
@@ -40,9 +44,79 @@ fn content() -> CacheContent {
     }
 }
 
-fn fix_crc(bytes: &mut [u8]) {
-    let crc = crc32fast::hash(&bytes[12..]);
+fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize)
+}
+
+/// Where the header says the block CRC table and the data area are:
+/// `(crc_table, data_start, block_size, block_count)`, if that makes sense.
+fn block_layout(bytes: &[u8]) -> Option<(usize, usize, usize, usize)> {
+    let header_len = u32_at(bytes, 16)?;
+    let sections = u32_at(bytes, 20)?;
+    let block_size = u32_at(bytes, 64)?;
+    let block_count = u32_at(bytes, 68)?;
+    if !block_size.is_power_of_two() || block_size == 0 {
+        return None;
+    }
+    let crc_table = 72usize.checked_add(sections.checked_mul(8)?)?;
+    let data_start = header_len.checked_next_multiple_of(block_size)?;
+    Some((crc_table, data_start, block_size, block_count))
+}
+
+/// Recomputes every block CRC the table has room for.
+fn fix_block_crcs(bytes: &mut [u8]) {
+    let Some((crc_table, data_start, block_size, block_count)) = block_layout(bytes) else {
+        return;
+    };
+    for block in 0..block_count {
+        let Some(start) = block
+            .checked_mul(block_size)
+            .and_then(|b| b.checked_add(data_start))
+            .filter(|&s| s < bytes.len())
+        else {
+            break;
+        };
+        let end = (start + block_size).min(bytes.len());
+        let crc = crc32fast::hash(&bytes[start..end]);
+        let at = crc_table + block * 4;
+        match bytes.get_mut(at..at + 4) {
+            Some(field) => field.copy_from_slice(&crc.to_le_bytes()),
+            None => break,
+        }
+    }
+}
+
+/// Recomputes the header CRC (over [12, data start)).
+fn fix_header_crc(bytes: &mut [u8]) {
+    let end = block_layout(bytes)
+        .map(|(_, data_start, ..)| data_start)
+        .unwrap_or(bytes.len())
+        .clamp(12, bytes.len());
+    let crc = crc32fast::hash(&bytes[12..end]);
     bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn fix_crc(bytes: &mut [u8]) {
+    fix_block_crcs(bytes);
+    fix_header_crc(bytes);
+}
+
+/// Runs [`exercise`] on the file both ways the reader checks it: as a
+/// whole, and block by block on first use. Returns whether either accepted
+/// the header.
+fn exercise_both(bytes: &[u8]) -> bool {
+    let mut accepted = false;
+    if let Ok(view) = CacheView::parse(bytes) {
+        exercise(&view);
+        accepted = true;
+    }
+    if let Ok(check) = LazyCheck::new(bytes) {
+        let view = check.view(bytes).unwrap();
+        exercise(&view);
+        let _ = check.verify_all(bytes);
+        accepted = true;
+    }
+    accepted
 }
 
 /// Runs every kind of lookup; returns how many answers were given.
@@ -104,42 +178,63 @@ impl Rng {
 
 #[test]
 fn untouched_file_answers_everything() {
-    let bytes = encode(&content()).unwrap();
-    let view = CacheView::parse(&bytes).unwrap();
-    assert_eq!(exercise(&view), 12 * 2 + 4 * 2);
+    for block_size in [64, 4096] {
+        let bytes = encode_with_block_size(&content(), block_size).unwrap();
+        let view = CacheView::parse(&bytes).unwrap();
+        assert_eq!(exercise(&view), 12 * 2 + 4 * 2);
+        let check = LazyCheck::new(&bytes).unwrap();
+        assert_eq!(exercise(&check.view(&bytes).unwrap()), 12 * 2 + 4 * 2);
+        assert_eq!(check.damaged_block(), None);
+    }
 }
 
 #[test]
 fn crafted_byte_changes_never_panic_nor_answer_another_key() {
-    let bytes = encode(&content()).unwrap();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut parsed = 0;
-    for round in 0..30_000 {
-        let mut bad = bytes.clone();
-        for _ in 0..1 + round % 3 {
-            let at = 12 + rng.below(bad.len() - 12);
-            bad[at] = match rng.below(4) {
-                0 => bad[at] ^ (1 << rng.below(8)),
-                1 => 0xff,
-                2 => 0,
-                _ => rng.next() as u8,
+    for block_size in [64, 4096] {
+        let bytes = encode_with_block_size(&content(), block_size).unwrap();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut parsed = 0;
+        for round in 0..15_000 {
+            let mut bad = bytes.clone();
+            // Half the rounds damage the data area only (the header stays
+            // valid, so the lazy reader meets the damage in a lookup);
+            // the others anywhere past the magic, the CRC table included.
+            let from = if round % 2 == 0 {
+                bytes.len() - 700.min(bytes.len() - 12)
+            } else {
+                12
             };
+            for _ in 0..1 + round % 3 {
+                let at = from + rng.below(bad.len() - from);
+                bad[at] = match rng.below(4) {
+                    0 => bad[at] ^ (1 << rng.below(8)),
+                    1 => 0xff,
+                    2 => 0,
+                    _ => rng.next() as u8,
+                };
+            }
+            match round % 3 {
+                // Everything fixed: a consistent crafted file.
+                0 => fix_crc(&mut bad),
+                // Only the header fixed: the block CRCs disagree.
+                1 => fix_header_crc(&mut bad),
+                // Nothing fixed: plain damage.
+                _ => {}
+            }
+            if exercise_both(&bad) {
+                parsed += 1;
+            }
         }
-        fix_crc(&mut bad);
-        if let Ok(view) = CacheView::parse(&bad) {
-            parsed += 1;
-            exercise(&view);
-        }
+        assert!(
+            parsed > 1000,
+            "the mutations should mostly keep the header valid ({parsed})"
+        );
     }
-    assert!(
-        parsed > 1000,
-        "the mutations should mostly keep the header valid ({parsed})"
-    );
 }
 
 #[test]
 fn crafted_u32_fields_at_extremes_never_panic() {
-    let bytes = encode(&content()).unwrap();
+    let bytes = encode_with_block_size(&content(), 64).unwrap();
     // Every aligned 32-bit word past the CRC, set to values that stress the
     // arithmetic (overflow, off-by-one, huge counts).
     for at in (12..bytes.len() - 3).step_by(4) {
@@ -152,12 +247,25 @@ fn crafted_u32_fields_at_extremes_never_panic() {
             u32::MAX - 7,
             bytes.len() as u32,
         ] {
+            for fix_blocks in [true, false] {
+                let mut bad = bytes.clone();
+                bad[at..at + 4].copy_from_slice(&value.to_le_bytes());
+                if fix_blocks {
+                    fix_block_crcs(&mut bad);
+                }
+                fix_header_crc(&mut bad);
+                exercise_both(&bad);
+            }
+        }
+    }
+    // The default block size too (one data block here).
+    let bytes = encode(&content()).unwrap();
+    for at in (12..bytes.len() - 3).step_by(4) {
+        for value in [0u32, 1, u32::MAX, bytes.len() as u32] {
             let mut bad = bytes.clone();
             bad[at..at + 4].copy_from_slice(&value.to_le_bytes());
             fix_crc(&mut bad);
-            if let Ok(view) = CacheView::parse(&bad) {
-                exercise(&view);
-            }
+            exercise_both(&bad);
         }
     }
 }

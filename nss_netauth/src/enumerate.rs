@@ -4,6 +4,8 @@
 //! with its own lock) and walks one snapshot of the cache taken at `set*ent`
 //! (or at the first `get*ent`): a cache replaced mid-way does not make the
 //! walk skip or repeat entries. A too-small buffer does not advance it.
+//! Every block of the snapshot is checked when it is taken: a damaged file
+//! gives `UNAVAIL` before the first entry, never a list cut short.
 //!
 //! The state sits in a `Mutex`, taken with bounded retries instead of a
 //! blocking `lock`: in a child forked while another thread of the parent
@@ -61,9 +63,18 @@ pub fn start(state: &'static Mutex<Position>) -> Result<(), Unavailable> {
         return Err(Unavailable::Refused("enumeration state busy".to_owned()));
     };
     *position = Position::Fresh;
-    let snapshot = source::snapshot()?;
+    let snapshot = checked_snapshot()?;
     *position = Position::Walking { snapshot, next: 0 };
     Ok(())
+}
+
+/// The current mapping, every block of it checked.
+fn checked_snapshot() -> Result<Arc<Mapped>, Unavailable> {
+    let snapshot = source::snapshot()?;
+    snapshot
+        .verify_all()
+        .map_err(|e| Unavailable::Refused(e.to_string()))?;
+    Ok(snapshot)
 }
 
 /// `end*ent`: drop the snapshot.
@@ -83,7 +94,7 @@ pub fn step<E>(
         return Step::Unavailable;
     };
     if let Position::Fresh = *position {
-        match source::snapshot() {
+        match checked_snapshot() {
             Ok(snapshot) => *position = Position::Walking { snapshot, next: 0 },
             Err(_) => return Step::Unavailable,
         }

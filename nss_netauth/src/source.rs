@@ -3,9 +3,17 @@
 //! * Each thread keeps its own `Arc` of the current mapping in a
 //!   thread-local, so a warm lookup takes no lock and touches no shared
 //!   counter: one `stat` of the path, then the lookup in the mapping.
-//! * A new or replaced file (other device, inode, size, mtime or ctime) is mapped
-//!   and checked (CRC) once per process where possible: the first thread to
-//!   see it leaves the mapping in a shared slot for the others. That slot is
+//! * A new or replaced file (other device, inode, size, mtime or ctime) is
+//!   mapped and its header checked (magic, version, length, header CRC,
+//!   section bounds) once per process where possible: the first thread to
+//!   see it leaves the mapping in a shared slot for the others. The data
+//!   blocks are checked (CRC) when a lookup first reads them
+//!   ([`LazyCheck`]), so a fresh process pays for the few blocks its
+//!   lookups touch, not for the whole file; the verified-blocks bitset
+//!   belongs to the mapping and is shared by the threads that use it. A
+//!   damaged block fails the lookups that read it (`UNAVAIL`, logged once
+//!   per mapping); an enumeration checks every block before its first
+//!   entry, so it never stops half-way. That slot is
 //!   only ever taken with `try_lock`; a thread that finds it busy maps the
 //!   file on its own. Nothing here can block, so a `fork` while another
 //!   thread holds the slot cannot deadlock the child.
@@ -14,10 +22,11 @@
 //!   old snapshot and the next one maps the new file.
 
 use memmap2::Mmap;
-use netauth_core::cache::{CacheError, CacheView, Layout, CACHE_PATH};
+use netauth_core::cache::{CacheError, CacheView, LazyCheck, CACHE_PATH};
 use std::cell::RefCell;
 use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
 /// Identity of one version of the cache file.
@@ -58,16 +67,38 @@ pub enum Unavailable {
     Refused(String),
 }
 
-/// One mapped and checked version of the cache file.
+/// One mapped version of the cache file, its header checked, its blocks
+/// checked as lookups read them.
 pub struct Mapped {
     map: Mmap,
-    layout: Layout,
+    check: LazyCheck,
     id: FileId,
+    /// A damaged block was logged for this mapping.
+    damage_logged: AtomicBool,
 }
 
 impl Mapped {
     pub fn view(&self) -> Result<CacheView<'_>, CacheError> {
-        CacheView::with_layout(&self.map, self.layout)
+        self.check.view(&self.map)
+    }
+
+    /// Checks every block not checked yet (before an enumeration).
+    pub fn verify_all(&self) -> Result<(), CacheError> {
+        let result = self.check.verify_all(&self.map);
+        self.log_damage();
+        result
+    }
+
+    /// Logs the first damaged block a lookup ran into, once per mapping.
+    fn log_damage(&self) {
+        if let Some(block) = self.check.damaged_block() {
+            if !self.damage_logged.swap(true, Ordering::Relaxed) {
+                crate::ffi::log_error(&format!(
+                    "nss_netauth: {CACHE_PATH} is damaged (checksum mismatch in block \
+                     {block}); lookups that need it answer UNAVAIL until the next refresh"
+                ));
+            }
+        }
     }
 
     fn load() -> Result<Arc<Mapped>, Unavailable> {
@@ -88,13 +119,12 @@ impl Mapped {
         // the bytes behind the slice do not change while it is mapped.
         let map = unsafe { Mmap::map(&file) }
             .map_err(|e| Unavailable::Refused(format!("mmap failed: {e}")))?;
-        let layout = CacheView::parse(&map)
-            .map_err(|e| Unavailable::Refused(e.to_string()))?
-            .layout();
+        let check = LazyCheck::new(&map).map_err(|e| Unavailable::Refused(e.to_string()))?;
         Ok(Arc::new(Mapped {
             map,
-            layout,
+            check,
             id: FileId::of(&meta),
+            damage_logged: AtomicBool::new(false),
         }))
     }
 }
@@ -190,7 +220,9 @@ pub fn with_view<R>(f: impl FnOnce(&CacheView<'_>) -> R) -> Result<R, Unavailabl
             Ok(view) => view,
             Err(e) => return Some(Err(Unavailable::Refused(e.to_string()))),
         };
-        f.take().map(|f| Ok(f(&view)))
+        let result = f.take().map(|f| Ok(f(&view)));
+        mapped.log_damage();
+        result
     });
     if let Ok(Some(result)) = local {
         return result;
@@ -201,10 +233,12 @@ pub fn with_view<R>(f: impl FnOnce(&CacheView<'_>) -> R) -> Result<R, Unavailabl
     let view = mapped
         .view()
         .map_err(|e| Unavailable::Refused(e.to_string()))?;
-    match f.take() {
+    let result = match f.take() {
         Some(f) => Ok(f(&view)),
         None => Err(Unavailable::Refused("lookup ran twice".to_owned())),
-    }
+    };
+    mapped.log_damage();
+    result
 }
 
 /// The current mapping itself, kept by an enumeration as its snapshot.

@@ -1,15 +1,21 @@
-//! Constants of the version 1 layout and the helpers both sides share.
+//! Constants of the version 2 layout and the helpers both sides share.
 
 pub(crate) const MAGIC: [u8; 8] = *b"NAUTHNSS";
-/// The CRC covers everything from this offset to the end of the file.
+/// The header CRC covers the file from this offset to the start of the data
+/// area (the block CRC table and the padding after it included).
 pub(crate) const CRC_START: usize = 12;
-pub(crate) const HEADER_FIXED_LEN: usize = 64;
+pub(crate) const HEADER_FIXED_LEN: usize = 72;
 pub(crate) const SECTION_ENTRY_LEN: usize = 8;
-/// Sections a version 1 reader needs; later writers may append more.
+pub(crate) const BLOCK_CRC_LEN: usize = 4;
+/// Sections a version 2 reader needs; later writers may append more.
 pub(crate) const KNOWN_SECTIONS: usize = 9;
 /// Bounds the header a reader accepts, so a hostile count cannot make the
 /// section table huge.
 pub(crate) const MAX_SECTIONS: usize = 64;
+/// Block sizes a reader accepts (powers of two). Small blocks are for
+/// tests; the writer uses [`super::BLOCK_SIZE`].
+pub(crate) const MIN_BLOCK_SIZE: u32 = 64;
+pub(crate) const MAX_BLOCK_SIZE: u32 = 1 << 20;
 
 pub(crate) const SEC_STRINGS: usize = 0;
 pub(crate) const SEC_USERS: usize = 1;
@@ -42,6 +48,8 @@ pub(crate) const H_USER_COUNT: usize = 44;
 pub(crate) const H_GROUP_COUNT: usize = 48;
 pub(crate) const H_SOURCE: usize = 52;
 pub(crate) const H_FLAGS: usize = 60;
+pub(crate) const H_BLOCK_SIZE: usize = 64;
+pub(crate) const H_BLOCK_COUNT: usize = 68;
 
 /// The name hash: FNV-1a from a per-file seed, then the MurmurHash3
 /// finaliser so that the low bits (the slot) depend on every input byte.
@@ -73,18 +81,6 @@ pub(crate) fn read_u64(bytes: &[u8], off: usize) -> Option<u64> {
     Some(u64::from_le_bytes(raw))
 }
 
-/// `bytes[start .. start + count * item_len]`, all arithmetic checked.
-pub(crate) fn sub_slice(
-    bytes: &[u8],
-    start: usize,
-    count: usize,
-    item_len: usize,
-) -> Option<&[u8]> {
-    let len = count.checked_mul(item_len)?;
-    let end = start.checked_add(len)?;
-    bytes.get(start..end)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +103,5 @@ mod tests {
         assert_eq!(read_u32(&b, 2), None);
         assert_eq!(read_u32(&b, usize::MAX), None);
         assert_eq!(read_u64(&b, 0), None);
-        assert_eq!(sub_slice(&b, 1, 2, 2), Some(&b[1..5]));
-        assert_eq!(sub_slice(&b, 1, usize::MAX, 2), None);
     }
 }

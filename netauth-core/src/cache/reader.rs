@@ -1,39 +1,418 @@
-//! Reading a cache file in place, every offset checked.
+//! Reading a cache file in place, every offset checked, every byte
+//! checksummed before it is used.
+//!
+//! All reads of the data area go through one accessor, [`Checked::get`]:
+//! it bounds-checks the range and, for a lazily checked file, verifies the
+//! CRC of every block the range touches that was not verified yet. Nothing
+//! else in this file indexes the data area, so no lookup can use a byte
+//! whose block was not verified.
 
 use super::format::*;
 use super::{CacheContent, CacheError, UnixGroup, UnixUser, FORMAT_VERSION};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Where the sections of one checked file lie. Obtained from
-/// [`CacheView::parse`] and reused with [`CacheView::with_layout`] so that a
-/// long-lived mapping is checked (CRC) once, not on every lookup.
+/// Where the parts of one file lie, read from its checked header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
-    /// Address and length of the bytes that were checked: `with_layout`
-    /// accepts only the very same memory.
-    addr: usize,
+struct Layout {
     len: usize,
-    sections: [(usize, usize); KNOWN_SECTIONS],
+    sections: [Span; KNOWN_SECTIONS],
     user_count: usize,
     group_count: usize,
     hash_seed: u32,
     generated_at: i64,
     source: (u32, u32),
+    /// Offset of the block CRC table (inside the header).
+    crc_table: usize,
+    /// Offset of block 0; everything before is the header and its padding.
+    data_start: usize,
+    block_shift: u32,
+    block_count: usize,
+}
+
+/// `(offset, length)` of a section, absolute, inside the data area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    off: usize,
+    len: usize,
+}
+
+/// The one way to read bytes of the data area.
+#[derive(Clone, Copy)]
+struct Checked<'a> {
+    file: &'a [u8],
+    /// Offset of block 0 (the end of the checked header).
+    data_start: usize,
+    block_shift: u32,
+    crc_table: usize,
+    /// One bit per block, set once the block's CRC matched; `None` when
+    /// every block was verified up front ([`CacheView::parse`]).
+    verified: Option<&'a Verified>,
+}
+
+/// The verified-blocks bitset of one mapping, shared by all the threads
+/// that use it.
+///
+/// Memory order: a bit only certifies bytes that never change while the
+/// file is mapped (the cache is replaced by rename, never written in
+/// place); setting it publishes no data written by the verifying thread.
+/// So `Relaxed` is enough: a thread that does not see a bit yet verifies
+/// the block itself (the same answer, a little extra work), one that sees
+/// it reads the same immutable bytes the verifier read.
+struct Verified {
+    bits: Box<[AtomicU64]>,
+    /// First block found damaged, plus one (0: none so far), for the log.
+    damaged: AtomicUsize,
+}
+
+impl Verified {
+    fn new(block_count: usize) -> Self {
+        Verified {
+            bits: (0..block_count.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            damaged: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl<'a> Checked<'a> {
+    /// `file[off .. off + len]` once it is known to lie in the data area
+    /// and every block it touches has its recorded CRC. `what` names the
+    /// thing read, for the error when the range is out of bounds.
+    fn get(&self, off: usize, len: usize, what: &'static str) -> Result<&'a [u8], CacheError> {
+        let end = off.checked_add(len).ok_or(CacheError::Corrupt(what))?;
+        if off < self.data_start {
+            return Err(CacheError::Corrupt(what));
+        }
+        let bytes = self.file.get(off..end).ok_or(CacheError::Corrupt(what))?;
+        if let (Some(verified), false) = (self.verified, bytes.is_empty()) {
+            let first = (off - self.data_start) >> self.block_shift;
+            let last = (end - 1 - self.data_start) >> self.block_shift;
+            for block in first..=last {
+                self.ensure_verified(verified, block)?;
+            }
+        }
+        Ok(bytes)
+    }
+
+    fn ensure_verified(&self, verified: &Verified, block: usize) -> Result<(), CacheError> {
+        let word = verified
+            .bits
+            .get(block / 64)
+            .ok_or(CacheError::Corrupt("block out of range"))?;
+        let bit = 1u64 << (block % 64);
+        if word.load(Ordering::Relaxed) & bit != 0 {
+            return Ok(());
+        }
+        if let Err(e) = self.check_block(block) {
+            let _ = verified.damaged.compare_exchange(
+                0,
+                block.saturating_add(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            return Err(e);
+        }
+        word.fetch_or(bit, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Compares block `block` with its CRC in the (checked) header.
+    fn check_block(&self, block: usize) -> Result<(), CacheError> {
+        let start = block
+            .checked_shl(self.block_shift)
+            .and_then(|rel| rel.checked_add(self.data_start))
+            .ok_or(CacheError::Corrupt("block out of range"))?;
+        let end = start
+            .saturating_add(1 << self.block_shift)
+            .min(self.file.len());
+        let bytes = self
+            .file
+            .get(start..end)
+            .ok_or(CacheError::Corrupt("block out of range"))?;
+        let stored = block
+            .checked_mul(BLOCK_CRC_LEN)
+            .and_then(|at| at.checked_add(self.crc_table))
+            .and_then(|at| read_u32(self.file, at))
+            .ok_or(CacheError::Corrupt("block out of range"))?;
+        if crc32fast::hash(bytes) != stored {
+            return Err(CacheError::DamagedBlock { block });
+        }
+        Ok(())
+    }
+
+    /// The bytes of section `span` at `rel .. rel + len`.
+    fn in_section(
+        &self,
+        span: Span,
+        rel: usize,
+        len: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], CacheError> {
+        let end = rel.checked_add(len).ok_or(CacheError::Corrupt(what))?;
+        if end > span.len {
+            return Err(CacheError::Corrupt(what));
+        }
+        let off = span.off.checked_add(rel).ok_or(CacheError::Corrupt(what))?;
+        self.get(off, len, what)
+    }
+
+    /// Follows the string reference stored at `record[at..at + 8]` into
+    /// the string pool `strings`.
+    fn string(
+        &self,
+        strings: Span,
+        record: &[u8],
+        at: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], CacheError> {
+        let off = read_u32(record, at).ok_or(CacheError::Corrupt(what))?;
+        let len = read_u32(record, at.saturating_add(4)).ok_or(CacheError::Corrupt(what))?;
+        self.in_section(strings, u32_to_usize(off), u32_to_usize(len), what)
+    }
+}
+
+impl Layout {
+    fn section(&self, i: usize) -> Span {
+        self.sections.get(i).copied().unwrap_or_default()
+    }
+
+    /// Checks the header: magic, version, length, header CRC (which covers
+    /// the block CRC table and the padding up to the data area), and every
+    /// section bound and size. Reads only the header, never the data area.
+    fn read(bytes: &[u8]) -> Result<Layout, CacheError> {
+        if bytes.len() < HEADER_FIXED_LEN {
+            return Err(if bytes.starts_with(&MAGIC) || MAGIC.starts_with(bytes) {
+                CacheError::LengthMismatch {
+                    expected: HEADER_FIXED_LEN as u64,
+                    actual: bytes.len() as u64,
+                }
+            } else {
+                CacheError::BadMagic
+            });
+        }
+        if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+            return Err(CacheError::BadMagic);
+        }
+        const HEADER_OOB: CacheError = CacheError::Corrupt("header out of bounds");
+        let field = |off| read_u32(bytes, off).ok_or(HEADER_OOB);
+        let version = field(H_VERSION)?;
+        if version != FORMAT_VERSION {
+            return Err(CacheError::UnsupportedVersion(version));
+        }
+        let file_len = read_u64(bytes, H_FILE_LEN).ok_or(HEADER_OOB)?;
+        if file_len != bytes.len() as u64 {
+            return Err(CacheError::LengthMismatch {
+                expected: file_len,
+                actual: bytes.len() as u64,
+            });
+        }
+        // Enough of the header to find its end (bounds-checked before the
+        // CRC is known to match, trusted only after).
+        let header_len = u32_to_usize(field(H_HEADER_LEN)?);
+        let block_size = field(H_BLOCK_SIZE)?;
+        if !block_size.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size)
+        {
+            return Err(CacheError::Corrupt("bad block size"));
+        }
+        let block_len = u32_to_usize(block_size);
+        let data_start = header_len
+            .checked_next_multiple_of(block_len)
+            .filter(|&start| header_len >= HEADER_FIXED_LEN && start <= bytes.len())
+            .ok_or(CacheError::Corrupt("bad header length"))?;
+        let stored_crc = field(H_CRC)?;
+        let covered = bytes.get(CRC_START..data_start).ok_or(HEADER_OOB)?;
+        if crc32fast::hash(covered) != stored_crc {
+            return Err(CacheError::ChecksumMismatch);
+        }
+
+        let section_count = u32_to_usize(field(H_SECTION_COUNT)?);
+        if !(KNOWN_SECTIONS..=MAX_SECTIONS).contains(&section_count) {
+            return Err(CacheError::Corrupt("bad section count"));
+        }
+        let block_count = u32_to_usize(field(H_BLOCK_COUNT)?);
+        let crc_table = HEADER_FIXED_LEN + section_count * SECTION_ENTRY_LEN;
+        if block_count
+            .checked_mul(BLOCK_CRC_LEN)
+            .and_then(|n| n.checked_add(crc_table))
+            != Some(header_len)
+        {
+            return Err(CacheError::Corrupt("bad header length"));
+        }
+        if (bytes.len() - data_start).div_ceil(block_len) != block_count {
+            return Err(CacheError::Corrupt("block count does not match the length"));
+        }
+        if field(H_FLAGS)? != 0 {
+            return Err(CacheError::Corrupt("unknown header flags"));
+        }
+        let mut sections = [Span::default(); KNOWN_SECTIONS];
+        for (i, sec) in sections.iter_mut().enumerate() {
+            let entry = HEADER_FIXED_LEN + i * SECTION_ENTRY_LEN;
+            let off = u32_to_usize(field(entry)?);
+            let len = u32_to_usize(field(entry + 4)?);
+            let end = off
+                .checked_add(len)
+                .ok_or(CacheError::Corrupt("section out of bounds"))?;
+            if off < data_start || end > bytes.len() {
+                return Err(CacheError::Corrupt("section out of bounds"));
+            }
+            *sec = Span { off, len };
+        }
+        let user_count = u32_to_usize(field(H_USER_COUNT)?);
+        let group_count = u32_to_usize(field(H_GROUP_COUNT)?);
+        let sized = |sec: usize, count: usize, item: usize| {
+            let span = sections.get(sec).copied().unwrap_or_default();
+            count.checked_mul(item) == Some(span.len)
+        };
+        if !sized(SEC_USERS, user_count, USER_RECORD_LEN)
+            || !sized(SEC_USER_IDS, user_count, ID_ENTRY_LEN)
+            || !sized(SEC_GROUPS, group_count, GROUP_RECORD_LEN)
+            || !sized(SEC_GROUP_IDS, group_count, ID_ENTRY_LEN)
+        {
+            return Err(CacheError::Corrupt(
+                "section size does not match the counts",
+            ));
+        }
+        for (sec, count) in [(SEC_USER_NAMES, user_count), (SEC_GROUP_NAMES, group_count)] {
+            let len = sections.get(sec).copied().unwrap_or_default().len;
+            let slots = len / HASH_SLOT_LEN;
+            if len % HASH_SLOT_LEN != 0 || !slots.is_power_of_two() || slots <= count {
+                return Err(CacheError::Corrupt("bad hash table size"));
+            }
+        }
+        let members_len = sections.get(SEC_MEMBERS).copied().unwrap_or_default().len;
+        let gids_len = sections.get(SEC_GIDS).copied().unwrap_or_default().len;
+        if members_len % STR_REF_LEN != 0 || gids_len % GID_LEN != 0 {
+            return Err(CacheError::Corrupt("bad list section size"));
+        }
+        Ok(Layout {
+            len: bytes.len(),
+            sections,
+            user_count,
+            group_count,
+            hash_seed: field(H_HASH_SEED)?,
+            generated_at: i64::from_le_bytes(
+                read_u64(bytes, H_GENERATED_AT)
+                    .ok_or(HEADER_OOB)?
+                    .to_le_bytes(),
+            ),
+            source: (field(H_SOURCE)?, field(H_SOURCE + 4)?),
+            crc_table,
+            data_start,
+            block_shift: block_size.trailing_zeros(),
+            block_count,
+        })
+    }
+}
+
+/// A cache file whose header was checked, and whose data blocks are checked
+/// the first time a lookup reads them: the way a long-lived mapping is
+/// read (the NSS module keeps one per file version, shared by its
+/// threads). A fresh process then pays for the blocks its lookups touch,
+/// not for the whole file.
+///
+/// It holds no reference to the bytes: [`view`](Self::view) takes them
+/// each time and refuses any other memory than the one that was checked.
+pub struct LazyCheck {
+    addr: usize,
+    layout: Layout,
+    verified: Verified,
+}
+
+impl std::fmt::Debug for LazyCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyCheck")
+            .field("len", &self.layout.len)
+            .field("block_count", &self.layout.block_count)
+            .field("verified", &self.verified_blocks())
+            .field("damaged_block", &self.damaged_block())
+            .finish()
+    }
+}
+
+impl LazyCheck {
+    /// Checks the header of `bytes` (magic, version, length, header CRC,
+    /// section bounds) without reading the data area.
+    pub fn new(bytes: &[u8]) -> Result<Self, CacheError> {
+        let layout = Layout::read(bytes)?;
+        Ok(LazyCheck {
+            addr: bytes.as_ptr() as usize,
+            layout,
+            verified: Verified::new(layout.block_count),
+        })
+    }
+
+    /// A view of `bytes`, which must be the very memory given to
+    /// [`new`](Self::new) (same address and length). Each block the view's
+    /// lookups read is verified once; a damaged one makes the lookup fail
+    /// with [`CacheError::DamagedBlock`].
+    pub fn view<'a>(&'a self, bytes: &'a [u8]) -> Result<CacheView<'a>, CacheError> {
+        self.belongs(bytes)?;
+        Ok(CacheView::new(bytes, self.layout, Some(&self.verified)))
+    }
+
+    /// Verifies every block not verified yet (an enumeration reads nearly
+    /// the whole file and must not stop half-way).
+    pub fn verify_all(&self, bytes: &[u8]) -> Result<(), CacheError> {
+        let view = self.view(bytes)?;
+        for block in 0..self.layout.block_count {
+            view.file.ensure_verified(&self.verified, block)?;
+        }
+        Ok(())
+    }
+
+    fn belongs(&self, bytes: &[u8]) -> Result<(), CacheError> {
+        if bytes.as_ptr() as usize != self.addr || bytes.len() != self.layout.len {
+            return Err(CacheError::Corrupt("check does not belong to these bytes"));
+        }
+        Ok(())
+    }
+
+    /// How many checksum blocks the data area has.
+    pub fn block_count(&self) -> usize {
+        self.layout.block_count
+    }
+
+    /// Whether block `block` was verified (and found intact) so far.
+    pub fn is_verified(&self, block: usize) -> bool {
+        self.verified
+            .bits
+            .get(block / 64)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (block % 64)) != 0)
+    }
+
+    /// How many blocks were verified so far.
+    pub fn verified_blocks(&self) -> usize {
+        self.verified
+            .bits
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
+            .sum()
+    }
+
+    /// The first block a lookup found damaged, if any.
+    pub fn damaged_block(&self) -> Option<usize> {
+        self.verified.damaged.load(Ordering::Relaxed).checked_sub(1)
+    }
 }
 
 /// A checked, borrowed view of a cache file. Cheap to copy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct CacheView<'a> {
+    file: Checked<'a>,
     layout: Layout,
-    strings: &'a [u8],
-    users: &'a [u8],
-    user_names: &'a [u8],
-    user_ids: &'a [u8],
-    groups: &'a [u8],
-    group_names: &'a [u8],
-    group_ids: &'a [u8],
-    members: &'a [u8],
-    gids: &'a [u8],
+}
+
+impl std::fmt::Debug for CacheView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheView")
+            .field("len", &self.layout.len)
+            .field("users", &self.layout.user_count)
+            .field("groups", &self.layout.group_count)
+            .field("lazy", &self.file.verified.is_some())
+            .finish()
+    }
 }
 
 /// One passwd entry, borrowed from the file. Strings are raw bytes (the
@@ -59,8 +438,8 @@ pub struct GroupRecord<'a> {
     pub members: Members<'a>,
 }
 
-/// Iterator over a gid list stored in the file (bounds checked when the
-/// record was read).
+/// Iterator over a gid list stored in the file (bounds and blocks checked
+/// when the record was read).
 #[derive(Debug, Clone)]
 pub struct Gids<'a> {
     raw: &'a [u8],
@@ -84,11 +463,20 @@ impl Iterator for Gids<'_> {
 impl ExactSizeIterator for Gids<'_> {}
 
 /// Iterator over a group's member names. Each item is checked as it is
-/// followed; a bad reference yields an error.
-#[derive(Debug, Clone)]
+/// followed; a bad reference or a damaged block yields an error.
+#[derive(Clone)]
 pub struct Members<'a> {
     refs: &'a [u8],
-    strings: &'a [u8],
+    file: Checked<'a>,
+    strings: Span,
+}
+
+impl std::fmt::Debug for Members<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Members")
+            .field("count", &(self.refs.len() / STR_REF_LEN))
+            .finish()
+    }
 }
 
 impl<'a> Iterator for Members<'a> {
@@ -97,7 +485,10 @@ impl<'a> Iterator for Members<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let (head, rest) = self.refs.split_first_chunk::<8>()?;
         self.refs = rest;
-        Some(resolve(self.strings, head, 0).ok_or(CacheError::Corrupt("member name out of bounds")))
+        Some(
+            self.file
+                .string(self.strings, head, 0, "member name out of bounds"),
+        )
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -108,166 +499,42 @@ impl<'a> Iterator for Members<'a> {
 
 impl ExactSizeIterator for Members<'_> {}
 
-/// Follows the string reference stored at `record[at..at + 8]`.
-fn resolve<'a>(strings: &'a [u8], record: &[u8], at: usize) -> Option<&'a [u8]> {
-    let off = read_u32(record, at)? as usize;
-    let len = read_u32(record, at.checked_add(4)?)? as usize;
-    strings.get(off..off.checked_add(len)?)
-}
-
 fn u32_to_usize(v: u32) -> usize {
     // u32 always fits in usize on the 32- and 64-bit targets we build for.
     v as usize
 }
 
 impl<'a> CacheView<'a> {
-    /// Checks `bytes` as a whole (magic, version, length, CRC, every section
-    /// bound and size) and returns a view, or why the file is unusable.
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, CacheError> {
-        if bytes.len() < HEADER_FIXED_LEN {
-            return Err(if bytes.starts_with(&MAGIC) || MAGIC.starts_with(bytes) {
-                CacheError::LengthMismatch {
-                    expected: HEADER_FIXED_LEN as u64,
-                    actual: bytes.len() as u64,
-                }
-            } else {
-                CacheError::BadMagic
-            });
-        }
-        if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
-            return Err(CacheError::BadMagic);
-        }
-        let field = |off| read_u32(bytes, off).ok_or(CacheError::Corrupt("header out of bounds"));
-        let version = field(H_VERSION)?;
-        if version != FORMAT_VERSION {
-            return Err(CacheError::UnsupportedVersion(version));
-        }
-        let file_len =
-            read_u64(bytes, H_FILE_LEN).ok_or(CacheError::Corrupt("header out of bounds"))?;
-        if file_len != bytes.len() as u64 {
-            return Err(CacheError::LengthMismatch {
-                expected: file_len,
-                actual: bytes.len() as u64,
-            });
-        }
-        let stored_crc = field(H_CRC)?;
-        let body = bytes
-            .get(CRC_START..)
-            .ok_or(CacheError::Corrupt("header out of bounds"))?;
-        if crc32fast::hash(body) != stored_crc {
-            return Err(CacheError::ChecksumMismatch);
-        }
-
-        let section_count = u32_to_usize(field(H_SECTION_COUNT)?);
-        if !(KNOWN_SECTIONS..=MAX_SECTIONS).contains(&section_count) {
-            return Err(CacheError::Corrupt("bad section count"));
-        }
-        let header_len = u32_to_usize(field(H_HEADER_LEN)?);
-        if header_len != HEADER_FIXED_LEN + section_count * SECTION_ENTRY_LEN
-            || header_len > bytes.len()
-        {
-            return Err(CacheError::Corrupt("bad header length"));
-        }
-        if field(H_FLAGS)? != 0 {
-            return Err(CacheError::Corrupt("unknown header flags"));
-        }
-        let mut sections = [(0usize, 0usize); KNOWN_SECTIONS];
-        for (i, sec) in sections.iter_mut().enumerate() {
-            let entry = HEADER_FIXED_LEN + i * SECTION_ENTRY_LEN;
-            let off = u32_to_usize(field(entry)?);
-            let len = u32_to_usize(field(entry + 4)?);
-            let end = off
-                .checked_add(len)
-                .ok_or(CacheError::Corrupt("section out of bounds"))?;
-            if off < header_len || end > bytes.len() {
-                return Err(CacheError::Corrupt("section out of bounds"));
-            }
-            *sec = (off, len);
-        }
-        let user_count = u32_to_usize(field(H_USER_COUNT)?);
-        let group_count = u32_to_usize(field(H_GROUP_COUNT)?);
-        let sized = |sec: usize, count: usize, item: usize| {
-            let (_, len) = sections.get(sec).copied().unwrap_or_default();
-            count.checked_mul(item) == Some(len)
-        };
-        if !sized(SEC_USERS, user_count, USER_RECORD_LEN)
-            || !sized(SEC_USER_IDS, user_count, ID_ENTRY_LEN)
-            || !sized(SEC_GROUPS, group_count, GROUP_RECORD_LEN)
-            || !sized(SEC_GROUP_IDS, group_count, ID_ENTRY_LEN)
-        {
-            return Err(CacheError::Corrupt(
-                "section size does not match the counts",
-            ));
-        }
-        for (sec, count) in [(SEC_USER_NAMES, user_count), (SEC_GROUP_NAMES, group_count)] {
-            let (_, len) = sections.get(sec).copied().unwrap_or_default();
-            let slots = len / HASH_SLOT_LEN;
-            if len % HASH_SLOT_LEN != 0 || !slots.is_power_of_two() || slots <= count {
-                return Err(CacheError::Corrupt("bad hash table size"));
-            }
-        }
-        let (_, members_len) = sections.get(SEC_MEMBERS).copied().unwrap_or_default();
-        let (_, gids_len) = sections.get(SEC_GIDS).copied().unwrap_or_default();
-        if members_len % STR_REF_LEN != 0 || gids_len % GID_LEN != 0 {
-            return Err(CacheError::Corrupt("bad list section size"));
-        }
-        let source = (field(H_SOURCE)?, field(H_SOURCE + 4)?);
-        let layout = Layout {
-            addr: bytes.as_ptr() as usize,
-            len: bytes.len(),
-            sections,
-            user_count,
-            group_count,
-            hash_seed: field(H_HASH_SEED)?,
-            generated_at: i64::from_le_bytes(
-                read_u64(bytes, H_GENERATED_AT)
-                    .ok_or(CacheError::Corrupt("header out of bounds"))?
-                    .to_le_bytes(),
-            ),
-            source,
-        };
-        Self::with_layout(bytes, layout)
-    }
-
-    /// The layout of this view, to rebuild it later with
-    /// [`with_layout`](Self::with_layout) without checking the CRC again.
-    pub fn layout(&self) -> Layout {
-        self.layout
-    }
-
-    /// Rebuilds a view of bytes already checked by [`parse`](Self::parse).
-    /// Refuses any other memory than the one that was parsed (address and
-    /// length must match). Every lookup still checks what it follows.
-    pub fn with_layout(bytes: &'a [u8], layout: Layout) -> Result<Self, CacheError> {
-        if bytes.as_ptr() as usize != layout.addr || bytes.len() != layout.len {
-            return Err(CacheError::Corrupt("layout does not belong to these bytes"));
-        }
-        let sec = |i: usize| -> Result<&'a [u8], CacheError> {
-            let (off, len) = layout
-                .sections
-                .get(i)
-                .copied()
-                .ok_or(CacheError::Corrupt("no such section"))?;
-            bytes
-                .get(
-                    off..off
-                        .checked_add(len)
-                        .ok_or(CacheError::Corrupt("section out of bounds"))?,
-                )
-                .ok_or(CacheError::Corrupt("section out of bounds"))
-        };
-        Ok(CacheView {
+    fn new(bytes: &'a [u8], layout: Layout, verified: Option<&'a Verified>) -> Self {
+        CacheView {
+            file: Checked {
+                file: bytes,
+                data_start: layout.data_start,
+                block_shift: layout.block_shift,
+                crc_table: layout.crc_table,
+                verified,
+            },
             layout,
-            strings: sec(SEC_STRINGS)?,
-            users: sec(SEC_USERS)?,
-            user_names: sec(SEC_USER_NAMES)?,
-            user_ids: sec(SEC_USER_IDS)?,
-            groups: sec(SEC_GROUPS)?,
-            group_names: sec(SEC_GROUP_NAMES)?,
-            group_ids: sec(SEC_GROUP_IDS)?,
-            members: sec(SEC_MEMBERS)?,
-            gids: sec(SEC_GIDS)?,
-        })
+        }
+    }
+
+    /// Checks `bytes` as a whole (magic, version, length, header CRC,
+    /// every section bound and size, and the CRC of every block) and
+    /// returns a view, or why the file is unusable. For tools that read a
+    /// file once; a long-lived mapping uses [`LazyCheck`] instead.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, CacheError> {
+        let layout = Layout::read(bytes)?;
+        let view = CacheView::new(bytes, layout, None);
+        for block in 0..layout.block_count {
+            view.file.check_block(block)?;
+        }
+        Ok(view)
+    }
+
+    /// Whether every block was verified when the view was made
+    /// ([`parse`](Self::parse)), rather than on first use ([`LazyCheck`]).
+    pub fn is_fully_checked(&self) -> bool {
+        self.file.verified.is_none()
     }
 
     /// When the data was fetched (seconds since the Unix epoch).
@@ -277,14 +544,14 @@ impl<'a> CacheView<'a> {
 
     /// The server the data came from.
     pub fn source(&self) -> Result<&'a str, CacheError> {
-        let (off, len) = (
-            u32_to_usize(self.layout.source.0),
-            u32_to_usize(self.layout.source.1),
-        );
-        let raw = off
-            .checked_add(len)
-            .and_then(|end| self.strings.get(off..end))
-            .ok_or(CacheError::Corrupt("source out of bounds"))?;
+        const BAD: &str = "source out of bounds";
+        let (off, len) = self.layout.source;
+        let raw = self.file.in_section(
+            self.layout.section(SEC_STRINGS),
+            u32_to_usize(off),
+            u32_to_usize(len),
+            BAD,
+        )?;
         std::str::from_utf8(raw).map_err(|_| CacheError::Corrupt("source is not UTF-8"))
     }
 
@@ -313,14 +580,19 @@ impl<'a> CacheView<'a> {
     }
 
     fn read_user(&self, index: usize) -> Result<UserRecord<'a>, CacheError> {
-        const BAD: CacheError = CacheError::Corrupt("user record out of bounds");
+        const WHAT: &str = "user record out of bounds";
+        const BAD: CacheError = CacheError::Corrupt(WHAT);
         let start = index.checked_mul(USER_RECORD_LEN).ok_or(BAD)?;
-        let rec = sub_slice(self.users, start, 1, USER_RECORD_LEN).ok_or(BAD)?;
-        let s = |at| resolve(self.strings, rec, at).ok_or(BAD);
+        let rec =
+            self.file
+                .in_section(self.layout.section(SEC_USERS), start, USER_RECORD_LEN, WHAT)?;
+        let strings = self.layout.section(SEC_STRINGS);
+        let s = |at| self.file.string(strings, rec, at, WHAT);
         let n = |at| read_u32(rec, at).ok_or(BAD);
         let first_gid = u32_to_usize(n(44)?);
         let gid_count = u32_to_usize(n(48)?);
         let gid_start = first_gid.checked_mul(GID_LEN).ok_or(BAD)?;
+        let gid_len = gid_count.checked_mul(GID_LEN).ok_or(BAD)?;
         Ok(UserRecord {
             name: s(0)?,
             uid: n(8)?,
@@ -330,25 +602,44 @@ impl<'a> CacheView<'a> {
             shell: s(32)?,
             locked: n(40)? & USER_FLAG_LOCKED != 0,
             groups: Gids {
-                raw: sub_slice(self.gids, gid_start, gid_count, GID_LEN).ok_or(BAD)?,
+                raw: self.file.in_section(
+                    self.layout.section(SEC_GIDS),
+                    gid_start,
+                    gid_len,
+                    WHAT,
+                )?,
             },
         })
     }
 
     fn read_group(&self, index: usize) -> Result<GroupRecord<'a>, CacheError> {
-        const BAD: CacheError = CacheError::Corrupt("group record out of bounds");
+        const WHAT: &str = "group record out of bounds";
+        const BAD: CacheError = CacheError::Corrupt(WHAT);
         let start = index.checked_mul(GROUP_RECORD_LEN).ok_or(BAD)?;
-        let rec = sub_slice(self.groups, start, 1, GROUP_RECORD_LEN).ok_or(BAD)?;
+        let rec = self.file.in_section(
+            self.layout.section(SEC_GROUPS),
+            start,
+            GROUP_RECORD_LEN,
+            WHAT,
+        )?;
+        let strings = self.layout.section(SEC_STRINGS);
         let n = |at| read_u32(rec, at).ok_or(BAD);
         let first = u32_to_usize(n(12)?);
         let count = u32_to_usize(n(16)?);
         let refs_start = first.checked_mul(STR_REF_LEN).ok_or(BAD)?;
+        let refs_len = count.checked_mul(STR_REF_LEN).ok_or(BAD)?;
         Ok(GroupRecord {
-            name: resolve(self.strings, rec, 0).ok_or(BAD)?,
+            name: self.file.string(strings, rec, 0, WHAT)?,
             gid: n(8)?,
             members: Members {
-                refs: sub_slice(self.members, refs_start, count, STR_REF_LEN).ok_or(BAD)?,
-                strings: self.strings,
+                refs: self.file.in_section(
+                    self.layout.section(SEC_MEMBERS),
+                    refs_start,
+                    refs_len,
+                    WHAT,
+                )?,
+                file: self.file,
+                strings,
             },
         })
     }
@@ -357,11 +648,12 @@ impl<'a> CacheView<'a> {
     /// whose hash equals. Bounded by the table size even if it is full.
     fn probe<T>(
         &self,
-        table: &[u8],
+        table: Span,
         name: &[u8],
         mut matches: impl FnMut(usize) -> Result<Option<T>, CacheError>,
     ) -> Result<Option<T>, CacheError> {
-        let slots = table.len() / HASH_SLOT_LEN;
+        const WHAT: &str = "hash slot out of bounds";
+        let slots = table.len / HASH_SLOT_LEN;
         if slots == 0 {
             return Ok(None);
         }
@@ -369,11 +661,11 @@ impl<'a> CacheView<'a> {
         let hash = name_hash(self.layout.hash_seed, name);
         let mut slot = hash as usize & mask;
         for _ in 0..slots {
-            let at = slot * HASH_SLOT_LEN;
-            let stored_hash =
-                read_u32(table, at).ok_or(CacheError::Corrupt("hash slot out of bounds"))?;
-            let index_plus_one =
-                read_u32(table, at + 4).ok_or(CacheError::Corrupt("hash slot out of bounds"))?;
+            let entry = self
+                .file
+                .in_section(table, slot * HASH_SLOT_LEN, HASH_SLOT_LEN, WHAT)?;
+            let stored_hash = read_u32(entry, 0).ok_or(CacheError::Corrupt(WHAT))?;
+            let index_plus_one = read_u32(entry, 4).ok_or(CacheError::Corrupt(WHAT))?;
             if index_plus_one == 0 {
                 return Ok(None);
             }
@@ -388,7 +680,7 @@ impl<'a> CacheView<'a> {
     }
 
     pub fn user_by_name(&self, name: &[u8]) -> Result<Option<UserRecord<'a>>, CacheError> {
-        self.probe(self.user_names, name, |index| {
+        self.probe(self.layout.section(SEC_USER_NAMES), name, |index| {
             let user = self
                 .user_at(index)?
                 .ok_or(CacheError::Corrupt("user index out of range"))?;
@@ -397,7 +689,7 @@ impl<'a> CacheView<'a> {
     }
 
     pub fn group_by_name(&self, name: &[u8]) -> Result<Option<GroupRecord<'a>>, CacheError> {
-        self.probe(self.group_names, name, |index| {
+        self.probe(self.layout.section(SEC_GROUP_NAMES), name, |index| {
             let group = self
                 .group_at(index)?
                 .ok_or(CacheError::Corrupt("group index out of range"))?;
@@ -406,18 +698,21 @@ impl<'a> CacheView<'a> {
     }
 
     /// Binary search in a sorted `(id, index)` array.
-    fn find_id(table: &[u8], id: u32) -> Result<Option<usize>, CacheError> {
-        const BAD: CacheError = CacheError::Corrupt("id index out of bounds");
-        let (mut low, mut high) = (0usize, table.len() / ID_ENTRY_LEN);
+    fn find_id(&self, table: Span, id: u32) -> Result<Option<usize>, CacheError> {
+        const WHAT: &str = "id index out of bounds";
+        const BAD: CacheError = CacheError::Corrupt(WHAT);
+        let (mut low, mut high) = (0usize, table.len / ID_ENTRY_LEN);
         while low < high {
             let mid = low + (high - low) / 2;
-            let at = mid * ID_ENTRY_LEN;
-            let here = read_u32(table, at).ok_or(BAD)?;
+            let entry = self
+                .file
+                .in_section(table, mid * ID_ENTRY_LEN, ID_ENTRY_LEN, WHAT)?;
+            let here = read_u32(entry, 0).ok_or(BAD)?;
             match here.cmp(&id) {
                 std::cmp::Ordering::Less => low = mid + 1,
                 std::cmp::Ordering::Greater => high = mid,
                 std::cmp::Ordering::Equal => {
-                    return Ok(Some(u32_to_usize(read_u32(table, at + 4).ok_or(BAD)?)));
+                    return Ok(Some(u32_to_usize(read_u32(entry, 4).ok_or(BAD)?)));
                 }
             }
         }
@@ -425,7 +720,7 @@ impl<'a> CacheView<'a> {
     }
 
     pub fn user_by_uid(&self, uid: u32) -> Result<Option<UserRecord<'a>>, CacheError> {
-        let Some(index) = Self::find_id(self.user_ids, uid)? else {
+        let Some(index) = self.find_id(self.layout.section(SEC_USER_IDS), uid)? else {
             return Ok(None);
         };
         let user = self
@@ -438,7 +733,7 @@ impl<'a> CacheView<'a> {
     }
 
     pub fn group_by_gid(&self, gid: u32) -> Result<Option<GroupRecord<'a>>, CacheError> {
-        let Some(index) = Self::find_id(self.group_ids, gid)? else {
+        let Some(index) = self.find_id(self.layout.section(SEC_GROUP_IDS), gid)? else {
             return Ok(None);
         };
         let group = self

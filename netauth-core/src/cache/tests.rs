@@ -49,43 +49,98 @@ pub(crate) fn sample() -> CacheContent {
     }
 }
 
-/// Every answer the sample gives, as owned data, to compare corrupted
-/// files against.
-fn answers(view: &CacheView<'_>) -> Result<Vec<String>, CacheError> {
+/// One lookup, run on its own against a view.
+#[derive(Debug, Clone)]
+enum Query {
+    UserName(String),
+    Uid(u32),
+    GroupsOf(String),
+    GroupName(String),
+    Gid(u32),
+    UserAt(usize),
+    GroupAt(usize),
+    Source,
+    Everything,
+}
+
+fn run(view: &CacheView<'_>, query: &Query) -> Result<String, CacheError> {
+    let user = |u: Option<UserRecord<'_>>| format!("{:?}", u.map(|u| describe_user(&u)));
+    let group = |g: Option<GroupRecord<'_>>| {
+        g.map(|g| describe_group(&g))
+            .transpose()
+            .map(|g| format!("{g:?}"))
+    };
+    match query {
+        Query::UserName(name) => view.user_by_name(name.as_bytes()).map(user),
+        Query::Uid(uid) => view.user_by_uid(*uid).map(user),
+        Query::GroupsOf(name) => view
+            .groups_of_user(name.as_bytes())
+            .map(|g| format!("{:?}", g.map(|g| g.collect::<Vec<_>>()))),
+        Query::GroupName(name) => view.group_by_name(name.as_bytes()).and_then(group),
+        Query::Gid(gid) => view.group_by_gid(*gid).and_then(group),
+        Query::UserAt(i) => view.user_at(*i).map(user),
+        Query::GroupAt(i) => view.group_at(*i).and_then(group),
+        Query::Source => view.source().map(str::to_owned),
+        Query::Everything => view.to_content().map(|c| format!("{c:?}")),
+    }
+}
+
+/// Lookups of (some of) the keys of `content`, and of a few unknown keys.
+fn queries(content: &CacheContent, step: usize) -> Vec<Query> {
     let mut out = Vec::new();
-    for name in ["alice", "bob", "carol", "nobody", "staff"] {
-        out.push(format!(
-            "{:?}",
-            view.user_by_name(name.as_bytes())?
-                .map(|u| describe_user(&u))
-        ));
-        out.push(format!(
-            "{:?}",
-            view.groups_of_user(name.as_bytes())?
-                .map(|g| g.collect::<Vec<_>>())
-        ));
+    for (i, u) in content.users.iter().enumerate().step_by(step) {
+        out.push(Query::UserName(u.name.clone()));
+        out.push(Query::Uid(u.uid));
+        out.push(Query::GroupsOf(u.name.clone()));
+        out.push(Query::UserAt(i));
     }
-    for uid in [10001, 10002, 10003, 10004, 0] {
-        out.push(format!(
-            "{:?}",
-            view.user_by_uid(uid)?.map(|u| describe_user(&u))
-        ));
+    for (i, g) in content.groups.iter().enumerate().step_by(step) {
+        out.push(Query::GroupName(g.name.clone()));
+        out.push(Query::Gid(g.gid));
+        out.push(Query::GroupAt(i));
     }
-    for name in ["staff", "admins", "empty", "alice"] {
-        out.push(format!(
-            "{:?}",
-            view.group_by_name(name.as_bytes())?
-                .map(|g| describe_group(&g))
-        ));
+    for unknown in ["nobody", "staff", "alice"] {
+        out.push(Query::UserName(unknown.to_owned()));
+        out.push(Query::GroupName(unknown.to_owned()));
     }
-    for gid in [20001, 20002, 20003, 20004] {
-        out.push(format!(
-            "{:?}",
-            view.group_by_gid(gid)?.map(|g| describe_group(&g))
-        ));
+    for id in [0, 1, 10004, 20004, u32::MAX] {
+        out.push(Query::Uid(id));
+        out.push(Query::Gid(id));
     }
-    out.push(format!("{:?}", view.to_content()?));
-    Ok(out)
+    out.push(Query::Source);
+    out.push(Query::Everything);
+    out
+}
+
+/// Every answer the sample gives, one entry per lookup, to compare damaged
+/// files against.
+fn lookups(view: &CacheView<'_>) -> Vec<Result<String, CacheError>> {
+    queries(&sample(), 1).iter().map(|q| run(view, q)).collect()
+}
+
+/// All of [`lookups`], or the first error.
+fn answers(view: &CacheView<'_>) -> Result<Vec<String>, CacheError> {
+    lookups(view).into_iter().collect()
+}
+
+/// A directory big enough for many 4 KiB blocks (about 700 KB).
+fn large() -> CacheContent {
+    let mut content = CacheContent::default();
+    for i in 0..5000u32 {
+        let name = format!("user{i}");
+        content
+            .user_groups
+            .insert(name.clone(), (0..i % 7).map(|g| 50_000 - g * 97).collect());
+        content.users.push(user(&name, 100_000 + i * 3, 1000));
+    }
+    for i in 0..700u32 {
+        content.groups.push(UnixGroup {
+            name: format!("group{i}"),
+            gid: 50_000 - i,
+            members: (0..i % 13).map(|m| format!("user{}", m * 31 + i)).collect(),
+        });
+    }
+    content
 }
 
 fn describe_user(u: &UserRecord<'_>) -> String {
@@ -102,9 +157,9 @@ fn describe_user(u: &UserRecord<'_>) -> String {
     )
 }
 
-fn describe_group(g: &GroupRecord<'_>) -> String {
-    let members: Vec<_> = g.members.clone().collect();
-    format!("{:?}:{}:{:?}", g.name, g.gid, members)
+fn describe_group(g: &GroupRecord<'_>) -> Result<String, CacheError> {
+    let members = g.members.clone().collect::<Result<Vec<_>, _>>()?;
+    Ok(format!("{:?}:{}:{:?}", g.name, g.gid, members))
 }
 
 #[test]
@@ -144,9 +199,15 @@ fn round_trip() {
 
     assert_eq!(view.user_at(3).unwrap().map(|u| u.uid), None);
     assert_eq!(view.group_at(0).unwrap().unwrap().name, b"staff");
+    assert!(view.is_fully_checked());
 
-    let again = CacheView::with_layout(&bytes, view.layout()).unwrap();
-    assert_eq!(again.user_by_name(b"carol").unwrap().unwrap().uid, 10003);
+    let check = LazyCheck::new(&bytes).unwrap();
+    let lazy = check.view(&bytes).unwrap();
+    assert!(!lazy.is_fully_checked());
+    assert_eq!(lazy.user_by_name(b"carol").unwrap().unwrap().uid, 10003);
+    assert_eq!(answers(&lazy).unwrap(), answers(&view).unwrap());
+    assert_eq!(check.verified_blocks(), check.block_count());
+    assert_eq!(check.damaged_block(), None);
 }
 
 #[test]
@@ -198,23 +259,33 @@ fn many_entries_round_trip() {
 }
 
 #[test]
-fn layout_refuses_other_bytes() {
+fn lazy_check_refuses_other_bytes() {
     let bytes = encode(&sample()).unwrap();
     let copy = bytes.clone();
-    let layout = CacheView::parse(&bytes).unwrap().layout();
-    assert!(CacheView::with_layout(&copy, layout).is_err());
-    assert!(CacheView::with_layout(&bytes[..bytes.len() - 1], layout).is_err());
+    let check = LazyCheck::new(&bytes).unwrap();
+    assert!(check.view(&copy).is_err());
+    assert!(check.view(&bytes[..bytes.len() - 1]).is_err());
+    assert!(check.verify_all(&copy).is_err());
+    assert_eq!(check.verified_blocks(), 0);
 }
 
 #[test]
 fn every_truncation_is_refused() {
-    let bytes = encode(&sample()).unwrap();
-    for len in 0..bytes.len() {
-        assert!(
-            CacheView::parse(&bytes[..len]).is_err(),
-            "length {len} accepted"
-        );
+    for block_size in [64, BLOCK_SIZE] {
+        let bytes = encode_with_block_size(&sample(), block_size).unwrap();
+        for len in 0..bytes.len() {
+            assert!(
+                CacheView::parse(&bytes[..len]).is_err(),
+                "length {len} accepted"
+            );
+            // Refused from the header alone, before any lookup.
+            assert!(
+                LazyCheck::new(&bytes[..len]).is_err(),
+                "length {len} accepted lazily"
+            );
+        }
     }
+    let bytes = encode(&sample()).unwrap();
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(matches!(
@@ -241,33 +312,195 @@ impl Rng {
 
 #[test]
 fn random_corruptions_give_an_error_or_the_original_answers() {
-    let bytes = encode(&sample()).unwrap();
-    let expected = answers(&CacheView::parse(&bytes).unwrap()).unwrap();
-    let mut rng = Rng(0x1234_5678_9abc_def1);
-    let mut accepted = 0;
-    for round in 0..20_000 {
-        let mut bad = bytes.clone();
-        let flips = 1 + round % 4;
-        for _ in 0..flips {
-            let at = rng.below(bad.len());
-            bad[at] ^= 1 << rng.below(8);
-        }
-        if bad == bytes {
-            continue;
-        }
-        if let Ok(view) = CacheView::parse(&bad) {
-            accepted += 1;
-            if let Ok(got) = answers(&view) {
-                assert_eq!(
-                    got, expected,
-                    "round {round}: wrong answer from a corrupted file"
-                );
+    for block_size in [64, BLOCK_SIZE] {
+        let bytes = encode_with_block_size(&sample(), block_size).unwrap();
+        let expected = answers(&CacheView::parse(&bytes).unwrap()).unwrap();
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let (mut accepted, mut answered, mut failed) = (0, 0, 0);
+        for round in 0..10_000 {
+            let mut bad = bytes.clone();
+            let flips = 1 + round % 4;
+            for _ in 0..flips {
+                let at = rng.below(bad.len());
+                bad[at] ^= 1 << rng.below(8);
             }
+            if bad == bytes {
+                continue;
+            }
+            if let Ok(view) = CacheView::parse(&bad) {
+                accepted += 1;
+                if let Ok(got) = answers(&view) {
+                    assert_eq!(
+                        got, expected,
+                        "round {round}: wrong answer from a corrupted file"
+                    );
+                }
+            }
+            // Lazily: every lookup gives an error or exactly the original
+            // answer, and the damage is found by a full check.
+            let Ok(check) = LazyCheck::new(&bad) else {
+                continue;
+            };
+            let view = check.view(&bad).unwrap();
+            for (got, want) in lookups(&view).into_iter().zip(&expected) {
+                match got {
+                    Ok(got) => {
+                        assert_eq!(&got, want, "round {round}: wrong answer");
+                        answered += 1;
+                    }
+                    Err(e) => {
+                        assert!(matches!(e, CacheError::DamagedBlock { .. }), "{e:?}");
+                        failed += 1;
+                    }
+                }
+            }
+            assert!(check.verify_all(&bad).is_err(), "round {round}");
+            assert!(check.damaged_block().is_some());
+        }
+        // CRC-32 catches every flip of up to 32 bits in a burst; a pass means
+        // none slipped through.
+        assert_eq!(accepted, 0);
+        assert!(
+            failed > 0,
+            "block size {block_size}: no damage found lazily"
+        );
+        if block_size == 64 {
+            // Small blocks: damage in one leaves the lookups that do not
+            // read it answering.
+            assert!(answered > 0, "no lookup answered around the damage");
         }
     }
-    // CRC-32 catches every flip of up to 32 bits in a burst; a pass means
-    // none slipped through.
-    assert_eq!(accepted, 0);
+}
+
+/// The blocks `query` reads on the intact file, found with a fresh check.
+fn blocks_read(bytes: &[u8], query: &Query) -> Vec<usize> {
+    let check = LazyCheck::new(bytes).unwrap();
+    run(&check.view(bytes).unwrap(), query).unwrap();
+    (0..check.block_count())
+        .filter(|&b| check.is_verified(b))
+        .collect()
+}
+
+/// The offset range of block `block` of a file encoded with `block_size`.
+fn block_range(bytes: &[u8], block_size: u32, block: usize) -> std::ops::Range<usize> {
+    // The data area starts at the first block boundary after the header.
+    let header_len = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+    let data_start = header_len.next_multiple_of(block_size as usize);
+    let start = data_start + block * block_size as usize;
+    start..(start + block_size as usize).min(bytes.len())
+}
+
+#[test]
+fn a_damaged_block_fails_exactly_the_lookups_that_read_it() {
+    let mut rng = Rng(0x5eed_0fb1_0c00);
+    for (content, block_size, step) in [
+        (sample(), 64, 1),
+        (large(), BLOCK_SIZE, 97),
+        (large(), 256, 211),
+    ] {
+        let bytes = encode_with_block_size(&content, block_size).unwrap();
+        let queries = queries(&content, step);
+        let good = CacheView::parse(&bytes).unwrap();
+        let expected: Vec<String> = queries.iter().map(|q| run(&good, q).unwrap()).collect();
+        let reads: Vec<Vec<usize>> = queries.iter().map(|q| blocks_read(&bytes, q)).collect();
+        let blocks = LazyCheck::new(&bytes).unwrap().block_count();
+        assert!(blocks > 8, "{blocks} blocks");
+        for block in (0..blocks).step_by(1 + blocks / 64) {
+            let range = block_range(&bytes, block_size, block);
+            let mut bad = bytes.clone();
+            bad[range.start + rng.below(range.len())] ^= 1 << rng.below(8);
+            // One check for all the lookups, as a long-lived mapping has.
+            let check = LazyCheck::new(&bad).unwrap();
+            let view = check.view(&bad).unwrap();
+            let (mut answered, mut failed) = (0, 0);
+            for ((query, want), read) in queries.iter().zip(&expected).zip(&reads) {
+                let got = run(&view, query);
+                if read.contains(&block) {
+                    assert_eq!(
+                        got,
+                        Err(CacheError::DamagedBlock { block }),
+                        "{query:?} reads damaged block {block}"
+                    );
+                    failed += 1;
+                } else {
+                    assert_eq!(got.as_ref(), Ok(want), "{query:?} does not read {block}");
+                    answered += 1;
+                }
+            }
+            // Index blocks no query here probes are never read.
+            let read_by_any = reads.iter().any(|r| r.contains(&block));
+            assert_eq!(check.damaged_block(), read_by_any.then_some(block));
+            assert_eq!(failed > 0, read_by_any);
+            assert!(answered > 0, "block {block}: every lookup failed");
+            assert!(!check.is_verified(block));
+            assert_eq!(
+                check.verify_all(&bad),
+                Err(CacheError::DamagedBlock { block })
+            );
+        }
+    }
+}
+
+#[test]
+fn a_lookup_checks_only_the_blocks_it_reads() {
+    let content = large();
+    let bytes = encode(&content).unwrap();
+    let blocks = LazyCheck::new(&bytes).unwrap().block_count();
+    assert!(blocks > 100, "{blocks} blocks");
+    for u in content.users.iter().step_by(501) {
+        let by_name = blocks_read(&bytes, &Query::UserName(u.name.clone()));
+        // Hash slot, record, its strings (a block or two), its gid list.
+        assert!(by_name.len() <= 6, "{}: {by_name:?}", u.name);
+        let by_uid = blocks_read(&bytes, &Query::Uid(u.uid));
+        // A binary search over about ten blocks, then the same.
+        assert!(by_uid.len() <= 12, "{}: {by_uid:?}", u.uid);
+    }
+    // Decoding everything reads every data section but not the indexes.
+    let everything = blocks_read(&bytes, &Query::Everything).len();
+    assert!(
+        everything > blocks / 2 && everything < blocks,
+        "{everything}"
+    );
+}
+
+#[test]
+fn threads_share_one_check() {
+    let content = large();
+    let bytes = encode_with_block_size(&content, 256).unwrap();
+    let queries = queries(&content, 37);
+    let good = CacheView::parse(&bytes).unwrap();
+    let expected: Vec<String> = queries.iter().map(|q| run(&good, q).unwrap()).collect();
+    let reads: Vec<Vec<usize>> = queries.iter().map(|q| blocks_read(&bytes, q)).collect();
+    let damaged = reads[0][0];
+    let range = block_range(&bytes, 256, damaged);
+    let mut bad = bytes.clone();
+    bad[range.start] ^= 0x10;
+    for (file, is_bad) in [(&bytes, false), (&bad, true)] {
+        let check = LazyCheck::new(file).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..8u64 {
+                let (check, queries, expected, reads) = (&check, &queries, &expected, &reads);
+                scope.spawn(move || {
+                    let view = check.view(file).unwrap();
+                    let mut rng = Rng(0x9e37_79b9 + t);
+                    for _ in 0..2000 {
+                        let i = rng.below(queries.len());
+                        let got = run(&view, &queries[i]);
+                        if is_bad && reads[i].contains(&damaged) {
+                            assert_eq!(got, Err(CacheError::DamagedBlock { block: damaged }));
+                        } else {
+                            assert_eq!(got.as_ref(), Ok(&expected[i]), "{:?}", queries[i]);
+                        }
+                    }
+                });
+            }
+        });
+        if is_bad {
+            assert_eq!(check.damaged_block(), Some(damaged));
+        } else {
+            assert_eq!(check.verify_all(file), Ok(()));
+        }
+    }
 }
 
 #[test]
@@ -277,22 +510,42 @@ fn header_errors_are_specific() {
     bad[0] = b'X';
     assert_eq!(CacheView::parse(&bad).unwrap_err(), CacheError::BadMagic);
     let mut bad = bytes.clone();
-    bad[12] = 2;
+    bad[12] = 1;
     assert_eq!(
         CacheView::parse(&bad).unwrap_err(),
-        CacheError::UnsupportedVersion(2)
+        CacheError::UnsupportedVersion(1)
+    );
+    assert_eq!(
+        LazyCheck::new(&bad).unwrap_err(),
+        CacheError::UnsupportedVersion(1)
+    );
+    let mut bad = bytes.clone();
+    bad[100] ^= 0x40;
+    assert_eq!(
+        CacheView::parse(&bad).unwrap_err(),
+        CacheError::ChecksumMismatch
+    );
+    assert_eq!(
+        LazyCheck::new(&bad).unwrap_err(),
+        CacheError::ChecksumMismatch
     );
     let mut bad = bytes.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0x40;
     assert_eq!(
         CacheView::parse(&bad).unwrap_err(),
-        CacheError::ChecksumMismatch
+        CacheError::DamagedBlock { block: 0 }
     );
+    let check = LazyCheck::new(&bad).unwrap();
+    assert_eq!(
+        check.verify_all(&bad).unwrap_err(),
+        CacheError::DamagedBlock { block: 0 }
+    );
+    assert_eq!(check.damaged_block(), Some(0));
     assert_eq!(
         CacheView::parse(b"").unwrap_err(),
         CacheError::LengthMismatch {
-            expected: 64,
+            expected: 72,
             actual: 0
         }
     );

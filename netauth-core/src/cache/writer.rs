@@ -256,7 +256,8 @@ fn id_index(ids: impl Iterator<Item = u32>) -> Result<Vec<u8>, CacheError> {
     Ok(out)
 }
 
-/// Validates `content` and encodes it as a version 1 cache file.
+/// Validates `content` and encodes it as a version 2 cache file with
+/// blocks of [`BLOCK_SIZE`](super::BLOCK_SIZE) bytes.
 ///
 /// Refuses (with [`CacheError::Invalid`]) duplicate user or group names or
 /// ids, uid/gid 0 and 4294967295, names that are empty, longer than
@@ -265,6 +266,20 @@ fn id_index(ids: impl Iterator<Item = u32>) -> Result<Vec<u8>, CacheError> {
 /// group list for an unknown user or with a repeated gid. The refresh cleans
 /// directory data before; this is the last line of defence.
 pub fn encode(content: &CacheContent) -> Result<Vec<u8>, CacheError> {
+    encode_with_block_size(content, super::BLOCK_SIZE)
+}
+
+/// [`encode`] with another checksum block size: a power of two from 64 to
+/// 1 MiB. Tests use small blocks so that a small file has many of them.
+pub fn encode_with_block_size(
+    content: &CacheContent,
+    block_size: u32,
+) -> Result<Vec<u8>, CacheError> {
+    if !block_size.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) {
+        return Err(CacheError::Invalid(format!(
+            "block size {block_size} is not a power of two from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}"
+        )));
+    }
     validate(content)?;
     let mut pool = Pool::default();
     let source = pool.add(&content.source)?;
@@ -322,38 +337,72 @@ pub fn encode(content: &CacheContent) -> Result<Vec<u8>, CacheError> {
         &members,
         &gids,
     ];
-    let header_len = HEADER_FIXED_LEN + KNOWN_SECTIONS * SECTION_ENTRY_LEN;
-    let mut table = Vec::with_capacity(KNOWN_SECTIONS * SECTION_ENTRY_LEN);
-    let mut offset = header_len;
+    // Sections are laid out relative to the start of the data area first:
+    // its size gives the block count, which gives the header length, which
+    // gives where the data area starts (the next block boundary, so that a
+    // block is a page and checking it touches nothing else).
+    let mut relative = Vec::with_capacity(KNOWN_SECTIONS);
+    let mut data_len = 0usize;
     for s in sections {
-        offset = offset.next_multiple_of(8);
-        put_u32(&mut table, to_u32(offset)?);
-        put_u32(&mut table, to_u32(s.len())?);
-        offset = offset.checked_add(s.len()).ok_or_else(too_large)?;
+        data_len = data_len.next_multiple_of(8);
+        relative.push((data_len, s.len()));
+        data_len = data_len.checked_add(s.len()).ok_or_else(too_large)?;
     }
-    let file_len = to_u32(offset)?;
+    let block_len = block_size as usize;
+    let block_count = data_len.div_ceil(block_len);
+    let header_len = block_count
+        .checked_mul(BLOCK_CRC_LEN)
+        .and_then(|n| n.checked_add(HEADER_FIXED_LEN + KNOWN_SECTIONS * SECTION_ENTRY_LEN))
+        .ok_or_else(too_large)?;
+    let data_start = header_len
+        .checked_next_multiple_of(block_len)
+        .ok_or_else(too_large)?;
+    let file_len = data_start.checked_add(data_len).ok_or_else(too_large)?;
+    to_u32(file_len)?;
 
-    let mut out = Vec::with_capacity(offset);
+    let mut out = Vec::with_capacity(file_len);
     out.extend_from_slice(&MAGIC);
-    put_u32(&mut out, 0); // CRC, filled in below
+    put_u32(&mut out, 0); // header CRC, filled in last
     put_u32(&mut out, super::FORMAT_VERSION);
     put_u32(&mut out, to_u32(header_len)?);
     put_u32(&mut out, to_u32(KNOWN_SECTIONS)?);
-    out.extend_from_slice(&u64::from(file_len).to_le_bytes());
+    out.extend_from_slice(&(file_len as u64).to_le_bytes());
     out.extend_from_slice(&content.generated_at.to_le_bytes());
     put_u32(&mut out, seed);
     put_u32(&mut out, to_u32(content.users.len())?);
     put_u32(&mut out, to_u32(content.groups.len())?);
     put_ref(&mut out, source);
     put_u32(&mut out, 0);
+    put_u32(&mut out, block_size);
+    put_u32(&mut out, to_u32(block_count)?);
     debug_assert_eq!(out.len(), HEADER_FIXED_LEN);
-    out.extend_from_slice(&table);
+    for (offset, len) in relative {
+        put_u32(&mut out, to_u32(data_start + offset)?);
+        put_u32(&mut out, to_u32(len)?);
+    }
+    let crc_table = out.len();
+    out.resize(header_len, 0); // block CRCs, filled in below
+    out.resize(data_start, 0);
     for s in sections {
         out.resize(out.len().next_multiple_of(8), 0);
         out.extend_from_slice(s);
     }
-    debug_assert_eq!(out.len(), offset);
-    let crc = crc32fast::hash(out.get(CRC_START..).unwrap_or_default());
+    debug_assert_eq!(out.len(), file_len);
+
+    let crcs: Vec<u32> = out
+        .get(data_start..)
+        .unwrap_or_default()
+        .chunks(block_len)
+        .map(crc32fast::hash)
+        .collect();
+    debug_assert_eq!(crcs.len(), block_count);
+    for (i, crc) in crcs.into_iter().enumerate() {
+        let at = crc_table + i * BLOCK_CRC_LEN;
+        if let Some(field) = out.get_mut(at..at + BLOCK_CRC_LEN) {
+            field.copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+    let crc = crc32fast::hash(out.get(CRC_START..data_start).unwrap_or_default());
     if let Some(field) = out.get_mut(H_CRC..H_CRC + 4) {
         field.copy_from_slice(&crc.to_le_bytes());
     }

@@ -1,6 +1,7 @@
 //! The module driven hard through glibc's `_r` functions and its own entry
 //! points (the `nss_probe` helper), in a private mount namespace.
 
+use netauth_core::cache::encode_with_block_size;
 use netauth_e2e::nss::{
     encode_content, generated_content, run_in_namespace, sample_content, NsRun,
     NSSWITCH_NETAUTH_ONLY,
@@ -63,15 +64,35 @@ fn eight_threads_see_old_or_new_entries_while_the_cache_is_replaced() {
     assert_probe_ok(&out);
 }
 
+/// The sample cache with 64-byte checksum blocks: a small file with many
+/// blocks, so that damage in one leaves lookups elsewhere answering.
+fn small_block_sample() -> Vec<u8> {
+    encode_with_block_size(&sample_content(), 64).expect("encode the test cache")
+}
+
 #[test]
-fn every_truncation_and_random_corruption_is_unavailable() {
-    let cache = encode_content(&sample_content());
-    let out = probe(
-        Some(&cache),
-        &[("good", &cache)],
-        &["corrupt", "{scratch}/good", "3000"],
-    );
-    assert_probe_ok(&out);
+fn every_truncation_and_random_corruption_is_unavailable_or_right() {
+    for cache in [encode_content(&sample_content()), small_block_sample()] {
+        let out = probe(
+            Some(&cache),
+            &[("good", &cache)],
+            &["corrupt", "{scratch}/good", "3000"],
+        );
+        assert_probe_ok(&out);
+    }
+}
+
+#[test]
+fn a_damaged_block_fails_only_the_lookups_that_read_it() {
+    let generated = encode_content(&generated_content(0, 250, "A"));
+    for cache in [small_block_sample(), generated] {
+        let out = probe(
+            Some(&cache),
+            &[("good", &cache)],
+            &["blocks", "{scratch}/good"],
+        );
+        assert_probe_ok(&out);
+    }
 }
 
 #[test]
@@ -86,10 +107,11 @@ fn forks_while_threads_look_up_do_not_hang() {
 }
 
 /// The truncation and corruption run again under valgrind: no invalid read
-/// or write anywhere in the module (valgrind exits 99 on any error).
+/// or write anywhere in the module (valgrind exits 99 on any error). Small
+/// blocks, so that lookups also run on files damaged elsewhere.
 #[test]
 fn corruption_under_valgrind_has_no_memory_errors() {
-    let cache = encode_content(&sample_content());
+    let cache = small_block_sample();
     let out = run_in_namespace(
         &NsRun {
             nsswitch: NSSWITCH_NETAUTH_ONLY,

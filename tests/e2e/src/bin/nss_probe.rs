@@ -7,6 +7,7 @@
 //! nss_probe buffers EXPECTED      every lookup kind, buffer sizes from 0 up
 //! nss_probe threads A B ROUNDS    8 lookup threads while the cache flips A/B
 //! nss_probe corrupt GOOD RANDOM   every truncation and RANDOM corruptions
+//! nss_probe blocks GOOD           each data block damaged in turn
 //! nss_probe missing               no cache file at all
 //! nss_probe fork EXPECTED ROUNDS  forks while other threads look up
 //! nss_probe generate OUT USERS    writes a generated cache (benchmarks)
@@ -17,7 +18,8 @@
 //! prints what went wrong and exits 1.
 
 use netauth_core::cache::{
-    write_atomic, CacheContent, CacheView, UnixGroup, UnixUser, CACHE_DIR, CACHE_FILE_NAME,
+    write_atomic, CacheContent, CacheView, LazyCheck, UnixGroup, UnixUser, CACHE_DIR,
+    CACHE_FILE_NAME,
 };
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_long, CStr, CString};
@@ -49,6 +51,7 @@ fn main() {
         ["buffers", expected] => buffers(&load(expected)),
         ["threads", a, b, rounds] => threads(&load(a), &load(b), parse(rounds)),
         ["corrupt", good, random] => corrupt(&read(good), parse(random)),
+        ["blocks", good] => blocks(&read(good)),
         ["missing"] => missing(),
         ["fork", expected, rounds] => fork(&load(expected), parse(rounds)),
         ["generate", out, users] => generate(out, parse(users)),
@@ -970,19 +973,36 @@ fn xorshift(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
-/// Every lookup on the installed (damaged) cache: each must be UNAVAIL (or
-/// NOTFOUND for an unknown key), or exactly the good answer.
+/// What a damaged file may answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    /// Refused as a whole (a truncated file, a damaged header): UNAVAIL.
+    Refused,
+    /// Damaged somewhere: each lookup UNAVAIL or exactly the good answer
+    /// (it may not read the damaged block), an enumeration UNAVAIL (it
+    /// checks every block before its first entry).
+    Somewhere,
+    /// Intact: the good answers.
+    None,
+}
+
+/// Every lookup on the installed (damaged) cache, checked against `damage`;
+/// returns how many lookups answered (the others were UNAVAIL).
 fn damaged_answers(
     module: &Module,
     good: &CacheContent,
     what: &str,
-    must_be_unavailable: bool,
-) -> Check {
-    let ok_status = |status: c_int| {
-        if must_be_unavailable {
-            status == NSS_STATUS_UNAVAIL
-        } else {
-            status == NSS_STATUS_UNAVAIL || status == NSS_STATUS_SUCCESS
+    damage: Damage,
+) -> Result<usize, Failure> {
+    let mut answered = 0;
+    let mut ok_status = |status: c_int| {
+        if status == NSS_STATUS_SUCCESS {
+            answered += 1;
+        }
+        match damage {
+            Damage::Refused => status == NSS_STATUS_UNAVAIL,
+            Damage::Somewhere => status == NSS_STATUS_UNAVAIL || status == NSS_STATUS_SUCCESS,
+            Damage::None => status == NSS_STATUS_SUCCESS,
         }
     };
     for u in &good.users {
@@ -1071,7 +1091,11 @@ fn damaged_answers(
     // Enumeration: UNAVAIL at once, or the exact good list.
     // SAFETY: plain call.
     let status = unsafe { (module.setpwent)(0) };
-    ensure!(ok_status(status), "{what}: setpwent {status}");
+    let want_status = match damage {
+        Damage::None => NSS_STATUS_SUCCESS,
+        Damage::Refused | Damage::Somewhere => NSS_STATUS_UNAVAIL,
+    };
+    ensure!(status == want_status, "{what}: setpwent {status}");
     let mut listed = Vec::new();
     loop {
         let (status, _, entry) = module.pwent(4096);
@@ -1089,10 +1113,12 @@ fn damaged_answers(
     unsafe { (module.endpwent)() };
     let good_list: Vec<Passwd> = good.users.iter().map(Passwd::of).collect();
     ensure!(
-        listed.is_empty() || listed == good_list,
-        "{what}: enumeration wrong"
+        listed == good_list || (damage != Damage::None && listed.is_empty()),
+        "{what}: enumeration wrong ({} of {})",
+        listed.len(),
+        good_list.len()
     );
-    Ok(())
+    Ok(answered)
 }
 
 fn corrupt(good_bytes: &[u8], random: usize) -> Check {
@@ -1102,10 +1128,15 @@ fn corrupt(good_bytes: &[u8], random: usize) -> Check {
     let module = Module::open();
     for len in 0..good_bytes.len() {
         install(&good_bytes[..len]);
-        damaged_answers(&module, &good, &format!("truncated to {len}"), true)?;
+        damaged_answers(
+            &module,
+            &good,
+            &format!("truncated to {len}"),
+            Damage::Refused,
+        )?;
     }
     let mut state = 0x0123_4567_89ab_cdef_u64 ^ random as u64;
-    let mut accepted = 0;
+    let (mut accepted, mut answered) = (0, 0);
     for round in 0..random {
         let mut bad = good_bytes.to_vec();
         for _ in 0..1 + round % 8 {
@@ -1113,11 +1144,15 @@ fn corrupt(good_bytes: &[u8], random: usize) -> Check {
             bad[at] = xorshift(&mut state) as u8;
         }
         install(&bad);
-        damaged_answers(
+        answered += damaged_answers(
             &module,
             &good,
             &format!("corruption round {round}"),
-            bad != good_bytes,
+            if bad == good_bytes {
+                Damage::None
+            } else {
+                Damage::Somewhere
+            },
         )?;
         if bad == good_bytes {
             accepted += 1;
@@ -1125,7 +1160,7 @@ fn corrupt(good_bytes: &[u8], random: usize) -> Check {
     }
     // A good file is still answered after all that (the module recovered).
     install(good_bytes);
-    damaged_answers(&module, &good, "good again", false)?;
+    damaged_answers(&module, &good, "good again", Damage::None)?;
     let u = good.users.first().ok_or("GOOD has no user")?;
     ensure!(
         module.pwnam(&u.name, 4096).0 == NSS_STATUS_SUCCESS,
@@ -1140,8 +1175,176 @@ fn corrupt(good_bytes: &[u8], random: usize) -> Check {
         "world-writable cache accepted"
     );
     println!(
-        "{} truncations, {random} corruptions ({accepted} left the file intact)",
+        "{} truncations, {random} corruptions ({accepted} left the file intact; \
+         {answered} lookups answered around the damage)",
         good_bytes.len()
+    );
+    Ok(())
+}
+
+/// One lookup of a known key through the module's entry points.
+enum Lookup<'c> {
+    PwNam(&'c UnixUser),
+    PwUid(&'c UnixUser),
+    Init(&'c UnixUser),
+    GrNam(&'c UnixGroup),
+    GrGid(&'c UnixGroup),
+}
+
+impl Lookup<'_> {
+    /// Runs the same lookup with netauth-core's reader on `view`.
+    fn read_with(&self, view: &CacheView<'_>) -> bool {
+        let group = |g: Option<netauth_core::cache::GroupRecord<'_>>| {
+            g.is_some_and(|g| g.members.clone().all(|m| m.is_ok()))
+        };
+        match self {
+            Lookup::PwNam(u) => matches!(view.user_by_name(u.name.as_bytes()), Ok(Some(_))),
+            Lookup::PwUid(u) => matches!(view.user_by_uid(u.uid), Ok(Some(_))),
+            Lookup::Init(u) => matches!(view.groups_of_user(u.name.as_bytes()), Ok(Some(_))),
+            Lookup::GrNam(g) => view.group_by_name(g.name.as_bytes()).is_ok_and(group),
+            Lookup::GrGid(g) => view.group_by_gid(g.gid).is_ok_and(group),
+        }
+    }
+
+    /// Runs it through the module: (status, errno, whether the entry is
+    /// exactly the good one).
+    fn call(&self, module: &Module, good: &CacheContent) -> (c_int, c_int, bool) {
+        match self {
+            Lookup::PwNam(u) => {
+                let (status, errno, entry) = module.pwnam(&u.name, 4096);
+                (status, errno, entry == Some(Passwd::of(u)))
+            }
+            Lookup::PwUid(u) => {
+                let (status, errno, entry) = module.pwuid(u.uid, 4096);
+                (status, errno, entry == Some(Passwd::of(u)))
+            }
+            Lookup::Init(u) => {
+                let (status, gids, _) = module.initgroups(&u.name, u.gid, 1, 0);
+                let mut want: Vec<u32> = vec![u.gid];
+                want.extend(
+                    good.user_groups
+                        .get(&u.name)
+                        .into_iter()
+                        .flatten()
+                        .filter(|&&g| g != u.gid),
+                );
+                (status, libc::ENOENT, gids == want)
+            }
+            Lookup::GrNam(g) => {
+                let (status, errno, entry) = module.grnam(&g.name, 1 << 16);
+                (status, errno, entry == Some(Group::of(g)))
+            }
+            Lookup::GrGid(g) => {
+                let (status, errno, entry) = module.grgid(g.gid, 1 << 16);
+                (status, errno, entry == Some(Group::of(g)))
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Lookup::PwNam(u) => format!("getpwnam {}", u.name),
+            Lookup::PwUid(u) => format!("getpwuid {}", u.uid),
+            Lookup::Init(u) => format!("initgroups {}", u.name),
+            Lookup::GrNam(g) => format!("getgrnam {}", g.name),
+            Lookup::GrGid(g) => format!("getgrgid {}", g.gid),
+        }
+    }
+}
+
+/// Damages each data block in turn (one flipped bit): every lookup that
+/// reads the block answers UNAVAIL, every other one answers exactly as the
+/// intact file does, and an enumeration answers UNAVAIL. Which blocks a
+/// lookup reads is found with netauth-core's reader on the intact file.
+fn blocks(good_bytes: &[u8]) -> Check {
+    let good = CacheView::parse(good_bytes)
+        .and_then(|v| v.to_content())
+        .map_err(|e| format!("bad GOOD file: {e}"))?;
+    let mut lookups = Vec::new();
+    for u in &good.users {
+        lookups.extend([Lookup::PwNam(u), Lookup::PwUid(u), Lookup::Init(u)]);
+    }
+    for g in &good.groups {
+        lookups.extend([Lookup::GrNam(g), Lookup::GrGid(g)]);
+    }
+    let mut reads = Vec::new();
+    for lookup in &lookups {
+        let check = LazyCheck::new(good_bytes).map_err(|e| e.to_string())?;
+        let view = check.view(good_bytes).map_err(|e| e.to_string())?;
+        ensure!(
+            lookup.read_with(&view),
+            "{} fails on GOOD",
+            lookup.describe()
+        );
+        let read: Vec<usize> = (0..check.block_count())
+            .filter(|&b| check.is_verified(b))
+            .collect();
+        reads.push(read);
+    }
+    let block_count = LazyCheck::new(good_bytes)
+        .map_err(|e| e.to_string())?
+        .block_count();
+    ensure!(block_count >= 4, "GOOD has only {block_count} blocks");
+    // The data area starts at the first block boundary after the header
+    // (header_len at offset 16, block_size at 64).
+    let field = |at: usize| -> Result<usize, Failure> {
+        let raw = good_bytes.get(at..at + 4).ok_or("short header")?;
+        Ok(u32::from_le_bytes(raw.try_into().map_err(|_| "short header")?) as usize)
+    };
+    let block_size = field(64)?;
+    let data_start = field(16)?.next_multiple_of(block_size);
+    let module = Module::open();
+    let (mut answered, mut unavailable) = (0, 0);
+    for block in 0..block_count {
+        let mut bad = good_bytes.to_vec();
+        let start = data_start + block * block_size;
+        let end = (start + block_size).min(bad.len());
+        let at = start + (block * 7919) % (end - start);
+        bad[at] ^= 1 << (block % 8);
+        install(&bad);
+        for (lookup, read) in lookups.iter().zip(&reads) {
+            let (status, errno, right) = lookup.call(&module, &good);
+            if read.contains(&block) {
+                ensure!(
+                    (status, errno) == (NSS_STATUS_UNAVAIL, libc::ENOENT),
+                    "block {block} damaged: {} reads it but gave {status}/{errno}",
+                    lookup.describe()
+                );
+                unavailable += 1;
+            } else {
+                ensure!(
+                    status == NSS_STATUS_SUCCESS && right,
+                    "block {block} damaged: {} does not read it but gave {status} \
+                     (right entry: {right})",
+                    lookup.describe()
+                );
+                answered += 1;
+            }
+        }
+        // SAFETY: plain calls.
+        let (set, get) = unsafe { ((module.setpwent)(0), module.pwent(4096).0) };
+        // SAFETY: plain call.
+        unsafe { (module.endpwent)() };
+        ensure!(
+            set == NSS_STATUS_UNAVAIL && get == NSS_STATUS_UNAVAIL,
+            "block {block} damaged: enumeration gave {set}/{get}"
+        );
+        // SAFETY: plain calls.
+        let (set, get) = unsafe { ((module.setgrent)(0), module.grent(1 << 16).0) };
+        // SAFETY: plain call.
+        unsafe { (module.endgrent)() };
+        ensure!(
+            set == NSS_STATUS_UNAVAIL && get == NSS_STATUS_UNAVAIL,
+            "block {block} damaged: group enumeration gave {set}/{get}"
+        );
+    }
+    ensure!(
+        answered > 0 && unavailable > 0,
+        "{answered} answered, {unavailable} unavailable"
+    );
+    println!(
+        "{block_count} blocks damaged in turn: {unavailable} lookups read the damaged block \
+         (UNAVAIL), {answered} did not (right answer)"
     );
     Ok(())
 }
