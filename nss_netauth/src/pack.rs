@@ -148,7 +148,8 @@ pub fn pack_group(
     let name = p.c_string(group.name)?;
     let passwd = p.c_string(PASSWORD_PLACEHOLDER)?;
     // Members are stored one after the other, so their offsets can be
-    // recomputed from the lengths without keeping a list.
+    // recomputed from the lengths without keeping a list (the lengths come
+    // from the references: every name was followed and checked above).
     let mut first_member = None;
     let mut count = 0usize;
     for member in group.members.clone() {
@@ -157,9 +158,9 @@ pub fn pack_group(
         count += 1;
     }
     let mut next = first_member.unwrap_or(0);
-    let offsets = group.members.clone().map(move |m| {
+    let offsets = group.members.name_lengths().map(move |len| {
         let here = next;
-        next += m.map(|s| s.len() + 1).unwrap_or(0);
+        next = next.saturating_add(len).saturating_add(1);
         here
     });
     let members = p.pointer_array(count, offsets)?;

@@ -1,16 +1,17 @@
 //! Reading a cache file in place, every offset checked, every byte
 //! checksummed before it is used.
 //!
-//! All reads of the data area go through one accessor, [`Checked::get`]:
-//! it bounds-checks the range and, for a lazily checked file, verifies the
-//! CRC of every block the range touches that was not verified yet. Nothing
-//! else in this file indexes the data area, so no lookup can use a byte
-//! whose block was not verified.
+//! All reads of the data area go through one accessor,
+//! [`Checked::in_section`]: it bounds-checks the range inside its section
+//! and, for a lazily checked file, verifies the CRC of every block the
+//! range touches that was not verified yet. Nothing else in this file reads
+//! a [`Section`]'s bytes, so no lookup can use a byte whose block was not
+//! verified.
 
 use super::format::*;
 use super::{CacheContent, CacheError, UnixGroup, UnixUser, FORMAT_VERSION};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Where the parts of one file lie, read from its checked header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,15 @@ struct Span {
     len: usize,
 }
 
+/// The bytes of one section, and where they start in the data area. Read
+/// only through [`Checked::in_section`].
+#[derive(Clone, Copy, Default)]
+struct Section<'a> {
+    bytes: &'a [u8],
+    /// Offset of `bytes[0]` from the start of the data area.
+    from_data_start: usize,
+}
+
 /// The one way to read bytes of the data area.
 #[derive(Clone, Copy)]
 struct Checked<'a> {
@@ -53,14 +63,20 @@ struct Checked<'a> {
 /// The verified-blocks bitset of one mapping, shared by all the threads
 /// that use it.
 ///
-/// Memory order: a bit only certifies bytes that never change while the
-/// file is mapped (the cache is replaced by rename, never written in
-/// place); setting it publishes no data written by the verifying thread.
-/// So `Relaxed` is enough: a thread that does not see a bit yet verifies
-/// the block itself (the same answer, a little extra work), one that sees
-/// it reads the same immutable bytes the verifier read.
+/// Memory order: a bit (or `complete`) only certifies bytes that never
+/// change while the file is mapped (the cache is replaced by rename, never
+/// written in place); setting it publishes no data written by the verifying
+/// thread. So `Relaxed` is enough: a thread that does not see a bit yet
+/// verifies the block itself (the same answer, a little extra work), one
+/// that sees it reads the same immutable bytes the verifier read.
 struct Verified {
     bits: Box<[AtomicU64]>,
+    block_count: usize,
+    /// Blocks verified so far (each counted once, by the thread whose
+    /// `fetch_or` set its bit).
+    count: AtomicUsize,
+    /// Every block is verified: views made from now on skip the bitset.
+    complete: AtomicBool,
     /// First block found damaged, plus one (0: none so far), for the log.
     damaged: AtomicUsize,
 }
@@ -71,40 +87,56 @@ impl Verified {
             bits: (0..block_count.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            block_count,
+            count: AtomicUsize::new(0),
+            complete: AtomicBool::new(block_count == 0),
             damaged: AtomicUsize::new(0),
         }
     }
 }
 
-impl<'a> Checked<'a> {
-    /// `file[off .. off + len]` once it is known to lie in the data area
-    /// and every block it touches has its recorded CRC. `what` names the
-    /// thing read, for the error when the range is out of bounds.
-    fn get(&self, off: usize, len: usize, what: &'static str) -> Result<&'a [u8], CacheError> {
-        let end = off.checked_add(len).ok_or(CacheError::Corrupt(what))?;
-        if off < self.data_start {
-            return Err(CacheError::Corrupt(what));
-        }
-        let bytes = self.file.get(off..end).ok_or(CacheError::Corrupt(what))?;
-        if let (Some(verified), false) = (self.verified, bytes.is_empty()) {
-            let first = (off - self.data_start) >> self.block_shift;
-            let last = (end - 1 - self.data_start) >> self.block_shift;
-            for block in first..=last {
-                self.ensure_verified(verified, block)?;
-            }
-        }
-        Ok(bytes)
-    }
+/// Why a read of the data area failed. Small and `Copy`, so the hot path
+/// passes it in registers; callers turn it into a [`CacheError`] naming
+/// what they read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    OutOfBounds,
+    /// The block's CRC does not match.
+    Damaged(u32),
+}
 
-    fn ensure_verified(&self, verified: &Verified, block: usize) -> Result<(), CacheError> {
-        let word = verified
-            .bits
-            .get(block / 64)
-            .ok_or(CacheError::Corrupt("block out of range"))?;
-        let bit = 1u64 << (block % 64);
-        if word.load(Ordering::Relaxed) & bit != 0 {
+impl Fault {
+    #[cold]
+    fn error(self, what: &'static str) -> CacheError {
+        match self {
+            Fault::OutOfBounds => CacheError::Corrupt(what),
+            Fault::Damaged(block) => CacheError::DamagedBlock {
+                block: u32_to_usize(block),
+            },
+        }
+    }
+}
+
+impl<'a> Checked<'a> {
+    #[inline(always)]
+    fn ensure_verified(&self, verified: &Verified, block: usize) -> Result<(), Fault> {
+        let word = verified.bits.get(block / 64).ok_or(Fault::OutOfBounds)?;
+        if word.load(Ordering::Relaxed) & (1u64 << (block % 64)) != 0 {
             return Ok(());
         }
+        self.verify_block(verified, word, block)
+    }
+
+    /// The slow path of [`ensure_verified`](Self::ensure_verified): checks
+    /// the block and records the outcome.
+    #[cold]
+    #[inline(never)]
+    fn verify_block(
+        &self,
+        verified: &Verified,
+        word: &AtomicU64,
+        block: usize,
+    ) -> Result<(), Fault> {
         if let Err(e) = self.check_block(block) {
             let _ = verified.damaged.compare_exchange(
                 0,
@@ -114,70 +146,67 @@ impl<'a> Checked<'a> {
             );
             return Err(e);
         }
-        word.fetch_or(bit, Ordering::Relaxed);
+        let bit = 1u64 << (block % 64);
+        if word.fetch_or(bit, Ordering::Relaxed) & bit == 0
+            && verified.count.fetch_add(1, Ordering::Relaxed) + 1 == verified.block_count
+        {
+            verified.complete.store(true, Ordering::Relaxed);
+        }
         Ok(())
     }
 
     /// Compares block `block` with its CRC in the (checked) header.
-    fn check_block(&self, block: usize) -> Result<(), CacheError> {
+    fn check_block(&self, block: usize) -> Result<(), Fault> {
         let start = block
             .checked_shl(self.block_shift)
             .and_then(|rel| rel.checked_add(self.data_start))
-            .ok_or(CacheError::Corrupt("block out of range"))?;
+            .ok_or(Fault::OutOfBounds)?;
         let end = start
             .saturating_add(1 << self.block_shift)
             .min(self.file.len());
-        let bytes = self
-            .file
-            .get(start..end)
-            .ok_or(CacheError::Corrupt("block out of range"))?;
+        let bytes = self.file.get(start..end).ok_or(Fault::OutOfBounds)?;
         let stored = block
             .checked_mul(BLOCK_CRC_LEN)
             .and_then(|at| at.checked_add(self.crc_table))
             .and_then(|at| read_u32(self.file, at))
-            .ok_or(CacheError::Corrupt("block out of range"))?;
+            .ok_or(Fault::OutOfBounds)?;
         if crc32fast::hash(bytes) != stored {
-            return Err(CacheError::DamagedBlock { block });
+            // The header's u32 block count bounds `block`.
+            return Err(Fault::Damaged(
+                u32::try_from(block).map_err(|_| Fault::OutOfBounds)?,
+            ));
         }
         Ok(())
     }
 
-    /// The bytes of section `span` at `rel .. rel + len`.
-    fn in_section(
-        &self,
-        span: Span,
-        rel: usize,
-        len: usize,
-        what: &'static str,
-    ) -> Result<&'a [u8], CacheError> {
-        let end = rel.checked_add(len).ok_or(CacheError::Corrupt(what))?;
-        if end > span.len {
-            return Err(CacheError::Corrupt(what));
+    /// `sec.bytes[rel .. rel + len]`, once every block it touches is known
+    /// to have its recorded CRC.
+    #[inline(always)]
+    fn in_section(&self, sec: Section<'a>, rel: usize, len: usize) -> Result<&'a [u8], Fault> {
+        let end = rel.checked_add(len).ok_or(Fault::OutOfBounds)?;
+        let bytes = sec.bytes.get(rel..end).ok_or(Fault::OutOfBounds)?;
+        if let (Some(verified), false) = (self.verified, bytes.is_empty()) {
+            // No overflow: both are offsets inside the file.
+            let first = (sec.from_data_start + rel) >> self.block_shift;
+            let last = (sec.from_data_start + end - 1) >> self.block_shift;
+            for block in first..=last {
+                self.ensure_verified(verified, block)?;
+            }
         }
-        let off = span.off.checked_add(rel).ok_or(CacheError::Corrupt(what))?;
-        self.get(off, len, what)
+        Ok(bytes)
     }
 
     /// Follows the string reference stored at `record[at..at + 8]` into
     /// the string pool `strings`.
-    fn string(
-        &self,
-        strings: Span,
-        record: &[u8],
-        at: usize,
-        what: &'static str,
-    ) -> Result<&'a [u8], CacheError> {
-        let off = read_u32(record, at).ok_or(CacheError::Corrupt(what))?;
-        let len = read_u32(record, at.saturating_add(4)).ok_or(CacheError::Corrupt(what))?;
-        self.in_section(strings, u32_to_usize(off), u32_to_usize(len), what)
+    #[inline(always)]
+    fn string(&self, strings: Section<'a>, record: &[u8], at: usize) -> Result<&'a [u8], Fault> {
+        let off = read_u32(record, at).ok_or(Fault::OutOfBounds)?;
+        let len = read_u32(record, at.saturating_add(4)).ok_or(Fault::OutOfBounds)?;
+        self.in_section(strings, u32_to_usize(off), u32_to_usize(len))
     }
 }
 
 impl Layout {
-    fn section(&self, i: usize) -> Span {
-        self.sections.get(i).copied().unwrap_or_default()
-    }
-
     /// Checks the header: magic, version, length, header CRC (which covers
     /// the block CRC table and the padding up to the data area), and every
     /// section bound and size. Reads only the header, never the data area.
@@ -349,15 +378,26 @@ impl LazyCheck {
     /// with [`CacheError::DamagedBlock`].
     pub fn view<'a>(&'a self, bytes: &'a [u8]) -> Result<CacheView<'a>, CacheError> {
         self.belongs(bytes)?;
-        Ok(CacheView::new(bytes, self.layout, Some(&self.verified)))
+        // Once every block is verified, views skip the bitset altogether.
+        let verified = if self.verified.complete.load(Ordering::Relaxed) {
+            None
+        } else {
+            Some(&self.verified)
+        };
+        CacheView::new(bytes, self.layout, verified)
     }
 
     /// Verifies every block not verified yet (an enumeration reads nearly
     /// the whole file and must not stop half-way).
     pub fn verify_all(&self, bytes: &[u8]) -> Result<(), CacheError> {
         let view = self.view(bytes)?;
+        if view.is_fully_checked() {
+            return Ok(());
+        }
         for block in 0..self.layout.block_count {
-            view.file.ensure_verified(&self.verified, block)?;
+            view.file
+                .ensure_verified(&self.verified, block)
+                .map_err(|f| f.error("block out of range"))?;
         }
         Ok(())
     }
@@ -384,11 +424,7 @@ impl LazyCheck {
 
     /// How many blocks were verified so far.
     pub fn verified_blocks(&self) -> usize {
-        self.verified
-            .bits
-            .iter()
-            .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
-            .sum()
+        self.verified.count.load(Ordering::Relaxed)
     }
 
     /// The first block a lookup found damaged, if any.
@@ -401,6 +437,7 @@ impl LazyCheck {
 #[derive(Clone, Copy)]
 pub struct CacheView<'a> {
     file: Checked<'a>,
+    sections: [Section<'a>; KNOWN_SECTIONS],
     layout: Layout,
 }
 
@@ -468,7 +505,7 @@ impl ExactSizeIterator for Gids<'_> {}
 pub struct Members<'a> {
     refs: &'a [u8],
     file: Checked<'a>,
-    strings: Span,
+    strings: Section<'a>,
 }
 
 impl std::fmt::Debug for Members<'_> {
@@ -476,6 +513,17 @@ impl std::fmt::Debug for Members<'_> {
         f.debug_struct("Members")
             .field("count", &(self.refs.len() / STR_REF_LEN))
             .finish()
+    }
+}
+
+impl<'a> Members<'a> {
+    /// The length of each remaining member name, read from the references
+    /// alone (without following them): for a caller that already followed
+    /// every one and needs the lengths again.
+    pub fn name_lengths(&self) -> impl Iterator<Item = usize> + 'a {
+        self.refs
+            .chunks_exact(STR_REF_LEN)
+            .map(|r| read_u32(r, 4).map_or(0, u32_to_usize))
     }
 }
 
@@ -487,7 +535,8 @@ impl<'a> Iterator for Members<'a> {
         self.refs = rest;
         Some(
             self.file
-                .string(self.strings, head, 0, "member name out of bounds"),
+                .string(self.strings, head, 0)
+                .map_err(|f| f.error("member name out of bounds")),
         )
     }
 
@@ -505,8 +554,26 @@ fn u32_to_usize(v: u32) -> usize {
 }
 
 impl<'a> CacheView<'a> {
-    fn new(bytes: &'a [u8], layout: Layout, verified: Option<&'a Verified>) -> Self {
-        CacheView {
+    fn new(
+        bytes: &'a [u8],
+        layout: Layout,
+        verified: Option<&'a Verified>,
+    ) -> Result<Self, CacheError> {
+        let mut sections = [Section::default(); KNOWN_SECTIONS];
+        for (section, span) in sections.iter_mut().zip(layout.sections) {
+            // Checked by Layout::read; checked again rather than trusted.
+            let end = span.off.checked_add(span.len);
+            *section = Section {
+                bytes: end
+                    .and_then(|end| bytes.get(span.off..end))
+                    .ok_or(CacheError::Corrupt("section out of bounds"))?,
+                from_data_start: span
+                    .off
+                    .checked_sub(layout.data_start)
+                    .ok_or(CacheError::Corrupt("section out of bounds"))?,
+            };
+        }
+        Ok(CacheView {
             file: Checked {
                 file: bytes,
                 data_start: layout.data_start,
@@ -514,8 +581,13 @@ impl<'a> CacheView<'a> {
                 crc_table: layout.crc_table,
                 verified,
             },
+            sections,
             layout,
-        }
+        })
+    }
+
+    fn sec(&self, i: usize) -> Section<'a> {
+        self.sections.get(i).copied().unwrap_or_default()
     }
 
     /// Checks `bytes` as a whole (magic, version, length, header CRC,
@@ -524,15 +596,18 @@ impl<'a> CacheView<'a> {
     /// file once; a long-lived mapping uses [`LazyCheck`] instead.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, CacheError> {
         let layout = Layout::read(bytes)?;
-        let view = CacheView::new(bytes, layout, None);
+        let view = CacheView::new(bytes, layout, None)?;
         for block in 0..layout.block_count {
-            view.file.check_block(block)?;
+            view.file
+                .check_block(block)
+                .map_err(|f| f.error("block out of range"))?;
         }
         Ok(view)
     }
 
-    /// Whether every block was verified when the view was made
-    /// ([`parse`](Self::parse)), rather than on first use ([`LazyCheck`]).
+    /// Whether every block was verified before the view was made
+    /// ([`parse`](Self::parse), or a [`LazyCheck`] whose blocks have all
+    /// been verified), so that its reads skip the per-block check.
     pub fn is_fully_checked(&self) -> bool {
         self.file.verified.is_none()
     }
@@ -546,12 +621,10 @@ impl<'a> CacheView<'a> {
     pub fn source(&self) -> Result<&'a str, CacheError> {
         const BAD: &str = "source out of bounds";
         let (off, len) = self.layout.source;
-        let raw = self.file.in_section(
-            self.layout.section(SEC_STRINGS),
-            u32_to_usize(off),
-            u32_to_usize(len),
-            BAD,
-        )?;
+        let raw = self
+            .file
+            .in_section(self.sec(SEC_STRINGS), u32_to_usize(off), u32_to_usize(len))
+            .map_err(|f| f.error(BAD))?;
         std::str::from_utf8(raw).map_err(|_| CacheError::Corrupt("source is not UTF-8"))
     }
 
@@ -580,64 +653,66 @@ impl<'a> CacheView<'a> {
     }
 
     fn read_user(&self, index: usize) -> Result<UserRecord<'a>, CacheError> {
-        const WHAT: &str = "user record out of bounds";
-        const BAD: CacheError = CacheError::Corrupt(WHAT);
+        self.read_user_at(index)
+            .map_err(|f| f.error("user record out of bounds"))
+    }
+
+    /// [`read_user`](Self::read_user) with the small error type, so that
+    /// the reads inline into one straight path.
+    #[inline(always)]
+    fn read_user_at(&self, index: usize) -> Result<UserRecord<'a>, Fault> {
+        const BAD: Fault = Fault::OutOfBounds;
         let start = index.checked_mul(USER_RECORD_LEN).ok_or(BAD)?;
-        let rec =
-            self.file
-                .in_section(self.layout.section(SEC_USERS), start, USER_RECORD_LEN, WHAT)?;
-        let strings = self.layout.section(SEC_STRINGS);
-        let s = |at| self.file.string(strings, rec, at, WHAT);
+        let rec = self
+            .file
+            .in_section(self.sec(SEC_USERS), start, USER_RECORD_LEN)?;
+        let strings = self.sec(SEC_STRINGS);
         let n = |at| read_u32(rec, at).ok_or(BAD);
         let first_gid = u32_to_usize(n(44)?);
         let gid_count = u32_to_usize(n(48)?);
         let gid_start = first_gid.checked_mul(GID_LEN).ok_or(BAD)?;
         let gid_len = gid_count.checked_mul(GID_LEN).ok_or(BAD)?;
         Ok(UserRecord {
-            name: s(0)?,
+            name: self.file.string(strings, rec, 0)?,
             uid: n(8)?,
             gid: n(12)?,
-            gecos: s(16)?,
-            home: s(24)?,
-            shell: s(32)?,
+            gecos: self.file.string(strings, rec, 16)?,
+            home: self.file.string(strings, rec, 24)?,
+            shell: self.file.string(strings, rec, 32)?,
             locked: n(40)? & USER_FLAG_LOCKED != 0,
             groups: Gids {
-                raw: self.file.in_section(
-                    self.layout.section(SEC_GIDS),
-                    gid_start,
-                    gid_len,
-                    WHAT,
-                )?,
+                raw: self
+                    .file
+                    .in_section(self.sec(SEC_GIDS), gid_start, gid_len)?,
             },
         })
     }
 
     fn read_group(&self, index: usize) -> Result<GroupRecord<'a>, CacheError> {
-        const WHAT: &str = "group record out of bounds";
-        const BAD: CacheError = CacheError::Corrupt(WHAT);
+        self.read_group_at(index)
+            .map_err(|f| f.error("group record out of bounds"))
+    }
+
+    #[inline(always)]
+    fn read_group_at(&self, index: usize) -> Result<GroupRecord<'a>, Fault> {
+        const BAD: Fault = Fault::OutOfBounds;
         let start = index.checked_mul(GROUP_RECORD_LEN).ok_or(BAD)?;
-        let rec = self.file.in_section(
-            self.layout.section(SEC_GROUPS),
-            start,
-            GROUP_RECORD_LEN,
-            WHAT,
-        )?;
-        let strings = self.layout.section(SEC_STRINGS);
+        let rec = self
+            .file
+            .in_section(self.sec(SEC_GROUPS), start, GROUP_RECORD_LEN)?;
+        let strings = self.sec(SEC_STRINGS);
         let n = |at| read_u32(rec, at).ok_or(BAD);
         let first = u32_to_usize(n(12)?);
         let count = u32_to_usize(n(16)?);
         let refs_start = first.checked_mul(STR_REF_LEN).ok_or(BAD)?;
         let refs_len = count.checked_mul(STR_REF_LEN).ok_or(BAD)?;
         Ok(GroupRecord {
-            name: self.file.string(strings, rec, 0, WHAT)?,
+            name: self.file.string(strings, rec, 0)?,
             gid: n(8)?,
             members: Members {
-                refs: self.file.in_section(
-                    self.layout.section(SEC_MEMBERS),
-                    refs_start,
-                    refs_len,
-                    WHAT,
-                )?,
+                refs: self
+                    .file
+                    .in_section(self.sec(SEC_MEMBERS), refs_start, refs_len)?,
                 file: self.file,
                 strings,
             },
@@ -648,12 +723,12 @@ impl<'a> CacheView<'a> {
     /// whose hash equals. Bounded by the table size even if it is full.
     fn probe<T>(
         &self,
-        table: Span,
+        table: Section<'a>,
         name: &[u8],
         mut matches: impl FnMut(usize) -> Result<Option<T>, CacheError>,
     ) -> Result<Option<T>, CacheError> {
         const WHAT: &str = "hash slot out of bounds";
-        let slots = table.len / HASH_SLOT_LEN;
+        let slots = table.bytes.len() / HASH_SLOT_LEN;
         if slots == 0 {
             return Ok(None);
         }
@@ -663,7 +738,8 @@ impl<'a> CacheView<'a> {
         for _ in 0..slots {
             let entry = self
                 .file
-                .in_section(table, slot * HASH_SLOT_LEN, HASH_SLOT_LEN, WHAT)?;
+                .in_section(table, slot * HASH_SLOT_LEN, HASH_SLOT_LEN)
+                .map_err(|f| f.error(WHAT))?;
             let stored_hash = read_u32(entry, 0).ok_or(CacheError::Corrupt(WHAT))?;
             let index_plus_one = read_u32(entry, 4).ok_or(CacheError::Corrupt(WHAT))?;
             if index_plus_one == 0 {
@@ -680,7 +756,7 @@ impl<'a> CacheView<'a> {
     }
 
     pub fn user_by_name(&self, name: &[u8]) -> Result<Option<UserRecord<'a>>, CacheError> {
-        self.probe(self.layout.section(SEC_USER_NAMES), name, |index| {
+        self.probe(self.sec(SEC_USER_NAMES), name, |index| {
             let user = self
                 .user_at(index)?
                 .ok_or(CacheError::Corrupt("user index out of range"))?;
@@ -689,7 +765,7 @@ impl<'a> CacheView<'a> {
     }
 
     pub fn group_by_name(&self, name: &[u8]) -> Result<Option<GroupRecord<'a>>, CacheError> {
-        self.probe(self.layout.section(SEC_GROUP_NAMES), name, |index| {
+        self.probe(self.sec(SEC_GROUP_NAMES), name, |index| {
             let group = self
                 .group_at(index)?
                 .ok_or(CacheError::Corrupt("group index out of range"))?;
@@ -698,15 +774,16 @@ impl<'a> CacheView<'a> {
     }
 
     /// Binary search in a sorted `(id, index)` array.
-    fn find_id(&self, table: Span, id: u32) -> Result<Option<usize>, CacheError> {
+    fn find_id(&self, table: Section<'a>, id: u32) -> Result<Option<usize>, CacheError> {
         const WHAT: &str = "id index out of bounds";
         const BAD: CacheError = CacheError::Corrupt(WHAT);
-        let (mut low, mut high) = (0usize, table.len / ID_ENTRY_LEN);
+        let (mut low, mut high) = (0usize, table.bytes.len() / ID_ENTRY_LEN);
         while low < high {
             let mid = low + (high - low) / 2;
             let entry = self
                 .file
-                .in_section(table, mid * ID_ENTRY_LEN, ID_ENTRY_LEN, WHAT)?;
+                .in_section(table, mid * ID_ENTRY_LEN, ID_ENTRY_LEN)
+                .map_err(|f| f.error(WHAT))?;
             let here = read_u32(entry, 0).ok_or(BAD)?;
             match here.cmp(&id) {
                 std::cmp::Ordering::Less => low = mid + 1,
@@ -720,7 +797,7 @@ impl<'a> CacheView<'a> {
     }
 
     pub fn user_by_uid(&self, uid: u32) -> Result<Option<UserRecord<'a>>, CacheError> {
-        let Some(index) = self.find_id(self.layout.section(SEC_USER_IDS), uid)? else {
+        let Some(index) = self.find_id(self.sec(SEC_USER_IDS), uid)? else {
             return Ok(None);
         };
         let user = self
@@ -733,7 +810,7 @@ impl<'a> CacheView<'a> {
     }
 
     pub fn group_by_gid(&self, gid: u32) -> Result<Option<GroupRecord<'a>>, CacheError> {
-        let Some(index) = self.find_id(self.layout.section(SEC_GROUP_IDS), gid)? else {
+        let Some(index) = self.find_id(self.sec(SEC_GROUP_IDS), gid)? else {
             return Ok(None);
         };
         let group = self

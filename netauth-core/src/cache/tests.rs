@@ -186,6 +186,7 @@ fn round_trip() {
 
     let admins = view.group_by_gid(20002).unwrap().unwrap();
     assert_eq!(admins.name, b"admins");
+    assert_eq!(admins.members.name_lengths().collect::<Vec<_>>(), [5, 9]);
     let members: Vec<_> = admins.members.map(Result::unwrap).collect();
     assert_eq!(members, vec![&b"carol"[..], b"localuser"]);
     assert_eq!(
@@ -208,6 +209,25 @@ fn round_trip() {
     assert_eq!(answers(&lazy).unwrap(), answers(&view).unwrap());
     assert_eq!(check.verified_blocks(), check.block_count());
     assert_eq!(check.damaged_block(), None);
+    // Every block verified: later views skip the per-block check.
+    assert!(check.view(&bytes).unwrap().is_fully_checked());
+}
+
+#[test]
+fn views_skip_the_bitset_once_every_block_is_verified() {
+    let bytes = encode_with_block_size(&sample(), 64).unwrap();
+    let check = LazyCheck::new(&bytes).unwrap();
+    assert!(check.block_count() > 8);
+    let view = check.view(&bytes).unwrap();
+    view.user_by_name(b"alice").unwrap().unwrap();
+    let partly = check.verified_blocks();
+    assert!(partly > 0 && partly < check.block_count(), "{partly}");
+    assert!(!check.view(&bytes).unwrap().is_fully_checked());
+    check.verify_all(&bytes).unwrap();
+    assert_eq!(check.verified_blocks(), check.block_count());
+    let after = check.view(&bytes).unwrap();
+    assert!(after.is_fully_checked());
+    assert_eq!(answers(&after).unwrap(), answers(&view).unwrap());
 }
 
 #[test]
@@ -437,6 +457,7 @@ fn a_damaged_block_fails_exactly_the_lookups_that_read_it() {
                 check.verify_all(&bad),
                 Err(CacheError::DamagedBlock { block })
             );
+            assert!(!check.view(&bad).unwrap().is_fully_checked());
         }
     }
 }
