@@ -3,8 +3,9 @@
 //! [`netauth_core::cache::CACHE_PATH`] (written by `netauth-unix refresh`).
 //!
 //! No network, no daemon, no threads: a lookup stats the cache path, maps
-//! the file if it is new (checked once per version, see `source`), finds the
-//! entry through the file's indexes and copies it into the caller's buffer
+//! the file if it is new (its header checked once per version, each data
+//! block the first time a lookup reads it; see `source`), finds the entry
+//! through the file's indexes and copies it into the caller's buffer
 //! (`pack`). `ffi` holds the C entry points and all the unsafe code.
 //!
 //! nsswitch.conf: `passwd: files netauth` and `group: files netauth`. Do not
