@@ -72,6 +72,7 @@ check "rpm: modules and command are executable" \
 rpm_scripts="$(rpm -qp --scripts "$RPM")"
 echo "$rpm_scripts"
 check "rpm %post presets the timer on first install" grep -q 'systemctl --no-reload preset netauth-unix-refresh.timer' <<<"$rpm_scripts"
+check "rpm %post refreshes at once on upgrade, without blocking" grep -q 'systemctl --no-block start netauth-unix-refresh.service' <<<"$rpm_scripts"
 check "rpm %preun disables and stops the timer on erase" grep -q 'systemctl --no-reload disable --now netauth-unix-refresh.timer' <<<"$rpm_scripts"
 check "rpm %postun try-restarts the timer on upgrade" grep -q 'systemctl try-restart netauth-unix-refresh.timer' <<<"$rpm_scripts"
 check "rpm scriptlets leave nsswitch.conf and pam.d to authselect" \

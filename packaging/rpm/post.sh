@@ -9,3 +9,8 @@ if [ "$1" -eq 1 ]; then
     echo "netauth-unix: PAM and NSS are not changed on RPM systems (authselect owns them)."
     echo "netauth-unix: next steps: /usr/share/doc/netauth-unix/README.authselect"
 fi
+if [ "$1" -ge 2 ] && [ -d /run/systemd/system ]; then
+    # On an upgrade, refresh at once: the new nss_netauth refuses a cache of
+    # an older format (UNAVAIL) until a refresh writes the current one.
+    systemctl --no-block start netauth-unix-refresh.service >/dev/null 2>&1 || :
+fi
