@@ -121,7 +121,7 @@ impl Backend for NetAuthBackend {
     }
 
     fn cached_account(&mut self, user: &str) -> CacheAnswer {
-        cached_account(&self.cache_path, user, SystemTime::now())
+        cached_account(&self.cache_path, user, SystemTime::now(), 0)
     }
 
     fn is_local_account(&mut self, user: &str) -> Result<bool, BackendError> {
@@ -141,8 +141,17 @@ impl Backend for NetAuthBackend {
 /// Looks `user` up in the cache file at `path`. The groups are the names of
 /// the user's cached effective-group gids (not the primary gid, which the
 /// online check does not count either).
-pub(crate) fn cached_account(path: &std::path::Path, user: &str, now: SystemTime) -> CacheAnswer {
-    let bytes = match std::fs::read(path) {
+///
+/// The file must be a regular file owned by `owner` (root in the module)
+/// and writable by nobody else, as the NSS module requires: whoever can
+/// write it could otherwise admit any cached user while the server is down.
+pub(crate) fn cached_account(
+    path: &std::path::Path,
+    user: &str,
+    now: SystemTime,
+    owner: u32,
+) -> CacheAnswer {
+    let bytes = match read_trusted(path, owner) {
         Ok(bytes) => bytes,
         Err(e) => return CacheAnswer::Unusable(format!("{}: {e}", path.display())),
     };
@@ -175,6 +184,27 @@ pub(crate) fn cached_account(path: &std::path::Path, user: &str, now: SystemTime
         groups,
         age: Duration::from_secs(now_s.saturating_sub(generated)),
     }
+}
+
+/// Reads the file at `path` if it is a regular file owned by `owner` that
+/// neither group nor others may write (checked on the open file).
+fn read_trusted(path: &std::path::Path, owner: u32) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    // O_NONBLOCK: a FIFO planted at the path must not hang the login.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.uid() != owner || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(format!(
+            "not a regular file owned by uid {owner} and writable only by it; not trusted"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -226,12 +256,12 @@ mod tests {
         let path = dir.path().join("nss.cache");
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert!(matches!(
-            cached_account(&path, "alice", now),
+            cached_account(&path, "alice", now, me()),
             CacheAnswer::Unusable(_)
         ));
-        std::fs::write(&path, sample(1_000_000 - 30)).unwrap();
+        write_0644(&path, &sample(1_000_000 - 30));
         assert_eq!(
-            cached_account(&path, "alice", now),
+            cached_account(&path, "alice", now, me()),
             CacheAnswer::Present {
                 locked: false,
                 groups: vec!["admins".into()],
@@ -239,18 +269,67 @@ mod tests {
             }
         );
         assert!(matches!(
-            cached_account(&path, "carol", now),
+            cached_account(&path, "carol", now, me()),
             CacheAnswer::Present { locked: true, .. }
         ));
-        assert_eq!(cached_account(&path, "zed", now), CacheAnswer::Absent);
+        assert_eq!(cached_account(&path, "zed", now, me()), CacheAnswer::Absent);
         // A damaged file is unusable, not "absent".
         let mut bytes = sample(1);
         if let Some(b) = bytes.last_mut() {
             *b ^= 0xff;
         }
-        std::fs::write(&path, bytes).unwrap();
+        write_0644(&path, &bytes);
         assert!(matches!(
-            cached_account(&path, "alice", now),
+            cached_account(&path, "alice", now, me()),
+            CacheAnswer::Unusable(_)
+        ));
+    }
+
+    /// Writes a cache file with the mode the refresh gives it, whatever the umask.
+    fn write_0644(path: &std::path::Path, bytes: &[u8]) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, bytes).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    fn me() -> u32 {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    }
+
+    #[test]
+    fn cache_writable_by_others_or_owned_by_another_is_unusable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nss.cache");
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        write_0644(&path, &sample(1_000_000 - 30));
+        assert!(matches!(
+            cached_account(&path, "alice", now, me()),
+            CacheAnswer::Present { .. }
+        ));
+        assert!(matches!(
+            cached_account(&path, "alice", now, me().wrapping_add(1)),
+            CacheAnswer::Unusable(_)
+        ));
+        for mode in [0o664, 0o646] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(matches!(
+                cached_account(&path, "alice", now, me()),
+                CacheAnswer::Unusable(_)
+            ));
+        }
+        // A folder or a FIFO at the path: unusable, and no hang.
+        assert!(matches!(
+            cached_account(dir.path(), "alice", now, me()),
+            CacheAnswer::Unusable(_)
+        ));
+        let fifo = dir.path().join("fifo");
+        let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o644) }, 0);
+        assert!(matches!(
+            cached_account(&fifo, "alice", now, me()),
             CacheAnswer::Unusable(_)
         ));
     }
