@@ -151,10 +151,14 @@ where
 }
 
 /// A user name that can be a NetAuth ID; anything else is never sent.
+/// U+FFFD stands for bytes that were not UTF-8 (the host converts the PAM
+/// user lossily): sent on, many different user names would reach one entity.
 fn plausible_entity_id(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
-        && !name.chars().any(|c| c.is_control() || c.is_whitespace())
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == char::REPLACEMENT_CHARACTER)
 }
 
 struct Flow<'a, H, B> {

@@ -491,7 +491,15 @@ fn conversation_failure_is_reported_not_success() {
 #[test]
 fn impossible_user_names_are_never_sent() {
     let mut na = FakeNetAuth::directory();
-    for name in ["", "ali ce", "alice\n", "a\u{7}b", &"x".repeat(300)] {
+    // "caf\u{FFFD}": what the host makes of a user name that is not UTF-8.
+    for name in [
+        "",
+        "ali ce",
+        "alice\n",
+        "a\u{7}b",
+        "caf\u{FFFD}",
+        &"x".repeat(300),
+    ] {
         let mut host = FakeHost::new(name).answering(&[GOOD]);
         assert_eq!(auth(&mut host, &mut na, &[]), PamCode::AuthErr, "{name:?}");
         let mut host = FakeHost::new(name).answering(&[GOOD]);
