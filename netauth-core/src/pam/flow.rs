@@ -42,10 +42,11 @@ fn verdict(code: PamCode, reason: impl Into<String>) -> Verdict {
     }
 }
 
-/// A libpam call failed; its code is passed on, but never as success.
+/// A libpam call failed; its code is passed on, but never as success nor
+/// as IGNORE (which would leave the decision to the rest of the stack).
 fn host_failure(code: PamCode, reason: &str) -> Verdict {
     let code = match code {
-        PamCode::Success => PamCode::SystemErr,
+        PamCode::Success | PamCode::Ignore => PamCode::SystemErr,
         code => code,
     };
     verdict(code, reason)

@@ -911,18 +911,15 @@ fn no_failure_ever_yields_success() {
     }
 }
 
-/// A host that reports PAM_SUCCESS as an error code must not turn a
-/// failure into success.
+/// A host that reports PAM_SUCCESS or PAM_IGNORE as an error code must not
+/// turn a failure into success, nor into an IGNORE that lets the rest of
+/// the stack decide (an `optional pam_permit` would then admit).
 #[test]
-fn host_errors_claiming_success_are_still_failures() {
-    let mut host = FakeHost {
-        user: None,
-        ..FakeHost::new("x")
-    };
-    struct SuccessAsError(FakeHost);
-    impl PamHost for SuccessAsError {
+fn host_errors_claiming_success_or_ignore_are_still_failures() {
+    struct OddError(FakeHost, PamCode);
+    impl PamHost for OddError {
         fn user(&mut self) -> Result<String, PamCode> {
-            Err(PamCode::Success)
+            Err(self.1)
         }
         fn service(&self) -> Option<String> {
             None
@@ -931,13 +928,13 @@ fn host_errors_claiming_success_are_still_failures() {
             None
         }
         fn token(&self, _: TokenItem) -> Result<Option<Secret>, PamCode> {
-            Err(PamCode::Success)
+            Err(self.1)
         }
         fn set_token(&mut self, _: TokenItem, _: &str) -> Result<(), PamCode> {
-            Err(PamCode::Success)
+            Err(self.1)
         }
         fn prompt_secret(&mut self, _: &str) -> Result<Secret, PamCode> {
-            Err(PamCode::Success)
+            Err(self.1)
         }
         fn show_error(&mut self, _: &str) {}
         fn log(&mut self, level: LogLevel, message: &str) {
@@ -945,17 +942,19 @@ fn host_errors_claiming_success_are_still_failures() {
         }
     }
     let mut na = FakeNetAuth::directory();
-    let mut odd = SuccessAsError(std::mem::take(&mut host));
-    for (op, flags) in [
-        (Op::Authenticate, 0),
-        (Op::AcctMgmt, 0),
-        (Op::Chauthtok, PRELIM),
-        (Op::Chauthtok, UPDATE),
-    ] {
-        let code = run_with(op, &mut odd, &[], flags, |_| {
-            Ok((PamSettings::default(), &mut na))
-        });
-        assert_eq!(code, PamCode::SystemErr, "{op:?}");
+    for claimed in [PamCode::Success, PamCode::Ignore] {
+        let mut odd = OddError(FakeHost::new("x"), claimed);
+        for (op, flags) in [
+            (Op::Authenticate, 0),
+            (Op::AcctMgmt, 0),
+            (Op::Chauthtok, PRELIM),
+            (Op::Chauthtok, UPDATE),
+        ] {
+            let code = run_with(op, &mut odd, &[], flags, |_| {
+                Ok((PamSettings::default(), &mut na))
+            });
+            assert_eq!(code, PamCode::SystemErr, "{op:?} {claimed:?}");
+        }
     }
 }
 
