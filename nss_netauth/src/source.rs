@@ -24,8 +24,8 @@
 use memmap2::Mmap;
 use netauth_core::cache::{CacheError, CacheView, LazyCheck, CACHE_PATH};
 use std::cell::RefCell;
-use std::fs::{File, Metadata};
-use std::os::unix::fs::MetadataExt;
+use std::fs::Metadata;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
@@ -102,7 +102,13 @@ impl Mapped {
     }
 
     fn load() -> Result<Arc<Mapped>, Unavailable> {
-        let file = File::open(CACHE_PATH).map_err(|_| Unavailable::Missing)?;
+        // O_NONBLOCK: a FIFO planted at the path must not block the lookup;
+        // the type check below then refuses it.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(CACHE_PATH)
+            .map_err(|_| Unavailable::Missing)?;
         let meta = file.metadata().map_err(|_| Unavailable::Missing)?;
         if !meta.is_file() {
             return Err(Unavailable::Refused("not a regular file".to_owned()));

@@ -299,3 +299,33 @@ fn initgroups_merges_local_and_cached_groups_unless_an_initgroups_line_stops_it(
     let stopping = format!("{NSSWITCH_FILES_THEN_NETAUTH}initgroups: files netauth\n");
     assert_eq!(id_groups(&stopping), vec!["na_localgrp", "na_staff"]);
 }
+
+/// A FIFO at the cache path (nobody writing to it) must not block a lookup:
+/// the module opens without blocking and refuses what is not a regular file.
+#[test]
+fn fifo_at_the_cache_path_is_refused_without_blocking() {
+    let content = sample_content();
+    let script = format!(
+        "mkfifo -m 0644 /var/lib/netauth/nss.cache && \
+         timeout 10 getent passwd {}; echo \"exit=$?\"",
+        content.users[0].name
+    );
+    let out = run_in_namespace(
+        &NsRun {
+            nsswitch: NSSWITCH_NETAUTH_ONLY,
+            cache: None,
+            files: &[],
+            etc_group: None,
+        },
+        "sh",
+        &["-c", &script],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // getent's "not found" is 2; timeout's "killed after 10 s" would be 124.
+    assert_eq!(
+        text.trim(),
+        "exit=2",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
