@@ -213,7 +213,7 @@ fn glibc_getpwnam(name: &str, len: usize) -> Answer<Passwd> {
     let rc =
         unsafe { libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr(), len, &mut result) };
     // SAFETY: a non-NULL result is the filled `pwd`.
-    passwd_answer(rc, result, || unsafe { Passwd::read(&pwd) })
+    answer(rc, result, || unsafe { Passwd::read(&pwd) })
 }
 
 fn glibc_getpwuid(uid: u32, len: usize) -> Answer<Passwd> {
@@ -224,7 +224,7 @@ fn glibc_getpwuid(uid: u32, len: usize) -> Answer<Passwd> {
     // SAFETY: all pointers are valid; `len` bytes of `buf` are writable.
     let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), len, &mut result) };
     // SAFETY: a non-NULL result is the filled `pwd`.
-    passwd_answer(rc, result, || unsafe { Passwd::read(&pwd) })
+    answer(rc, result, || unsafe { Passwd::read(&pwd) })
 }
 
 fn glibc_getpwent(len: usize) -> Answer<Passwd> {
@@ -235,14 +235,12 @@ fn glibc_getpwent(len: usize) -> Answer<Passwd> {
     // SAFETY: all pointers are valid; `len` bytes of `buf` are writable.
     let rc = unsafe { libc::getpwent_r(&mut pwd, buf.as_mut_ptr(), len, &mut result) };
     // SAFETY: a non-NULL result is the filled `pwd`.
-    passwd_answer(rc, result, || unsafe { Passwd::read(&pwd) })
+    answer(rc, result, || unsafe { Passwd::read(&pwd) })
 }
 
-fn passwd_answer(
-    rc: c_int,
-    result: *mut libc::passwd,
-    read: impl FnOnce() -> Passwd,
-) -> Answer<Passwd> {
+/// Sorts a `get*_r` return into the probe's answers; `read` copies the
+/// filled struct when `result` is set.
+fn answer<R, T>(rc: c_int, result: *mut R, read: impl FnOnce() -> T) -> Answer<T> {
     if rc == libc::ERANGE {
         assert!(result.is_null(), "ERANGE with a result");
         Answer::TooSmall
@@ -263,7 +261,7 @@ fn glibc_getgrnam(name: &str, len: usize) -> Answer<Group> {
     let rc =
         unsafe { libc::getgrnam_r(name.as_ptr(), &mut grp, buf.as_mut_ptr(), len, &mut result) };
     // SAFETY: a non-NULL result is the filled `grp`.
-    group_answer(rc, result, || unsafe { Group::read(&grp) })
+    answer(rc, result, || unsafe { Group::read(&grp) })
 }
 
 fn glibc_getgrgid(gid: u32, len: usize) -> Answer<Group> {
@@ -274,7 +272,7 @@ fn glibc_getgrgid(gid: u32, len: usize) -> Answer<Group> {
     // SAFETY: all pointers are valid; `len` bytes of `buf` are writable.
     let rc = unsafe { libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), len, &mut result) };
     // SAFETY: a non-NULL result is the filled `grp`.
-    group_answer(rc, result, || unsafe { Group::read(&grp) })
+    answer(rc, result, || unsafe { Group::read(&grp) })
 }
 
 fn glibc_getgrent(len: usize) -> Answer<Group> {
@@ -285,22 +283,7 @@ fn glibc_getgrent(len: usize) -> Answer<Group> {
     // SAFETY: all pointers are valid; `len` bytes of `buf` are writable.
     let rc = unsafe { libc::getgrent_r(&mut grp, buf.as_mut_ptr(), len, &mut result) };
     // SAFETY: a non-NULL result is the filled `grp`.
-    group_answer(rc, result, || unsafe { Group::read(&grp) })
-}
-
-fn group_answer(
-    rc: c_int,
-    result: *mut libc::group,
-    read: impl FnOnce() -> Group,
-) -> Answer<Group> {
-    if rc == libc::ERANGE {
-        assert!(result.is_null(), "ERANGE with a result");
-        Answer::TooSmall
-    } else if result.is_null() {
-        Answer::Missing(rc)
-    } else {
-        Answer::Found(read())
-    }
+    answer(rc, result, || unsafe { Group::read(&grp) })
 }
 
 /// `getgrouplist` with room for `room` gids: the list, or the count needed.
