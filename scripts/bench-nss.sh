@@ -17,7 +17,7 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/libnss_cache.so.2 ] && ! ldconfig -p | grep 
 fi
 
 # A target folder of its own: the module is built alone (`-p nss_netauth`,
-# so netauth-core without its client feature, exactly as it ships), and no
+# over netauth-cache alone, exactly as it ships), and no
 # other build can replace it while the benchmark runs.
 target="${CARGO_TARGET_DIR:-$PWD/target}/nss-bench"
 cargo build --quiet --release -p nss_netauth --target-dir "$target"

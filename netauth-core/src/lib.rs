@@ -1,44 +1,26 @@
-//! Shared code of the NetAuth PAM/NSS modules.
+//! The NetAuth v2 client shared by the PAM module and the admin command.
 //!
-//! With the `client` feature (default): the NetAuth gRPC client
-//! ([`client::Client`], [`blocking::BlockingClient`]), its configuration
-//! ([`config::Config`]), errors, token caches and secrets. Without features
-//! only the on-disk cache format is built (for the NSS module, which must not
-//! pull in tokio or tonic).
+//! [`client::Client`] (async) and [`blocking::BlockingClient`] (one
+//! current-thread runtime per call, dropped before returning) cover the whole
+//! v2 API; [`config::Config`] reads NetAuth's own `config.toml`, including
+//! our `[unix]` tables; [`error::Error`] tells the server's answers apart
+//! from transport failures; [`token`] keeps tokens as NetAuth's tools do.
+//!
+//! Nothing here is loaded by the NSS module: the cache it reads lives in the
+//! network-free `netauth-cache` crate.
 
-pub mod cache;
-
-#[cfg(feature = "client")]
 pub use netauth_proto as proto;
 
-#[cfg(feature = "client")]
-pub mod pam;
-
-#[cfg(feature = "client")]
-pub mod refresh;
-
-#[cfg(feature = "client")]
 pub mod blocking;
-#[cfg(feature = "client")]
 pub mod client;
-#[cfg(feature = "client")]
 pub mod config;
-#[cfg(feature = "client")]
 pub mod error;
-#[cfg(feature = "client")]
 pub mod secret;
-#[cfg(feature = "client")]
 mod tls;
-#[cfg(feature = "client")]
 pub mod token;
-#[cfg(feature = "client")]
 pub mod types;
 
-#[cfg(feature = "client")]
 pub use client::{Client, ClientBuilder};
-#[cfg(feature = "client")]
 pub use config::Config;
-#[cfg(feature = "client")]
 pub use error::{Error, Result};
-#[cfg(feature = "client")]
 pub use secret::{Secret, Token};

@@ -1,6 +1,5 @@
 //! Every client method against the test server (plain text): success and
 //! each documented error path.
-#![cfg(feature = "client")]
 
 #[path = "client_support/mod.rs"]
 mod support;

@@ -1,5 +1,4 @@
 //! The blocking facade: each call on its own short-lived runtime.
-#![cfg(feature = "client")]
 
 #[path = "client_support/mod.rs"]
 mod support;

@@ -1,6 +1,5 @@
 //! The blocking facade leaves no thread behind. Alone in its own test
 //! binary (one test) so that no other test's threads disturb the count.
-#![cfg(feature = "client")]
 
 #[path = "client_support/mod.rs"]
 mod support;

@@ -1,7 +1,6 @@
 //! TLS: a NetAuth-style self-signed leaf works as the trust root; a wrong
 //! certificate, a wrong name or an expired certificate fail closed with
 //! `TlsRejected`; plain text happens only when configured.
-#![cfg(feature = "client")]
 
 #[path = "client_support/mod.rs"]
 mod support;

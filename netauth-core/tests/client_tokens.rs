@@ -1,6 +1,5 @@
 //! Token handling (cache, refresh on UNAUTHENTICATED, secret callback),
 //! request metadata, and the read/write split between server and master.
-#![cfg(feature = "client")]
 
 #[path = "client_support/mod.rs"]
 mod support;

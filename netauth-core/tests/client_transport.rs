@@ -1,7 +1,6 @@
 //! Transport failures: a stopped server, a black hole, a slow server,
 //! dropped connections, injected status codes, and a search answer bigger
 //! than gRPC's default 4 MiB limit.
-#![cfg(feature = "client")]
 
 #[path = "client_support/mod.rs"]
 mod support;

@@ -8,15 +8,15 @@
 //! Each refresh runs as a child process so that its peak resident memory
 //! (`ru_maxrss` from `wait4`) is its own; the server's is not counted.
 
-#[path = "../../netauth-core/tests/refresh_support/mod.rs"]
+#[path = "../tests/refresh_support/mod.rs"]
 mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netauth_core::refresh::RefreshStatus;
 use netauth_testserver::{generate_tls_identity, Options, TestServer};
+use netauth_unix::refresh::RefreshStatus;
 use support::{seed_directory, RefreshEnv, GROUPS};
 
 const RUNS: usize = 3;

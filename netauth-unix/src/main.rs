@@ -14,13 +14,13 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
+use netauth_cache::{CacheView, CACHE_FILE_NAME};
 use netauth_core::blocking::BlockingClient;
-use netauth_core::cache::{CacheView, CACHE_FILE_NAME};
 use netauth_core::config::{Config, DEFAULT_CONFIG_PATH};
-use netauth_core::refresh::{
+use netauth_core::ClientBuilder;
+use netauth_unix::refresh::{
     self, server_label, Notice, RefreshError, RefreshOptions, RefreshSettings, RefreshStatus,
 };
-use netauth_core::ClientBuilder;
 
 /// Deadline of the reachability check of `status`.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);

@@ -1,6 +1,6 @@
 //! The `netauth-unix` binary: exit codes, messages, and `status`.
 
-#[path = "../../netauth-core/tests/refresh_support/mod.rs"]
+#[path = "refresh_support/mod.rs"]
 mod support;
 
 use std::process::{Command, Output};

@@ -13,7 +13,7 @@
 //! poisoned lock is recovered (the state is valid at every step).
 
 use crate::source::{self, Mapped, Unavailable};
-use netauth_core::cache::CacheView;
+use netauth_cache::CacheView;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 use crate::enumerate::{self, Step};
 use crate::pack::{pack_group, pack_user, PackError, PackedGroup, PackedUser};
 use crate::source::{self, Unavailable};
-use netauth_core::cache::{CacheError, CacheView, GroupRecord, UserRecord};
+use netauth_cache::{CacheError, CacheView, GroupRecord, UserRecord};
 use std::ffi::{c_char, c_int, c_long, CStr, CString};
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,6 +1,6 @@
 //! `libnss_netauth.so.2`: glibc NSS module answering `passwd`, `group` and
 //! `initgroups` for NetAuth users and groups from the on-disk cache at
-//! [`netauth_core::cache::CACHE_PATH`] (written by `netauth-unix refresh`).
+//! [`netauth_cache::CACHE_PATH`] (written by `netauth-unix refresh`).
 //!
 //! No network, no daemon, no threads: a lookup stats the cache path, maps
 //! the file if it is new (its header checked once per version, each data

@@ -5,7 +5,7 @@
 //! stored in `gr_mem` are computed from the buffer's own address. The C
 //! boundary turns the returned offsets into pointers.
 
-use netauth_core::cache::{CacheError, GroupRecord, UserRecord};
+use netauth_cache::{CacheError, GroupRecord, UserRecord};
 use std::mem::{align_of, size_of, MaybeUninit};
 
 /// Why an entry could not be packed.
@@ -176,7 +176,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::*;
-    use netauth_core::cache::{encode, CacheContent, CacheView, UnixGroup, UnixUser};
+    use netauth_cache::{encode, CacheContent, CacheView, UnixGroup, UnixUser};
     use std::collections::BTreeMap;
 
     fn cache() -> Vec<u8> {

@@ -22,7 +22,7 @@
 //!   old snapshot and the next one maps the new file.
 
 use memmap2::Mmap;
-use netauth_core::cache::{CacheError, CacheView, LazyCheck, CACHE_PATH};
+use netauth_cache::{CacheError, CacheView, LazyCheck, CACHE_PATH};
 use std::cell::RefCell;
 use std::fs::Metadata;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
 
-use netauth_core::pam::{flags, LogLevel, PamCode, PamHost, Secret, TokenItem};
+use crate::logic::{flags, LogLevel, PamCode, PamHost, Secret, TokenItem};
 use pamsm::{LogLvl, Pam, PamLibExt};
 use zeroize::{Zeroize, Zeroizing};
 

@@ -1,9 +1,9 @@
 //! `pam_netauth.so`: PAM service module for NetAuth.
 //!
 //! A thin shell: `pamsm` exports the `pam_sm_*` symbols, each entry point
-//! runs `netauth_core::pam::run` under `catch_unwind`, and [`host::Host`]
+//! runs [`logic::run`] under `catch_unwind`, and [`host::Host`]
 //! gives the decision logic access to the PAM handle. Everything that
-//! decides lives (unit-tested) in `netauth_core::pam`.
+//! decides lives (unit-tested) in [`logic`].
 
 #![deny(
     clippy::unwrap_used,
@@ -13,10 +13,11 @@
 )]
 
 mod host;
+pub mod logic;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use netauth_core::pam::{self as logic, Op, PamCode};
+use logic::{Op, PamCode};
 use pamsm::{pam_module, LogLvl, Pam, PamError, PamFlags, PamLibExt, PamServiceModule};
 
 struct PamNetAuth;

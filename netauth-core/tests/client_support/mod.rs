@@ -1,6 +1,5 @@
 //! Shared helpers of the client_* integration tests (included with
 //! `#[path]`).
-#![cfg(feature = "client")]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

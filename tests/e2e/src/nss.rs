@@ -2,7 +2,7 @@
 //! and running a program in a private mount namespace where glibc loads
 //! `libnss_netauth.so.2` and finds a test cache at the fixed path.
 
-use netauth_core::cache::{encode, CacheContent, UnixGroup, UnixUser};
+use netauth_cache::{encode, CacheContent, UnixGroup, UnixUser};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

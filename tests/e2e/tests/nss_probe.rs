@@ -1,7 +1,7 @@
 //! The module driven hard through glibc's `_r` functions and its own entry
 //! points (the `nss_probe` helper), in a private mount namespace.
 
-use netauth_core::cache::encode_with_block_size;
+use netauth_cache::encode_with_block_size;
 use netauth_e2e::nss::{
     encode_content, generated_content, run_in_namespace, sample_content, NsRun,
     NSSWITCH_NETAUTH_ONLY,

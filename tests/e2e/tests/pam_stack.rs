@@ -5,7 +5,7 @@ mod pam_support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use netauth_core::cache::{CacheContent, UnixGroup, UnixUser};
+use netauth_cache::{CacheContent, UnixGroup, UnixUser};
 use netauth_testserver::{generate_tls_identity, BlackHole};
 use pam_support::*;
 

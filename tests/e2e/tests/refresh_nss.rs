@@ -3,7 +3,7 @@
 //! built module in a private mount namespace, compared with what the
 //! server's GroupMembers and EntityGroups answer.
 
-#[path = "../../../netauth-core/tests/refresh_support/mod.rs"]
+#[path = "../../../netauth-unix/tests/refresh_support/mod.rs"]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -29,7 +29,7 @@
 //! /etc/nsswitch.conf naming only that one module; nscd's socket hidden.
 //! The same layout for all three, so path walks cost the same.
 
-use netauth_core::cache::{encode, CacheContent, UnixGroup, UnixUser, CACHE_PATH};
+use netauth_cache::{encode, CacheContent, UnixGroup, UnixUser, CACHE_PATH};
 use netauth_e2e::nss::{group_line, passwd_line, require_root, user};
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, CStr, CString};

@@ -17,7 +17,7 @@
 //! them with netauth-core's reader. Prints `ok <summary>` and exits 0, or
 //! prints what went wrong and exits 1.
 
-use netauth_core::cache::{
+use netauth_cache::{
     write_atomic, CacheContent, CacheView, LazyCheck, UnixGroup, UnixUser, CACHE_DIR,
     CACHE_FILE_NAME,
 };
@@ -1177,7 +1177,7 @@ enum Lookup<'c> {
 impl Lookup<'_> {
     /// Runs the same lookup with netauth-core's reader on `view`.
     fn read_with(&self, view: &CacheView<'_>) -> bool {
-        let group = |g: Option<netauth_core::cache::GroupRecord<'_>>| {
+        let group = |g: Option<netauth_cache::GroupRecord<'_>>| {
             g.is_some_and(|g| g.members.clone().all(|m| m.is_ok()))
         };
         match self {
@@ -1443,7 +1443,7 @@ fn fork(expected: &Expected, rounds: usize) -> Check {
 fn generate(out: &str, users: usize) -> Check {
     let count = u32::try_from(users).map_err(|e| e.to_string())?;
     let content = netauth_e2e::nss::generated_content(0, count, "bench");
-    let bytes = netauth_core::cache::encode(&content).map_err(|e| e.to_string())?;
+    let bytes = netauth_cache::encode(&content).map_err(|e| e.to_string())?;
     std::fs::write(out, &bytes).map_err(|e| e.to_string())?;
     println!(
         "{} users, {} groups, {} bytes",

@@ -182,8 +182,8 @@ impl Env {
     }
 
     /// Installs an offline cache at /var/lib/netauth/nss.cache.
-    pub fn write_cache(&self, content: &netauth_core::cache::CacheContent) {
-        let bytes = netauth_core::cache::encode(content).expect("encode cache");
+    pub fn write_cache(&self, content: &netauth_cache::CacheContent) {
+        let bytes = netauth_cache::encode(content).expect("encode cache");
         std::fs::write(self.path("varlib/netauth/nss.cache"), bytes).expect("write cache");
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::clean;
+use netauth_cache::clean;
 
 /// What to do with a user whose primary group is not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,7 +190,7 @@ impl RefreshSettings {
     }
 
     /// Reads the settings from the `[unix]` table of `config`'s document.
-    pub fn from_config(config: &crate::config::Config) -> Result<RefreshSettings, SettingsError> {
+    pub fn from_config(config: &super::Config) -> Result<RefreshSettings, SettingsError> {
         let file = config.file.clone().unwrap_or_default();
         RefreshSettings::from_unix_table(config.document().get("unix"), &file)
     }

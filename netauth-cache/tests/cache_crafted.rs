@@ -4,7 +4,7 @@
 //! (`CacheView::parse`) or lazily (`LazyCheck`, as the NSS module reads),
 //! and every answer it gives must match the key asked for.
 
-use netauth_core::cache::{
+use netauth_cache::{
     encode, encode_with_block_size, CacheContent, CacheView, LazyCheck, UnixGroup, UnixUser,
 };
 use std::collections::BTreeMap;

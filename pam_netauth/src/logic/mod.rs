@@ -1,4 +1,4 @@
-//! Decision logic of the PAM module `pam_netauth`.
+//! Decision logic of the PAM module.
 //!
 //! The cdylib `pam_netauth` is a thin shell: it turns the C entry points into
 //! calls of [`run`] with a [`PamHost`] over the real PAM handle. Everything
@@ -10,30 +10,20 @@
 //! - [`Backend`]: what they need from NetAuth (AuthEntity, EntityInfo +
 //!   EntityGroups, the self-service secret change, the on-disk cache).
 //!
-//! Return codes follow the contract in issue 4; no error path yields
-//! [`PamCode::Success`].
+//! No error path yields [`PamCode::Success`].
 //!
 //! This code runs inside every PAM-using process: nothing here may panic.
-
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 mod args;
 mod backend;
 mod flow;
-mod settings;
 
 pub use args::{ModuleArgs, PassSource, DEFAULT_CONFIG_PATH};
 pub use backend::NetAuthBackend;
 pub use flow::{run, run_with, Op};
-pub use settings::{PamSection, PamSettings, ServiceSection, DEFAULT_OFFLINE_MAX_AGE_S};
+pub use netauth_core::config::pam::{
+    PamSection, PamSettings, ServiceSection, DEFAULT_OFFLINE_MAX_AGE_S,
+};
 
 use std::time::Duration;
 

@@ -6,13 +6,13 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use netauth_core::cache::CacheView;
+use netauth_cache::CacheView;
 use netauth_core::config::Config;
-use netauth_core::refresh::{
-    refresh_blocking, Notice, RefreshError, RefreshOptions, RefreshReport, RefreshStatus,
-};
 use netauth_core::{ClientBuilder, Error};
 use netauth_testserver::{generate_tls_identity, BlackHole, Options, TestServer};
+use netauth_unix::refresh::{
+    refresh_blocking, Notice, RefreshError, RefreshOptions, RefreshReport, RefreshStatus,
+};
 use support::{seed_directory, user_name, RefreshEnv, FIRST_UID, GROUPS};
 
 fn run(env: &RefreshEnv, force: bool) -> Result<RefreshReport, RefreshError> {

@@ -3,7 +3,7 @@
 //! `netauth-unix refresh` calls [`refresh`]: it fetches every entity and
 //! group, maps them to passwd and group entries with the rules below,
 //! computes effective memberships locally, and installs the cache with
-//! [`crate::cache::write_atomic`]. A failed refresh leaves the previous cache
+//! [`netauth_cache::write_atomic`]. A failed refresh leaves the previous cache
 //! exactly as it was and returns an error saying why. Either way a small
 //! status file (`refresh-status.json`, see [`status::RefreshStatus`]) is
 //! written next to the cache for `netauth-unix status`.
@@ -11,7 +11,7 @@
 //! # Settings
 //!
 //! In NetAuth's `config.toml` (core, TLS and client settings come from the
-//! usual tables, see [`crate::config`]):
+//! usual tables, see `netauth_core::config`):
 //!
 //! | key | default | meaning |
 //! |---|---|---|
@@ -88,11 +88,9 @@
 //! Only one refresh runs at a time (an `flock` on `cache_dir/.refresh.lock`).
 
 pub mod build;
-pub mod clean;
 pub mod fetch;
 pub mod members;
 pub mod model;
-pub mod settings;
 pub mod status;
 
 use std::collections::HashSet;
@@ -102,15 +100,15 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cache::{CacheContent, CacheError, CacheView, CACHE_FILE_NAME};
-use crate::client::{Client, ClientBuilder};
-use crate::config::Config;
 pub use build::{Notice, SkipReason};
-use clean::LocalAccounts;
 pub use fetch::IncompleteError;
 use fetch::{DirectorySource, FetchError};
 use model::{SourceEntity, SourceGroup};
-pub use settings::{MissingPrimaryGroup, RefreshSettings, SettingsError};
+use netauth_cache::clean::{self, LocalAccounts};
+use netauth_cache::{CacheContent, CacheError, CacheView, CACHE_FILE_NAME};
+use netauth_core::client::{Client, ClientBuilder};
+pub use netauth_core::config::refresh::{MissingPrimaryGroup, RefreshSettings, SettingsError};
+use netauth_core::config::Config;
 pub use status::{RefreshStatus, ShrinkRefused};
 
 /// Options of one refresh run.
@@ -227,8 +225,11 @@ impl<E: std::error::Error + Send + Sync + 'static> From<FetchError<E>> for Refre
 struct ClientSource<'a>(&'a Client);
 
 impl DirectorySource for ClientSource<'_> {
-    type Error = crate::Error;
-    async fn search_entities(&mut self, expression: &str) -> crate::Result<Vec<SourceEntity>> {
+    type Error = netauth_core::Error;
+    async fn search_entities(
+        &mut self,
+        expression: &str,
+    ) -> netauth_core::Result<Vec<SourceEntity>> {
         let answer = self.0.entity_search(expression).await?;
         Ok(answer
             .into_iter()
@@ -245,7 +246,7 @@ impl DirectorySource for ClientSource<'_> {
             })
             .collect())
     }
-    async fn search_groups(&mut self, expression: &str) -> crate::Result<Vec<SourceGroup>> {
+    async fn search_groups(&mut self, expression: &str) -> netauth_core::Result<Vec<SourceGroup>> {
         let answer = self.0.group_search(expression).await?;
         Ok(answer
             .into_iter()
@@ -437,8 +438,8 @@ where
         generated_at,
         source: source_label,
     };
-    let bytes = crate::cache::encode(&content)?;
-    crate::cache::write_atomic(dir, CACHE_FILE_NAME, &bytes).map_err(|source| {
+    let bytes = netauth_cache::encode(&content)?;
+    netauth_cache::write_atomic(dir, CACHE_FILE_NAME, &bytes).map_err(|source| {
         RefreshError::Write {
             dir: dir.clone(),
             source,

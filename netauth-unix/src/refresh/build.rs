@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use super::clean::{self, LocalAccounts, NameProblem};
 use super::members::{self, MembershipInput, MembershipIssue};
 use super::model::{SourceEntity, SourceGroup};
-use super::settings::{MissingPrimaryGroup, RefreshSettings};
-use crate::cache::{UnixGroup, UnixUser};
+use netauth_cache::clean::{self, LocalAccounts, NameProblem};
+use netauth_cache::{UnixGroup, UnixUser};
+use netauth_core::config::refresh::{MissingPrimaryGroup, RefreshSettings};
 
 /// Why an entity or group is not served.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,9 @@ use toml::{Table, Value};
 
 use crate::error::{Error, Result};
 
+pub mod pam;
+pub mod refresh;
+
 /// Where NetAuth's tools look for their configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netauth/config.toml";
 /// NetAuth's port.

@@ -9,14 +9,14 @@ use super::{
     AccountInfo, Backend, BackendError, CacheAnswer, ModuleArgs, PamSection, PamSettings,
     SERVICE_NAME,
 };
-use crate::blocking::BlockingClient;
-use crate::cache::{CacheView, CACHE_PATH};
-use crate::client::ClientBuilder;
-use crate::config::{Config, TokenCacheKind};
-use crate::error::Error;
-use crate::refresh::clean::LocalAccounts;
-use crate::refresh::RefreshSettings;
-use crate::secret::Secret as CoreSecret;
+use netauth_cache::clean::LocalAccounts;
+use netauth_cache::{CacheView, CACHE_PATH};
+use netauth_core::blocking::BlockingClient;
+use netauth_core::client::ClientBuilder;
+use netauth_core::config::refresh::RefreshSettings;
+use netauth_core::config::{Config, TokenCacheKind};
+use netauth_core::error::Error;
+use netauth_core::secret::Secret as CoreSecret;
 
 /// NetAuth as the PAM flows see it.
 pub struct NetAuthBackend {
@@ -210,7 +210,7 @@ fn read_trusted(path: &std::path::Path, owner: u32) -> std::io::Result<Vec<u8>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::{encode, CacheContent, UnixGroup, UnixUser};
+    use netauth_cache::{encode, CacheContent, UnixGroup, UnixUser};
     use std::collections::BTreeMap;
 
     fn user(name: &str, uid: u32, locked: bool) -> UnixUser {

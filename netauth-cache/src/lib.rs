@@ -102,6 +102,7 @@
 //!
 //! A string ref is `(offset, length)` relative to the start of STRINGS.
 
+pub mod clean;
 mod format;
 mod reader;
 mod writer;

@@ -53,7 +53,7 @@ impl RefreshStatus {
     pub fn store(&self, cache_dir: &Path) -> io::Result<()> {
         let mut text = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         text.push(b'\n');
-        crate::cache::write_atomic(cache_dir, STATUS_FILE_NAME, &text)
+        netauth_cache::write_atomic(cache_dir, STATUS_FILE_NAME, &text)
     }
 }
 

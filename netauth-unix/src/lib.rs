@@ -1,0 +1,5 @@
+//! The admin side of netauth-unix: the refresh that fills the NSS cache from
+//! the NetAuth server, and its status file. The `netauth-unix` command
+//! (`src/main.rs`) is a thin front end over this library.
+
+pub mod refresh;
