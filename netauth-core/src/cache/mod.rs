@@ -104,6 +104,7 @@
 
 mod format;
 mod reader;
+pub mod trusted;
 mod writer;
 
 pub use reader::{CacheView, Gids, GroupRecord, LazyCheck, Members, UserRecord};
