@@ -86,6 +86,22 @@
 //! users or of the groups: the refresh returns [`RefreshError`] and does not
 //! touch the cache.
 //! Only one refresh runs at a time (an `flock` on `cache_dir/.refresh.lock`).
+//!
+//! # Files
+//!
+//! Every file read goes through [`crate::cache::trusted`]: the local
+//! account files and the shells file ([`TrustRule::LOCAL_ACCOUNTS`]), the
+//! previous cache ([`TrustRule::CACHE`]) and the status file must be
+//! regular files owned by root, not writable by group or others, in folders
+//! likewise; an untrusted local file or previous cache fails the refresh
+//! ([`RefreshError::Untrusted`]) before anything is written. The cache
+//! folder is created with mode 0755 (missing parents too) whatever the
+//! umask, and an existing one must be root's and writable by nobody else.
+//! The lock is opened with `O_NOFOLLOW` and given mode 0600; the cache and
+//! status file are written by [`crate::cache::write_atomic`] with mode
+//! 0644. Holding the lock, the refresh removes temporary files a killed
+//! refresh left behind ([`crate::cache::temp_file_prefix`]) and writes the
+//! status file.
 
 pub mod build;
 pub mod clean;
