@@ -7,6 +7,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::trusted::{read_trusted, TrustError, TrustRule};
+
 /// Longest user or group name served, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 /// Longest gecos served, in bytes; longer ones are cut (at a character boundary).
@@ -153,13 +155,12 @@ impl LocalAccounts {
     }
 
     /// Reads the two files. A file that cannot be read is an error: without
-    /// it the refresh cannot tell what it would shadow.
-    pub fn read(
-        passwd: &Path,
-        group: &Path,
-    ) -> Result<LocalAccounts, (std::path::PathBuf, std::io::Error)> {
-        let p = std::fs::read(passwd).map_err(|e| (passwd.to_owned(), e))?;
-        let g = std::fs::read(group).map_err(|e| (group.to_owned(), e))?;
+    /// it the refresh cannot tell what it would shadow. So is one that is
+    /// not to be trusted ([`TrustRule::LOCAL_ACCOUNTS`]): whoever can write
+    /// it decides which directory accounts are served.
+    pub fn read(passwd: &Path, group: &Path) -> Result<LocalAccounts, TrustError> {
+        let p = read_trusted(passwd, &TrustRule::LOCAL_ACCOUNTS)?;
+        let g = read_trusted(group, &TrustRule::LOCAL_ACCOUNTS)?;
         Ok(LocalAccounts::parse(
             &String::from_utf8_lossy(&p),
             &String::from_utf8_lossy(&g),

@@ -105,10 +105,11 @@
 pub mod clean;
 mod format;
 mod reader;
+pub mod trusted;
 mod writer;
 
 pub use reader::{CacheView, Gids, GroupRecord, LazyCheck, Members, UserRecord};
-pub use writer::{encode, encode_with_block_size, write_atomic};
+pub use writer::{encode, encode_with_block_size, temp_file_prefix, write_atomic};
 
 use std::collections::BTreeMap;
 

@@ -411,12 +411,20 @@ pub fn encode_with_block_size(
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// How the names of [`write_atomic`]'s temporary files for `file_name`
+/// begin (`.NAME.tmp.`): a writer holding the folder's lock removes the
+/// ones a killed writer left behind.
+pub fn temp_file_prefix(file_name: &str) -> String {
+    format!(".{file_name}.tmp.")
+}
+
 /// Installs `bytes` as `dir/file_name` atomically: a temporary file in the
 /// same folder (created exclusively, mode 0644), written, fsynced, renamed
 /// over the target, then the folder fsynced. Readers see the old file or the
 /// new one, never a part; after a crash at any point the old file is intact
-/// (at worst a `.NAME.tmp.*` file is left behind). The temporary file is
-/// removed on error.
+/// (at worst a `.NAME.tmp.*` file is left behind, see [`temp_file_prefix`]).
+/// The temporary file is removed on error. Its mode is exactly 0644,
+/// whatever the umask.
 pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> io::Result<()> {
     if file_name.is_empty() || file_name.contains('/') || file_name == "." || file_name == ".." {
         return Err(io::Error::new(
@@ -429,7 +437,8 @@ pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> io::Result<()>
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let tmp_path = dir.join(format!(
-        ".{file_name}.tmp.{}.{nanos}.{}",
+        "{}{}.{nanos}.{}",
+        temp_file_prefix(file_name),
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));

@@ -243,17 +243,11 @@ impl ClientBuilder {
 
     fn load_tls(&self) -> Result<Arc<rustls::ClientConfig>> {
         let path = &self.config.certificate;
-        let pem = std::fs::read(path).map_err(|e| {
-            let from = match &self.config.file {
-                Some(file) => format!(" (tls.certificate of {})", file.display()),
-                None => String::new(),
-            };
-            Error::config(
-                path,
-                Some("tls.certificate"),
-                format!("cannot read the certificate{from}: {e}"),
-            )
-        })?;
+        let from = match &self.config.file {
+            Some(file) => format!(" (tls.certificate of {})", file.display()),
+            None => String::new(),
+        };
+        let pem = tls::read_certificate(path, &from)?;
         tls::client_config(tls::load_roots(&pem, path)?)
     }
 }

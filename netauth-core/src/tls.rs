@@ -34,6 +34,30 @@ use tokio_rustls::TlsConnector;
 use tonic::codegen::http::Uri;
 
 use crate::error::{Error, Result};
+use netauth_cache::trusted::{read_trusted, TrustRule};
+
+/// Reads the certificate file at `cert_path` if it is trusted
+/// ([`TrustRule::CERTIFICATE`]: a regular root-owned file of at most 1 MiB
+/// in a root-owned folder, neither writable by others): a FIFO there must
+/// not hang the caller past every deadline, a device must not fill memory,
+/// and whoever could rewrite the file could make us trust their server.
+/// `from` says which config named it, for the message.
+pub(crate) fn read_certificate(cert_path: &Path, from: &str) -> Result<Vec<u8>> {
+    read_trusted(cert_path, &TrustRule::CERTIFICATE).map_err(|e| {
+        let problem = if e.is_untrusted() {
+            format!(
+                "certificate{from} not trusted: {}",
+                e.describe_for(cert_path)
+            )
+        } else {
+            format!(
+                "cannot read the certificate{from}: {}",
+                e.describe_for(cert_path)
+            )
+        };
+        Error::config(cert_path, Some("tls.certificate"), problem)
+    })
+}
 
 /// Parses the PEM file at `cert_path` into a root store that holds exactly
 /// its certificates. Errors name the certificate file and `tls.certificate`.
@@ -259,6 +283,52 @@ mod tests {
         let garbage = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         let e = load_roots(garbage, path).unwrap_err();
         assert!(e.is_config(), "{e:?}");
+    }
+
+    /// A FIFO (nobody writing) returns at once, a device is refused before
+    /// a byte is read, a file others can write or of another user is not
+    /// trusted; each error names the file, the key and the reason.
+    #[test]
+    fn untrusted_certificate_files_are_refused_without_blocking() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let refused = |path: &Path, needle: &str| {
+            let started = std::time::Instant::now();
+            let e = read_certificate(path, " (tls.certificate of /etc/netauth/config.toml)")
+                .unwrap_err();
+            assert!(started.elapsed() < Duration::from_secs(2), "{needle}");
+            assert!(e.is_config(), "{e:?}");
+            let text = e.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains("tls.certificate"), "{text}");
+            assert!(text.contains(needle), "{needle}: {text}");
+        };
+        let fifo = dir.path().join("fifo.pem");
+        let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o644) }, 0);
+        refused(&fifo, "not a regular file (a FIFO)");
+        refused(
+            Path::new("/dev/zero"),
+            "not a regular file (a character device)",
+        );
+
+        let pem = dir.path().join("tls.pem");
+        std::fs::write(&pem, b"pem").unwrap();
+        std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(read_certificate(&pem, "").unwrap(), b"pem");
+        std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o646)).unwrap();
+        refused(&pem, "not trusted: writable by group or others (mode 0646)");
+        std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&pem, Some(1000), None).unwrap();
+            refused(&pem, "owned by uid 1000");
+        }
+        refused(
+            &dir.path().join("missing.pem"),
+            "cannot read the certificate",
+        );
     }
 
     #[test]

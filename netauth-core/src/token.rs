@@ -4,21 +4,21 @@
 //! entity `E` is the whole content of `<temp dir>/E.nt`, mode 0600. The temp
 //! dir is usually shared (`/tmp`), so the cache refuses entity names that
 //! would leave the folder, never follows a link planted at `E.nt`, and only
-//! reads regular files owned by the current user.
+//! reads regular files owned by the current user in a folder that is not
+//! writable by others (or is sticky, like `/tmp`): see
+//! [`TrustRule::TOKEN`].
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::secret::Token;
-
-/// Largest token file read; NetAuth tokens are a few hundred bytes.
-const MAX_TOKEN_BYTES: u64 = 64 * 1024;
+use netauth_cache::trusted::{check_dir, read_trusted, TrustRule};
 
 /// Somewhere to keep tokens between calls.
 pub trait TokenCache: Send + Sync + fmt::Debug {
@@ -132,32 +132,24 @@ fn cache_error(path: &Path, what: &str, e: impl fmt::Display) -> Error {
 }
 
 impl TokenCache for FsTokenCache {
-    /// A link, a non-regular file, a file of another user, or a file others
-    /// may write are not trusted: they read as "no token" (a fresh token then
-    /// replaces them). Other read failures are errors.
+    /// The file must pass [`TrustRule::TOKEN`]: a regular file of at most
+    /// 64 KiB owned by the caller (or root), that nobody else may write, in
+    /// a folder that is the caller's (or root's) and not writable by others
+    /// unless sticky (like `/tmp`). A link, a FIFO, a file of another user
+    /// or one others may write is an error naming the file and the reason
+    /// (the client logs it and fetches a fresh token); no file is `None`.
     fn get(&self, entity: &str) -> Result<Option<Token>> {
         let path = self.path_for(entity)?;
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(&path)
-        {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            // O_NOFOLLOW on a symbolic link.
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
-            Err(e) => return Err(cache_error(&path, "cannot open", e)),
+        let bytes = match read_trusted(&path, &TrustRule::TOKEN) {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => {
+                return Err(Error::TokenCache {
+                    detail: format!("not using {}: {}", path.display(), e.describe_for(&path)),
+                })
+            }
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| cache_error(&path, "cannot stat", e))?;
-        if !meta.file_type().is_file() || meta.uid() != current_uid() || meta.mode() & 0o022 != 0 {
-            return Ok(None);
-        }
-        let mut text = String::new();
-        file.take(MAX_TOKEN_BYTES)
-            .read_to_string(&mut text)
-            .map_err(|e| cache_error(&path, "cannot read", e))?;
+        let text = String::from_utf8(bytes).map_err(|e| cache_error(&path, "cannot read", e))?;
         let token = Token::new(text);
         Ok((!token.is_empty()).then_some(token))
     }
@@ -166,6 +158,9 @@ impl TokenCache for FsTokenCache {
     /// a link planted at `E.nt` is replaced, never written through.
     fn put(&self, entity: &str, token: &Token) -> Result<()> {
         let path = self.path_for(entity)?;
+        check_dir(&self.dir, &TrustRule::TOKEN).map_err(|e| Error::TokenCache {
+            detail: format!("not writing a token: {e}"),
+        })?;
         let mut temp = tempfile::Builder::new()
             .prefix(".netauth-token-")
             .permissions(fs::Permissions::from_mode(0o600))
@@ -195,15 +190,15 @@ fn write_all_sync(file: &mut File, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-fn current_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    fn current_uid() -> u32 {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    }
 
     #[test]
     fn memory_cache_stores_replaces_and_forgets() {
@@ -271,7 +266,8 @@ mod tests {
 
         let cache = FsTokenCache::with_dir(dir.path());
         // Reading through the link is refused (the victim's content is not a token).
-        assert_eq!(cache.get("alice").unwrap(), None);
+        let e = cache.get("alice").unwrap_err().to_string();
+        assert!(e.contains("alice.nt") && e.contains("symbolic link"), "{e}");
         // Writing replaces the link itself; the target is untouched.
         cache.put("alice", &Token::new("tok")).unwrap();
         assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
@@ -286,35 +282,66 @@ mod tests {
     }
 
     #[test]
-    fn fs_cache_ignores_files_it_should_not_trust() {
+    fn fs_cache_refuses_files_it_should_not_trust() {
         let dir = tempfile::tempdir().unwrap();
         let cache = FsTokenCache::with_dir(dir.path());
+        let refused = |entity: &str, needle: &str| {
+            let e = cache.get(entity).unwrap_err().to_string();
+            assert!(e.contains(&format!("{entity}.nt")), "{e}");
+            assert!(e.contains(needle), "{needle}: {e}");
+        };
         // World-writable: someone else could have put anything there.
         let path = dir.path().join("alice.nt");
         fs::write(&path, "planted").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
-        assert_eq!(cache.get("alice").unwrap(), None);
+        refused("alice", "writable by group or others (mode 0666)");
         // A directory (or FIFO) at the token path is not a token.
         fs::create_dir(dir.path().join("bob.nt")).unwrap();
-        assert_eq!(cache.get("bob").unwrap(), None);
+        refused("bob", "not a regular file (a folder)");
         let fifo = dir.path().join("carol.nt");
         let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: c_path is a valid NUL-terminated path for the duration of the call.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-        assert_eq!(cache.get("carol").unwrap(), None);
+        refused("carol", "not a regular file (a FIFO)");
         // Owned by another user (checkable when the tests run as root).
         if current_uid() == 0 {
             let theirs = dir.path().join("erin.nt");
             fs::write(&theirs, "planted").unwrap();
             fs::set_permissions(&theirs, fs::Permissions::from_mode(0o600)).unwrap();
             std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
-            assert_eq!(cache.get("erin").unwrap(), None);
+            refused("erin", "owned by uid 65534");
         }
         // Empty file: no token.
         let empty = dir.path().join("dave.nt");
         fs::write(&empty, "").unwrap();
         fs::set_permissions(&empty, fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(cache.get("dave").unwrap(), None);
+    }
+
+    /// In a folder others may write (and that is not sticky), anybody could
+    /// swap the file after we wrote it: neither read nor written. A sticky
+    /// folder like /tmp is fine.
+    #[test]
+    fn fs_cache_refuses_a_folder_others_may_write_unless_sticky() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FsTokenCache::with_dir(dir.path());
+        cache.put("alice", &Token::new("tok")).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let e = cache.get("alice").unwrap_err().to_string();
+        assert!(
+            e.contains("folder writable by group or others (mode 0777)"),
+            "{e}"
+        );
+        let e = cache
+            .put("alice", &Token::new("tok2"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("folder writable by group or others"), "{e}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(cache.get("alice").unwrap().unwrap().expose(), "tok");
+        cache.put("alice", &Token::new("tok2")).unwrap();
+        assert_eq!(cache.get("alice").unwrap().unwrap().expose(), "tok2");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
     }
 
     #[test]

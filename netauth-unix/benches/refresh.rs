@@ -3,7 +3,13 @@
 //! 1,000, 10,000 and 20,000 entities. Prints a markdown table.
 //!
 //! Run: `cargo bench -p netauth-unix --bench refresh`
-//! (optional arguments: entity counts, e.g. `-- 1000 50000`).
+//! (optional arguments: entity counts, e.g. `-- 1000 50000`; `-- trusted`
+//! prints only the second table).
+//!
+//! A second table gives the cost of the trusted-file checks
+//! (`netauth_cache::trusted`) against a plain read of the same file:
+//! the config, `/etc/passwd` and the open of a cache as `nss_netauth` maps
+//! it, each per call, in this process.
 //!
 //! Each refresh runs as a child process so that its peak resident memory
 //! (`ru_maxrss` from `wait4`) is its own; the server's is not counted.
@@ -61,7 +67,88 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// Median time per call of `f`, over 7 batches of `n` calls.
+fn per_call(n: u32, mut f: impl FnMut()) -> Duration {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let batches: Vec<Duration> = (0..7)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            started.elapsed() / n
+        })
+        .collect();
+    median(batches)
+}
+
+/// Plain read vs trusted read of the files the modules and the refresh read.
+fn trusted_open_table() {
+    use netauth_cache::trusted::{open_trusted, read_trusted, TrustRule};
+    use std::hint::black_box;
+
+    let server = TestServer::start(Options::default());
+    seed_directory(server.state(), 100);
+    let env = RefreshEnv::new(&server, "");
+    refresh_once(&env.config);
+    let cache = env.cache_path();
+    let passwd = Path::new("/etc/passwd");
+    let n = 20_000;
+    let rows = [
+        (
+            "config.toml (read whole)",
+            std::fs::metadata(&env.config).map(|m| m.len()).unwrap_or(0),
+            per_call(n, || {
+                black_box(std::fs::read(&env.config).expect("read"));
+            }),
+            per_call(n, || {
+                black_box(read_trusted(&env.config, &TrustRule::CONFIG).expect("trusted"));
+            }),
+        ),
+        (
+            "/etc/passwd (read whole)",
+            std::fs::metadata(passwd).map(|m| m.len()).unwrap_or(0),
+            per_call(n, || {
+                black_box(std::fs::read(passwd).expect("read"));
+            }),
+            per_call(n, || {
+                black_box(read_trusted(passwd, &TrustRule::LOCAL_ACCOUNTS).expect("trusted"));
+            }),
+        ),
+        (
+            "nss.cache (open + fstat, as NSS before mmap)",
+            std::fs::metadata(&cache).map(|m| m.len()).unwrap_or(0),
+            per_call(n, || {
+                let file = std::fs::File::open(&cache).expect("open");
+                black_box(file.metadata().expect("fstat"));
+            }),
+            per_call(n, || {
+                let file = open_trusted(&cache, &TrustRule::CACHE).expect("trusted");
+                black_box(file.metadata());
+            }),
+        ),
+    ];
+    println!("Trusted-file checks, per call (median of 7 batches of {n}):");
+    println!();
+    println!("| file | bytes | plain | trusted | added |");
+    println!("|---|---:|---:|---:|---:|");
+    for (what, bytes, plain, trusted) in rows {
+        println!(
+            "| {what} | {bytes} | {:.2} µs | {:.2} µs | {:.2} µs |",
+            plain.as_secs_f64() * 1e6,
+            trusted.as_secs_f64() * 1e6,
+            (trusted.as_secs_f64() - plain.as_secs_f64()) * 1e6,
+        );
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "trusted") {
+        trusted_open_table();
+        return;
+    }
     let counts: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -107,4 +194,6 @@ fn main() {
     for row in rows {
         println!("{row}");
     }
+    println!();
+    trusted_open_table();
 }

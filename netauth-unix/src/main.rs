@@ -142,7 +142,9 @@ fn run_status(config_path: &Path) -> ExitCode {
     let cache_path = settings.cache_dir.join(CACHE_FILE_NAME);
     let mut cache_ok = false;
     println!("cache:        {}", cache_path.display());
-    match std::fs::read(&cache_path) {
+    // The same checks as every reader: a FIFO or a file others may write
+    // there is reported, not read.
+    match refresh::read_cache(&cache_path) {
         Ok(bytes) => match CacheView::parse(&bytes) {
             Ok(view) => {
                 cache_ok = true;
@@ -160,6 +162,7 @@ fn run_status(config_path: &Path) -> ExitCode {
             }
             Err(e) => println!("state:        UNUSABLE ({e})"),
         },
+        Err(e) if e.is_untrusted() => println!("state:        UNTRUSTED ({e})"),
         Err(e) => println!("state:        MISSING ({e})"),
     }
 

@@ -22,10 +22,12 @@
 //!   old snapshot and the next one maps the new file.
 
 use memmap2::Mmap;
+use netauth_cache::trusted::{open_trusted, TrustRule};
 use netauth_cache::{CacheError, CacheView, LazyCheck, CACHE_PATH};
 use std::cell::RefCell;
 use std::fs::Metadata;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
@@ -63,7 +65,8 @@ pub enum Unavailable {
     /// No cache file (not refreshed yet, or the path is unreadable).
     Missing,
     /// The file is there but not usable: not a regular root-owned file that
-    /// only root can write, or damaged.
+    /// only root can write in a folder only root can write, or damaged.
+    /// The text names the file (or folder) and the reason.
     Refused(String),
 }
 
@@ -102,30 +105,28 @@ impl Mapped {
     }
 
     fn load() -> Result<Arc<Mapped>, Unavailable> {
-        // O_NONBLOCK: a FIFO planted at the path must not block the lookup;
-        // the type check below then refuses it.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(CACHE_PATH)
-            .map_err(|_| Unavailable::Missing)?;
-        let meta = file.metadata().map_err(|_| Unavailable::Missing)?;
-        if !meta.is_file() {
-            return Err(Unavailable::Refused("not a regular file".to_owned()));
-        }
-        // Anyone able to write the file could make every process resolve
-        // names to their liking.
-        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-            return Err(Unavailable::Refused(
-                "not owned by root or writable by others".to_owned(),
-            ));
-        }
+        // Anyone able to write the file or its folder could make every
+        // process resolve names to their liking: both must be root's and
+        // writable by nobody else; a FIFO or a link there is refused
+        // without blocking or following it (see TrustRule::CACHE).
+        let trusted = open_trusted(Path::new(CACHE_PATH), &TrustRule::CACHE).map_err(|e| {
+            if e.is_untrusted() {
+                Unavailable::Refused(e.to_string())
+            } else {
+                // Missing or unreadable (not refreshed yet, or a folder
+                // this process may not enter): not logged.
+                Unavailable::Missing
+            }
+        })?;
+        let meta = trusted.metadata().clone();
+        let file = trusted.into_file();
         // SAFETY: the cache is only ever replaced by rename (write_atomic),
         // never modified or truncated in place, and we map it read-only, so
         // the bytes behind the slice do not change while it is mapped.
         let map = unsafe { Mmap::map(&file) }
-            .map_err(|e| Unavailable::Refused(format!("mmap failed: {e}")))?;
-        let check = LazyCheck::new(&map).map_err(|e| Unavailable::Refused(e.to_string()))?;
+            .map_err(|e| Unavailable::Refused(format!("{CACHE_PATH}: mmap failed: {e}")))?;
+        let check =
+            LazyCheck::new(&map).map_err(|e| Unavailable::Refused(format!("{CACHE_PATH}: {e}")))?;
         Ok(Arc::new(Mapped {
             map,
             check,
@@ -192,7 +193,7 @@ fn report(id: FileId, e: &Unavailable) {
         })
         .unwrap_or(false);
     if first {
-        crate::ffi::log_error(&format!("nss_netauth: ignoring {CACHE_PATH}: {why}"));
+        crate::ffi::log_error(&format!("nss_netauth: ignoring the cache: {why}"));
     }
 }
 

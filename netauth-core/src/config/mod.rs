@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use crate::error::{Error, Result};
+use netauth_cache::trusted::{read_trusted, TrustRule};
 
 pub mod pam;
 pub mod refresh;
@@ -92,11 +93,22 @@ impl Config {
         }
     }
 
-    /// Reads and parses a config file.
+    /// Reads and parses a config file. It must be a trusted file
+    /// ([`TrustRule::CONFIG`]: a regular file of at most 1 MiB, owned by
+    /// root, in a root-owned folder, neither writable by group or others):
+    /// whoever can change it chooses the server PAM believes.
     pub fn load(path: impl AsRef<Path>) -> Result<Config> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config(path, None, format!("cannot read the file: {e}")))?;
+        let bytes = read_trusted(path, &TrustRule::CONFIG).map_err(|e| {
+            let problem = if e.is_untrusted() {
+                format!("not trusted: {}", e.describe_for(path))
+            } else {
+                format!("cannot read the file: {}", e.describe_for(path))
+            };
+            Error::config(path, None, problem)
+        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::config(path, None, "not valid UTF-8 text"))?;
         Config::from_toml_str(&text, path)
     }
 
@@ -463,6 +475,65 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(e.to_string().contains("cannot read the file"), "{e}");
+    }
+
+    /// Whoever can write the config chooses the server (and `pwn_me`): a
+    /// file or folder others can write, or a file of another user, is
+    /// refused naming the file and the reason; so are FIFOs, devices and
+    /// files past the 1 MiB cap, without blocking or filling memory.
+    #[test]
+    fn untrusted_config_files_are_refused_naming_file_and_reason() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let good = "[core]\nserver = \"netauth.example.com\"\n";
+        std::fs::write(&path, good).unwrap();
+        let chmod = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        chmod(&path, 0o644);
+        assert_eq!(Config::load(&path).unwrap().server, "netauth.example.com");
+        let refused = |path: &Path, needle: &str| {
+            let e = Config::load(path).unwrap_err();
+            assert!(e.is_config(), "{e:?}");
+            let text = e.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains(needle), "{needle}: {text}");
+        };
+
+        chmod(&path, 0o666);
+        refused(
+            &path,
+            "not trusted: writable by group or others (mode 0666)",
+        );
+        chmod(&path, 0o644);
+        chmod(dir.path(), 0o777);
+        refused(&path, "folder writable by group or others (mode 0777)");
+        chmod(dir.path(), 0o700);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&path, Some(1000), None).unwrap();
+            refused(&path, "owned by uid 1000; only root may own it");
+            std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        }
+        let fifo = dir.path().join("fifo.toml");
+        let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o644) }, 0);
+        refused(&fifo, "not a regular file (a FIFO)");
+        refused(
+            Path::new("/dev/zero"),
+            "not a regular file (a character device)",
+        );
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, good).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&big)
+            .unwrap()
+            .set_len(2 << 20)
+            .unwrap();
+        refused(&big, "more than the limit of 1048576");
     }
 
     #[test]

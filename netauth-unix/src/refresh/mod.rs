@@ -86,6 +86,22 @@
 //! users or of the groups: the refresh returns [`RefreshError`] and does not
 //! touch the cache.
 //! Only one refresh runs at a time (an `flock` on `cache_dir/.refresh.lock`).
+//!
+//! # Files
+//!
+//! Every file read goes through [`netauth_cache::trusted`]: the local
+//! account files and the shells file ([`TrustRule::LOCAL_ACCOUNTS`]), the
+//! previous cache ([`TrustRule::CACHE`]) and the status file must be
+//! regular files owned by root, not writable by group or others, in folders
+//! likewise; an untrusted local file or previous cache fails the refresh
+//! ([`RefreshError::Untrusted`]) before anything is written. The cache
+//! folder is created with mode 0755 (missing parents too) whatever the
+//! umask, and an existing one must be root's and writable by nobody else.
+//! The lock is opened with `O_NOFOLLOW` and given mode 0600; the cache and
+//! status file are written by [`netauth_cache::write_atomic`] with mode
+//! 0644. Holding the lock, the refresh removes temporary files a killed
+//! refresh left behind ([`netauth_cache::temp_file_prefix`]) and writes the
+//! status file.
 
 pub mod build;
 pub mod fetch;
@@ -97,6 +113,7 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -105,7 +122,10 @@ pub use fetch::IncompleteError;
 use fetch::{DirectorySource, FetchError};
 use model::{SourceEntity, SourceGroup};
 use netauth_cache::clean::{self, LocalAccounts};
-use netauth_cache::{CacheContent, CacheError, CacheView, CACHE_FILE_NAME};
+use netauth_cache::trusted::{
+    create_dir_private, read_trusted, set_exact_mode, Owner, TrustError, TrustRule,
+};
+use netauth_cache::{temp_file_prefix, CacheContent, CacheError, CacheView, CACHE_FILE_NAME};
 use netauth_core::client::{Client, ClientBuilder};
 pub use netauth_core::config::refresh::{MissingPrimaryGroup, RefreshSettings, SettingsError};
 use netauth_core::config::Config;
@@ -178,6 +198,11 @@ pub enum RefreshError {
     /// A local file the refresh needs could not be read.
     #[error("cannot read {}: {source}", path.display())]
     LocalFile { path: PathBuf, source: io::Error },
+    /// A file or folder the refresh reads or writes is not to be trusted
+    /// (see [`netauth_cache::trusted`]): writable by others, not root's, a
+    /// link, not a regular file, too large. Nothing was written.
+    #[error("refusing an untrusted file, nothing written: {0}")]
+    Untrusted(TrustError),
     /// The shrink guard refused the new cache.
     #[error(transparent)]
     Shrink(#[from] ShrinkRefused),
@@ -291,8 +316,18 @@ pub async fn refresh(
         Err(e) => {
             let outcome = Err(RefreshError::Client(Box::new(e)));
             // The outcome is what matters; a status that cannot be written
-            // has nothing to add to it.
-            let _ = record_status(&settings, &server, unix_now(), &outcome, 0, Duration::ZERO);
+            // (or a folder we may not write in) has nothing to add to it.
+            if let Ok(lock) = RefreshLock::acquire(&settings.cache_dir) {
+                let _ = record_status(
+                    &lock,
+                    &settings,
+                    &server,
+                    unix_now(),
+                    &outcome,
+                    0,
+                    Duration::ZERO,
+                );
+            }
             outcome
         }
     }
@@ -316,24 +351,59 @@ pub fn refresh_blocking(
 
 /// An exclusive, non-blocking `flock` on `cache_dir/.refresh.lock`,
 /// released when dropped (the kernel releases it if the process dies).
+/// Everything the refresh writes in the folder is written while holding it.
 struct RefreshLock {
     _file: File,
 }
 
 const LOCK_FILE_NAME: &str = ".refresh.lock";
+/// Mode of the cache folder (and of any folder above it the refresh
+/// creates): every process must be able to read the cache.
+const CACHE_DIR_MODE: u32 = 0o755;
+/// Mode of the lock file: only the refresh opens it.
+const LOCK_FILE_MODE: u32 = 0o600;
 
 impl RefreshLock {
+    /// Makes sure `dir` exists (created with mode 0755 whatever the umask)
+    /// and is trusted (root's, writable by nobody else: whoever could write
+    /// it could replace the cache or plant links), takes the lock, then
+    /// removes temporary files a killed refresh left behind (none of a
+    /// running refresh can exist: it would hold the lock).
     fn acquire(dir: &Path) -> Result<RefreshLock, RefreshError> {
+        create_dir_private(dir, CACHE_DIR_MODE, Owner::Root).map_err(|e| match e {
+            TrustError::Io { source, .. } => RefreshError::Write {
+                dir: dir.to_owned(),
+                source,
+            },
+            untrusted => RefreshError::Untrusted(untrusted),
+        })?;
         let path = dir.join(LOCK_FILE_NAME);
+        // O_NOFOLLOW: a link planted here must not make root create or
+        // open the file it points to; O_NONBLOCK: nor may a FIFO hang us.
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(LOCK_FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
             .open(&path)
-            .map_err(|source| RefreshError::Write {
+            .map_err(|source| {
+                if source.raw_os_error() == Some(libc::ELOOP) {
+                    RefreshError::Untrusted(TrustError::Link { path: path.clone() })
+                } else {
+                    RefreshError::Write {
+                        dir: dir.to_owned(),
+                        source,
+                    }
+                }
+            })?;
+        set_exact_mode(&file, &path, LOCK_FILE_MODE, Owner::Root).map_err(|e| match e {
+            TrustError::Io { source, .. } => RefreshError::Write {
                 dir: dir.to_owned(),
                 source,
-            })?;
+            },
+            untrusted => RefreshError::Untrusted(untrusted),
+        })?;
         // SAFETY: flock only reads the descriptor number, which `file` keeps
         // open for the call's duration; no memory is shared with the kernel.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -348,20 +418,59 @@ impl RefreshLock {
                 }
             });
         }
+        remove_stale_temp_files(dir).map_err(|source| RefreshError::Write {
+            dir: dir.to_owned(),
+            source,
+        })?;
         Ok(RefreshLock { _file: file })
     }
+}
+
+/// Removes the temporary files of [`netauth_cache::write_atomic`] (cache
+/// and status file) that a refresh killed before its rename left in `dir`.
+/// Only called with the lock held.
+fn remove_stale_temp_files(dir: &Path) -> io::Result<()> {
+    let prefixes = [
+        temp_file_prefix(CACHE_FILE_NAME),
+        temp_file_prefix(status::STATUS_FILE_NAME),
+    ];
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.as_encoded_bytes();
+        if prefixes.iter().any(|p| name.starts_with(p.as_bytes())) {
+            // unlink removes a link itself, never what it points to.
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of the cache at `path` if it is trusted ([`TrustRule::CACHE`]:
+/// a regular file in a folder, both root's and writable by nobody else).
+/// A missing file is an error for which [`TrustError::is_not_found`] holds.
+pub fn read_cache(path: &Path) -> Result<Vec<u8>, TrustError> {
+    read_trusted(path, &TrustRule::CACHE)
 }
 
 /// Users and groups in the cache at `path`: `Ok(None)` when there is none,
 /// `Err` with the reason when the file is there but unreadable or corrupt.
 pub fn cached_counts(path: &Path) -> Result<Option<(usize, usize)>, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => CacheView::parse(&bytes)
-            .map(|v| Some((v.user_count(), v.group_count())))
-            .map_err(|e| e.to_string()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+    match read_cache(path) {
+        Ok(bytes) => counts_of(&bytes).map(Some),
+        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.to_string()),
     }
+}
+
+fn counts_of(bytes: &[u8]) -> Result<(usize, usize), String> {
+    CacheView::parse(bytes)
+        .map(|v| (v.user_count(), v.group_count()))
+        .map_err(|e| e.to_string())
 }
 
 fn unix_now() -> i64 {
@@ -371,9 +480,11 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The refresh proper, against any directory source. `server` labels the
-/// cache's source. Does not write the status file.
-pub(crate) async fn refresh_from<S>(
+/// The refresh proper, against any directory source, holding the folder's
+/// `_lock`. `server` labels the cache's source. Does not write the status
+/// file.
+async fn refresh_from<S>(
+    _lock: &RefreshLock,
     source: &mut S,
     server: &str,
     settings: &RefreshSettings,
@@ -386,30 +497,44 @@ where
     let started = Instant::now();
     let generated_at = unix_now();
     let dir = &settings.cache_dir;
-    std::fs::create_dir_all(dir).map_err(|source| RefreshError::Write {
-        dir: dir.clone(),
-        source,
-    })?;
-    let _lock = RefreshLock::acquire(dir)?;
     let mut notices = Vec::new();
 
-    let local = LocalAccounts::read(&settings.local_passwd, &settings.local_group)
-        .map_err(|(path, source)| RefreshError::LocalFile { path, source })?;
-    let shells = match std::fs::read(&settings.shells_file) {
+    let local = LocalAccounts::read(&settings.local_passwd, &settings.local_group).map_err(
+        |e| match e {
+            TrustError::Io { path, source, .. } => RefreshError::LocalFile { path, source },
+            untrusted => RefreshError::Untrusted(untrusted),
+        },
+    )?;
+    // Unreadable or untrusted: no shell is listed (everyone gets the
+    // default shell), as the setting documents.
+    let shells = match read_trusted(&settings.shells_file, &TrustRule::LOCAL_ACCOUNTS) {
         Ok(bytes) => clean::parse_shells(&String::from_utf8_lossy(&bytes)),
         Err(e) => {
             notices.push(Notice::ShellsFileUnreadable {
                 path: settings.shells_file.clone(),
-                error: e.to_string(),
+                error: e.describe_for(&settings.shells_file),
             });
             HashSet::new()
         }
     };
     let cache_path = dir.join(CACHE_FILE_NAME);
-    let previous = match cached_counts(&cache_path) {
-        Ok(n) => n,
-        Err(error) => {
-            notices.push(Notice::PreviousCacheUnreadable { error });
+    // A damaged previous cache is replaced (with a notice); one that is
+    // not to be trusted (another owner, writable by others, a link) means
+    // someone else had a hand in the folder: stop and say so.
+    let previous = match read_cache(&cache_path) {
+        Ok(bytes) => match counts_of(&bytes) {
+            Ok(n) => Some(n),
+            Err(error) => {
+                notices.push(Notice::PreviousCacheUnreadable { error });
+                None
+            }
+        },
+        Err(e) if e.is_not_found() => None,
+        Err(e) if e.is_untrusted() => return Err(RefreshError::Untrusted(e)),
+        Err(e) => {
+            notices.push(Notice::PreviousCacheUnreadable {
+                error: e.to_string(),
+            });
             None
         }
     };
@@ -482,8 +607,13 @@ where
         inner: source,
         calls: 0,
     };
-    let mut outcome = refresh_from(&mut counting, server, settings, options).await;
+    // Without the lock, no status either: when busy, another refresh owns
+    // the folder and its status; otherwise the folder cannot (or must not)
+    // be written.
+    let lock = RefreshLock::acquire(&settings.cache_dir)?;
+    let mut outcome = refresh_from(&lock, &mut counting, server, settings, options).await;
     let written = record_status(
+        &lock,
         settings,
         server,
         started_at,
@@ -491,6 +621,7 @@ where
         counting.calls,
         started.elapsed(),
     );
+    drop(lock);
     if let (Ok(report), Err(e)) = (&mut outcome, written) {
         report.notices.push(Notice::StatusFileUnwritable {
             error: e.to_string(),
@@ -499,8 +630,10 @@ where
     outcome
 }
 
-/// Records the outcome of a refresh in the status file of `settings.cache_dir`.
+/// Records the outcome of a refresh in the status file of
+/// `settings.cache_dir`, whose `_lock` the caller holds.
 fn record_status(
+    _lock: &RefreshLock,
     settings: &RefreshSettings,
     server: &str,
     attempt_started: i64,
@@ -539,13 +672,10 @@ fn record_status(
         }
         Err(e) => status.last_error = Some(e.to_string()),
     }
-    // Busy means another refresh owns the folder; leave its status alone.
-    if matches!(outcome, Err(RefreshError::Busy { .. })) {
-        return Ok(());
-    }
-    std::fs::create_dir_all(&settings.cache_dir)?;
     status.store(&settings.cache_dir)
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;

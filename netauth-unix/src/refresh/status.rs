@@ -5,6 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use netauth_cache::trusted::{read_trusted, TrustRule};
+
 /// File name of the status file inside the cache folder.
 pub const STATUS_FILE_NAME: &str = "refresh-status.json";
 
@@ -39,13 +41,15 @@ pub struct RefreshStatus {
 
 impl RefreshStatus {
     /// Reads the status file of `cache_dir`; `Ok(None)` if there is none yet.
+    /// It must be trusted like the cache next to it
+    /// ([`TrustRule::REFRESH_STATE`]).
     pub fn load(cache_dir: &Path) -> io::Result<Option<RefreshStatus>> {
-        match std::fs::read(cache_dir.join(STATUS_FILE_NAME)) {
+        match read_trusted(&cache_dir.join(STATUS_FILE_NAME), &TrustRule::REFRESH_STATE) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(io::Error::other(e)),
         }
     }
 

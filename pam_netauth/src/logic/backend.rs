@@ -10,6 +10,7 @@ use super::{
     SERVICE_NAME,
 };
 use netauth_cache::clean::LocalAccounts;
+use netauth_cache::trusted::{open_trusted, read_trusted, Owner, TrustRule};
 use netauth_cache::{CacheView, CACHE_PATH};
 use netauth_core::blocking::BlockingClient;
 use netauth_core::client::ClientBuilder;
@@ -39,14 +40,11 @@ impl NetAuthBackend {
             .map_err(|e| e.to_string())?
             .local_passwd;
         if !config.pwn_me {
-            // Found now rather than at the first call, so that a missing
-            // certificate reads as a configuration error, not an outage.
-            std::fs::metadata(&config.certificate).map_err(|e| {
-                format!(
-                    "key tls.certificate: cannot read {}: {e}",
-                    config.certificate.display()
-                )
-            })?;
+            // Checked now rather than at the first call, so that a missing
+            // or untrusted certificate reads as a configuration error, not
+            // an outage (and a FIFO there cannot hang the login).
+            open_trusted(&config.certificate, &TrustRule::CERTIFICATE)
+                .map_err(|e| format!("key tls.certificate: {e}"))?;
         }
         let mut builder = ClientBuilder::from_config(config)
             .service_name(SERVICE_NAME)
@@ -121,17 +119,14 @@ impl Backend for NetAuthBackend {
     }
 
     fn cached_account(&mut self, user: &str) -> CacheAnswer {
-        cached_account(&self.cache_path, user, SystemTime::now(), 0)
+        cached_account(&self.cache_path, user, SystemTime::now(), Owner::Root)
     }
 
     fn is_local_account(&mut self, user: &str) -> Result<bool, BackendError> {
         // Read for every call: the file is small and an admin's new local
         // account counts at once. Unreadable: fail closed as misconfigured.
-        let text = std::fs::read(&self.local_passwd).map_err(|e| {
-            BackendError::Misconfigured(format!(
-                "key unix.refresh.local_passwd: cannot read {}: {e}",
-                self.local_passwd.display()
-            ))
+        let text = read_trusted(&self.local_passwd, &TrustRule::LOCAL_ACCOUNTS).map_err(|e| {
+            BackendError::Misconfigured(format!("key unix.refresh.local_passwd: {e}"))
         })?;
         let local = LocalAccounts::parse(&String::from_utf8_lossy(&text), "");
         Ok(local.user_names.contains(user))
@@ -142,18 +137,19 @@ impl Backend for NetAuthBackend {
 /// the user's cached effective-group gids (not the primary gid, which the
 /// online check does not count either).
 ///
-/// The file must be a regular file owned by `owner` (root in the module)
-/// and writable by nobody else, as the NSS module requires: whoever can
-/// write it could otherwise admit any cached user while the server is down.
+/// The file must pass [`TrustRule::CACHE`] with `owner` (root in the
+/// module), as the NSS module requires: a regular file in a folder, both
+/// owned by root and writable by nobody else. Whoever can write either could
+/// otherwise admit any cached user while the server is down.
 pub(crate) fn cached_account(
     path: &std::path::Path,
     user: &str,
     now: SystemTime,
-    owner: u32,
+    owner: Owner,
 ) -> CacheAnswer {
-    let bytes = match read_trusted(path, owner) {
+    let bytes = match read_trusted(path, &TrustRule::CACHE.with_owner(owner)) {
         Ok(bytes) => bytes,
-        Err(e) => return CacheAnswer::Unusable(format!("{}: {e}", path.display())),
+        Err(e) => return CacheAnswer::Unusable(e.to_string()),
     };
     let view = match CacheView::parse(&bytes) {
         Ok(view) => view,
@@ -184,27 +180,6 @@ pub(crate) fn cached_account(
         groups,
         age: Duration::from_secs(now_s.saturating_sub(generated)),
     }
-}
-
-/// Reads the file at `path` if it is a regular file owned by `owner` that
-/// neither group nor others may write (checked on the open file).
-fn read_trusted(path: &std::path::Path, owner: u32) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    // O_NONBLOCK: a FIFO planted at the path must not hang the login.
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.uid() != owner || meta.mode() & 0o022 != 0 {
-        return Err(std::io::Error::other(format!(
-            "not a regular file owned by uid {owner} and writable only by it; not trusted"
-        )));
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -256,12 +231,12 @@ mod tests {
         let path = dir.path().join("nss.cache");
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert!(matches!(
-            cached_account(&path, "alice", now, me()),
+            cached_account(&path, "alice", now, ME),
             CacheAnswer::Unusable(_)
         ));
         write_0644(&path, &sample(1_000_000 - 30));
         assert_eq!(
-            cached_account(&path, "alice", now, me()),
+            cached_account(&path, "alice", now, ME),
             CacheAnswer::Present {
                 locked: false,
                 groups: vec!["admins".into()],
@@ -269,10 +244,10 @@ mod tests {
             }
         );
         assert!(matches!(
-            cached_account(&path, "carol", now, me()),
+            cached_account(&path, "carol", now, ME),
             CacheAnswer::Present { locked: true, .. }
         ));
-        assert_eq!(cached_account(&path, "zed", now, me()), CacheAnswer::Absent);
+        assert_eq!(cached_account(&path, "zed", now, ME), CacheAnswer::Absent);
         // A damaged file is unusable, not "absent".
         let mut bytes = sample(1);
         if let Some(b) = bytes.last_mut() {
@@ -280,7 +255,7 @@ mod tests {
         }
         write_0644(&path, &bytes);
         assert!(matches!(
-            cached_account(&path, "alice", now, me()),
+            cached_account(&path, "alice", now, ME),
             CacheAnswer::Unusable(_)
         ));
     }
@@ -291,6 +266,10 @@ mod tests {
         std::fs::write(path, bytes).unwrap();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
+
+    /// The owner rule the tests can meet whoever runs them (the module
+    /// itself passes `Owner::Root`).
+    const ME: Owner = Owner::RootOrCaller;
 
     fn me() -> u32 {
         // SAFETY: geteuid has no preconditions and cannot fail.
@@ -305,23 +284,42 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
         write_0644(&path, &sample(1_000_000 - 30));
         assert!(matches!(
-            cached_account(&path, "alice", now, me()),
+            cached_account(&path, "alice", now, ME),
             CacheAnswer::Present { .. }
         ));
-        assert!(matches!(
-            cached_account(&path, "alice", now, me().wrapping_add(1)),
-            CacheAnswer::Unusable(_)
-        ));
+        if me() == 0 {
+            std::os::unix::fs::chown(&path, Some(1000), None).unwrap();
+            for owner in [Owner::Root, ME] {
+                assert!(matches!(
+                    cached_account(&path, "alice", now, owner),
+                    CacheAnswer::Unusable(why) if why.contains("owned by uid 1000")
+                ));
+            }
+            std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        }
         for mode in [0o664, 0o646] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             assert!(matches!(
-                cached_account(&path, "alice", now, me()),
+                cached_account(&path, "alice", now, ME),
                 CacheAnswer::Unusable(_)
             ));
         }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // A cache folder others may write: anybody could have swapped the
+        // file, so it is unusable (naming the folder).
+        for mode in [0o777, 0o775] {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(matches!(
+                cached_account(&path, "alice", now, ME),
+                CacheAnswer::Unusable(why)
+                    if why.contains(&dir.path().display().to_string())
+                        && why.contains(&format!("folder writable by group or others (mode {mode:04o})"))
+            ));
+        }
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         // A folder or a FIFO at the path: unusable, and no hang.
         assert!(matches!(
-            cached_account(dir.path(), "alice", now, me()),
+            cached_account(dir.path(), "alice", now, ME),
             CacheAnswer::Unusable(_)
         ));
         let fifo = dir.path().join("fifo");
@@ -329,7 +327,7 @@ mod tests {
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o644) }, 0);
         assert!(matches!(
-            cached_account(&fifo, "alice", now, me()),
+            cached_account(&fifo, "alice", now, ME),
             CacheAnswer::Unusable(_)
         ));
     }
@@ -371,5 +369,80 @@ mod tests {
         );
         let (settings, _) = NetAuthBackend::load(&args).unwrap();
         assert_eq!(settings.allow_groups, vec!["x".to_string()]);
+    }
+
+    /// Whoever can write the config (or the certificate, or the local
+    /// accounts file) could point PAM at their own server or hide a local
+    /// account: such files are refused, naming the file and the reason.
+    #[test]
+    fn load_refuses_untrusted_config_certificate_and_local_accounts() {
+        use std::os::unix::fs::PermissionsExt;
+        let chmod = |p: &std::path::Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("tls.pem");
+        std::fs::write(&cert, "not parsed until the first call").unwrap();
+        chmod(&cert, 0o644);
+        let passwd = dir.path().join("passwd");
+        std::fs::write(
+            &passwd,
+            "root:x:0:0::/root:/bin/sh\nlocal:x:1000:1000::/:/bin/sh\n",
+        )
+        .unwrap();
+        chmod(&passwd, 0o644);
+        let body = format!(
+            "[core]\nserver = \"localhost\"\n[tls]\ncertificate = \"{}\"\n\
+             [unix.refresh]\nlocal_passwd = \"{}\"\n",
+            cert.display(),
+            passwd.display()
+        );
+        let args = write_config(dir.path(), &body);
+        let config = dir.path().join("config.toml");
+        chmod(&config, 0o644);
+        let (_, mut backend) = NetAuthBackend::load(&args).unwrap();
+        assert_eq!(backend.is_local_account("local"), Ok(true));
+
+        chmod(&config, 0o666);
+        let err = NetAuthBackend::load(&args).err().unwrap();
+        assert!(
+            err.contains(&config.display().to_string())
+                && err.contains("writable by group or others (mode 0666)"),
+            "{err}"
+        );
+        chmod(&config, 0o644);
+        if me() == 0 {
+            std::os::unix::fs::chown(&config, Some(1000), None).unwrap();
+            let err = NetAuthBackend::load(&args).err().unwrap();
+            assert!(err.contains("owned by uid 1000"), "{err}");
+            std::os::unix::fs::chown(&config, Some(0), None).unwrap();
+        }
+
+        chmod(&cert, 0o646);
+        let err = NetAuthBackend::load(&args).err().unwrap();
+        assert!(
+            err.contains("tls.certificate")
+                && err.contains(&cert.display().to_string())
+                && err.contains("writable by group or others (mode 0646)"),
+            "{err}"
+        );
+        chmod(&cert, 0o644);
+        std::fs::remove_file(&cert).unwrap();
+        let c_fifo = std::ffi::CString::new(cert.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o644) }, 0);
+        let err = NetAuthBackend::load(&args).err().unwrap();
+        assert!(err.contains("not a regular file (a FIFO)"), "{err}");
+
+        chmod(&passwd, 0o666);
+        match backend.is_local_account("local") {
+            Err(BackendError::Misconfigured(why)) => assert!(
+                why.contains("local_passwd")
+                    && why.contains(&passwd.display().to_string())
+                    && why.contains("writable by group or others"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }
