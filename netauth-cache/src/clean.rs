@@ -4,7 +4,7 @@
 //! which re-parse them as `passwd`/`group` lines, so anything that could
 //! break such a parser, or be mistaken for something else, is refused here.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::trusted::{read_trusted, TrustError, TrustRule};
@@ -119,6 +119,29 @@ pub struct LocalAccounts {
     pub uids: HashSet<u32>,
     pub group_names: HashSet<String>,
     pub gids: HashSet<u32>,
+    /// Per user name listed in a local group line's member field, the
+    /// names of those local groups (in file order). glibc adds them to a
+    /// user of that name, a NetAuth user too: NSS merges groups by name.
+    pub member_of: BTreeMap<String, Vec<String>>,
+}
+
+/// Reads the member field (the fourth) of group lines.
+fn parse_members(text: &str, member_of: &mut BTreeMap<String, Vec<String>>) {
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with(['#', '+', '-']) {
+            continue;
+        }
+        let mut fields = line.split(':');
+        let (Some(group), Some(members)) = (fields.next(), fields.nth(2)) else {
+            continue;
+        };
+        for member in members.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            let groups = member_of.entry(member.to_owned()).or_default();
+            if !groups.iter().any(|g| g == group) {
+                groups.push(group.to_owned());
+            }
+        }
+    }
 }
 
 /// Reads `name:x:number:...` lines (passwd and group share the first three
@@ -151,6 +174,7 @@ impl LocalAccounts {
         let mut l = LocalAccounts::default();
         parse_names_and_numbers(passwd, &mut l.user_names, &mut l.uids);
         parse_names_and_numbers(group, &mut l.group_names, &mut l.gids);
+        parse_members(group, &mut l.member_of);
         l
     }
 
@@ -269,5 +293,18 @@ mod tests {
         assert_eq!(l.uids, HashSet::from([0, 1000]));
         assert!(l.group_names.contains("staff"));
         assert_eq!(l.gids, HashSet::from([0, 50]));
+        assert_eq!(l.member_of["alice"], vec!["staff"]);
+    }
+
+    #[test]
+    fn local_group_members() {
+        let l = LocalAccounts::parse(
+            "",
+            "root:x:0:\nsudo:x:27:alice,bob\n# x:x:1:alice\nstaff:x:50: alice \n\
+             +nis:x:9:alice\nbroken:x\nsudo:x:27:alice\ncdrom:x:24:\n",
+        );
+        assert_eq!(l.member_of["alice"], vec!["sudo", "staff"]);
+        assert_eq!(l.member_of["bob"], vec!["sudo"]);
+        assert_eq!(l.member_of.len(), 2);
     }
 }

@@ -44,7 +44,14 @@
 //!   follows it (checked arithmetic, no indexing), and every index hit is
 //!   verified against the record it points to, so even a crafted file with
 //!   correct checksums can give an error but never a wrong entry, a panic
-//!   or an out-of-bounds read.
+//!   or an out-of-bounds read. Nor a hostile one: every entry is checked
+//!   against the writer's rules before it is returned (no `:`, newline,
+//!   NUL, other control byte, or in a name `,` or space; no uid, gid or
+//!   supplementary gid 0 or -1). An entry that breaks them is refused
+//!   ([`CacheError::UnsafeEntry`]): lookups of it fail (the module answers
+//!   `UNAVAIL`), lookups of other entries are unaffected, and an
+//!   enumeration skips it. The check is a scan of the entry's few short
+//!   strings, without allocation.
 //! * **Little-endian, 32-bit offsets, fixed-size records.** Records are read
 //!   with `from_le_bytes` from unaligned positions, so the file needs no
 //!   alignment guarantees; 32-bit offsets keep records small (one user is 56
@@ -196,6 +203,14 @@ pub enum CacheError {
     /// points to the wrong record). The message names what.
     #[error("corrupt cache: {0}")]
     Corrupt(&'static str),
+    /// An entry holds what the writer never writes: a name or field with
+    /// `:`, a newline, NUL or another byte that breaks passwd/group lines,
+    /// or a uid or gid of 0 or -1. The checksums cannot catch it (a crafted
+    /// file carries right ones), so the reader checks every entry it
+    /// returns: lookups of that entry fail, others are unaffected, and an
+    /// enumeration skips it.
+    #[error("cache entry refused: {0} (a crafted file?)")]
+    UnsafeEntry(&'static str),
 }
 
 #[cfg(test)]

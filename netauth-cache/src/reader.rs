@@ -103,6 +103,8 @@ enum Fault {
     OutOfBounds,
     /// The block's CRC does not match.
     Damaged(u32),
+    /// The entry holds what the writer never writes.
+    Unsafe(&'static str),
 }
 
 impl Fault {
@@ -113,6 +115,7 @@ impl Fault {
             Fault::Damaged(block) => CacheError::DamagedBlock {
                 block: u32_to_usize(block),
             },
+            Fault::Unsafe(what) => CacheError::UnsafeEntry(what),
         }
     }
 }
@@ -536,6 +539,15 @@ impl<'a> Iterator for Members<'a> {
         Some(
             self.file
                 .string(self.strings, head, 0)
+                .and_then(|name| {
+                    if safe_name(name) {
+                        Ok(name)
+                    } else {
+                        Err(Fault::Unsafe(
+                            "member name holds a byte the writer never writes",
+                        ))
+                    }
+                })
                 .map_err(|f| f.error("member name out of bounds")),
         )
     }
@@ -547,6 +559,85 @@ impl<'a> Iterator for Members<'a> {
 }
 
 impl ExactSizeIterator for Members<'_> {}
+
+/// Whether `b` may not appear in a served name: what a passwd or group line
+/// parser splits on (`:`, `,`, newline), other whitespace and control bytes,
+/// NUL. The writer refuses all of them.
+#[inline(always)]
+fn bad_name_byte(b: u8) -> bool {
+    b <= b' ' || b == b':' || b == b',' || b == 0x7f
+}
+
+/// Whether `b` may not appear in a gecos, home or shell: `:` and control
+/// bytes (NUL and newline among them), as the writer refuses.
+#[inline(always)]
+fn bad_field_byte(b: u8) -> bool {
+    b < b' ' || b == b':' || b == 0x7f
+}
+
+/// Scans without an early exit, so the loop vectorizes: fields are short
+/// and a lookup pays a few nanoseconds for the check.
+#[inline(always)]
+fn any_byte(s: &[u8], bad: impl Fn(u8) -> bool) -> bool {
+    s.iter().fold(false, |found, &b| found | bad(b))
+}
+
+#[inline(always)]
+fn safe_name(s: &[u8]) -> bool {
+    !s.is_empty() && !any_byte(s, bad_name_byte)
+}
+
+/// Ids never served: 0 (root) and `(uid_t)-1` ("no change" to chown).
+#[inline(always)]
+fn reserved_id(id: u32) -> bool {
+    id == 0 || id == u32::MAX
+}
+
+/// Refuses a user entry a correct writer never writes (a crafted file
+/// whose checksums are right): a name or field holding a separator, control
+/// byte or NUL, or a uid, gid or supplementary gid of 0 or -1.
+#[inline(always)]
+fn check_user(user: UserRecord<'_>) -> Result<UserRecord<'_>, Fault> {
+    if !safe_name(user.name) {
+        return Err(Fault::Unsafe(
+            "user name holds a byte the writer never writes",
+        ));
+    }
+    if any_byte(user.gecos, bad_field_byte)
+        || any_byte(user.home, bad_field_byte)
+        || any_byte(user.shell, bad_field_byte)
+    {
+        return Err(Fault::Unsafe(
+            "user gecos, home or shell holds a byte the writer never writes",
+        ));
+    }
+    if reserved_id(user.uid) || reserved_id(user.gid) {
+        return Err(Fault::Unsafe("user with uid or gid 0 or -1"));
+    }
+    if user
+        .groups
+        .clone()
+        .fold(false, |found, g| found | reserved_id(g))
+    {
+        return Err(Fault::Unsafe("user with supplementary gid 0 or -1"));
+    }
+    Ok(user)
+}
+
+/// Refuses a group entry a correct writer never writes: a bad name or gid
+/// 0 or -1. Member names are checked as [`Members`] yields them.
+#[inline(always)]
+fn check_group(group: GroupRecord<'_>) -> Result<GroupRecord<'_>, Fault> {
+    if !safe_name(group.name) {
+        return Err(Fault::Unsafe(
+            "group name holds a byte the writer never writes",
+        ));
+    }
+    if reserved_id(group.gid) {
+        return Err(Fault::Unsafe("group with gid 0 or -1"));
+    }
+    Ok(group)
+}
 
 fn u32_to_usize(v: u32) -> usize {
     // u32 always fits in usize on the 32- and 64-bit targets we build for.
@@ -637,22 +728,35 @@ impl<'a> CacheView<'a> {
     }
 
     /// The user at `index` in enumeration order; `Ok(None)` past the end.
+    /// An entry the writer never writes (see [`CacheError::UnsafeEntry`])
+    /// is an error, never returned.
     pub fn user_at(&self, index: usize) -> Result<Option<UserRecord<'a>>, CacheError> {
         if index >= self.layout.user_count {
             return Ok(None);
         }
-        self.read_user(index).map(Some)
+        self.read_user(index)
+            .and_then(|u| check_user(u).map_err(|f| f.error("entry refused")))
+            .map(Some)
     }
 
     /// The group at `index` in enumeration order; `Ok(None)` past the end.
+    /// An entry the writer never writes is an error, never returned.
     pub fn group_at(&self, index: usize) -> Result<Option<GroupRecord<'a>>, CacheError> {
         if index >= self.layout.group_count {
             return Ok(None);
         }
-        self.read_group(index).map(Some)
+        self.read_group(index)
+            .and_then(|g| check_group(g).map_err(|f| f.error("entry refused")))
+            .map(Some)
     }
 
+    /// The record at `index`, bounds and blocks checked but not its
+    /// contents: only for comparing it with the key of a lookup, which then
+    /// checks it ([`check_user`]) before returning it.
     fn read_user(&self, index: usize) -> Result<UserRecord<'a>, CacheError> {
+        if index >= self.layout.user_count {
+            return Err(CacheError::Corrupt("user index out of range"));
+        }
         self.read_user_at(index)
             .map_err(|f| f.error("user record out of bounds"))
     }
@@ -688,7 +792,11 @@ impl<'a> CacheView<'a> {
         })
     }
 
+    /// As [`read_user`](Self::read_user), for groups.
     fn read_group(&self, index: usize) -> Result<GroupRecord<'a>, CacheError> {
+        if index >= self.layout.group_count {
+            return Err(CacheError::Corrupt("group index out of range"));
+        }
         self.read_group_at(index)
             .map_err(|f| f.error("group record out of bounds"))
     }
@@ -755,21 +863,31 @@ impl<'a> CacheView<'a> {
         Ok(None)
     }
 
+    /// The user named `name`. A hash hit is compared with the record's
+    /// name first, so that an entry refused by [`check_user`] only fails
+    /// lookups of its own name.
     pub fn user_by_name(&self, name: &[u8]) -> Result<Option<UserRecord<'a>>, CacheError> {
         self.probe(self.sec(SEC_USER_NAMES), name, |index| {
-            let user = self
-                .user_at(index)?
-                .ok_or(CacheError::Corrupt("user index out of range"))?;
-            Ok((user.name == name).then_some(user))
+            let user = self.read_user(index)?;
+            if user.name != name {
+                return Ok(None);
+            }
+            check_user(user)
+                .map(Some)
+                .map_err(|f| f.error("entry refused"))
         })
     }
 
+    /// The group named `name` (see [`user_by_name`](Self::user_by_name)).
     pub fn group_by_name(&self, name: &[u8]) -> Result<Option<GroupRecord<'a>>, CacheError> {
         self.probe(self.sec(SEC_GROUP_NAMES), name, |index| {
-            let group = self
-                .group_at(index)?
-                .ok_or(CacheError::Corrupt("group index out of range"))?;
-            Ok((group.name == name).then_some(group))
+            let group = self.read_group(index)?;
+            if group.name != name {
+                return Ok(None);
+            }
+            check_group(group)
+                .map(Some)
+                .map_err(|f| f.error("entry refused"))
         })
     }
 
@@ -800,26 +918,26 @@ impl<'a> CacheView<'a> {
         let Some(index) = self.find_id(self.sec(SEC_USER_IDS), uid)? else {
             return Ok(None);
         };
-        let user = self
-            .user_at(index)?
-            .ok_or(CacheError::Corrupt("user index out of range"))?;
+        let user = self.read_user(index)?;
         if user.uid != uid {
             return Err(CacheError::Corrupt("uid index points to another user"));
         }
-        Ok(Some(user))
+        check_user(user)
+            .map(Some)
+            .map_err(|f| f.error("entry refused"))
     }
 
     pub fn group_by_gid(&self, gid: u32) -> Result<Option<GroupRecord<'a>>, CacheError> {
         let Some(index) = self.find_id(self.sec(SEC_GROUP_IDS), gid)? else {
             return Ok(None);
         };
-        let group = self
-            .group_at(index)?
-            .ok_or(CacheError::Corrupt("group index out of range"))?;
+        let group = self.read_group(index)?;
         if group.gid != gid {
             return Err(CacheError::Corrupt("gid index points to another group"));
         }
-        Ok(Some(group))
+        check_group(group)
+            .map(Some)
+            .map_err(|f| f.error("entry refused"))
     }
 
     /// The supplementary gids of user `name`; `Ok(None)` for an unknown user.

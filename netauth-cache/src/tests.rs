@@ -713,3 +713,136 @@ fn write_atomic_replaces_and_cleans_up() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Files a correct writer never writes, with right checksums: every kind of
+/// hostile name, field and id. Each entry must be refused by every lookup
+/// that reaches it (eager and lazy views), while the clean entries of the
+/// same file still answer.
+#[test]
+fn entries_the_writer_never_writes_are_refused_despite_right_checksums() {
+    use super::writer::encode_unchecked;
+    let clean = sample();
+    let mut cases: Vec<(&str, CacheContent)> = Vec::new();
+    let user_case = |f: &dyn Fn(&mut UnixUser)| {
+        let mut c = clean.clone();
+        f(&mut c.users[0]);
+        let name = c.users[0].name.clone();
+        if name != "alice" {
+            let gids = c.user_groups.remove("alice").unwrap_or_default();
+            c.user_groups.insert(name, gids);
+        }
+        c
+    };
+    for bad in ["al:ce", "al\nce", "al\0ce", "al,ce", "al ce", "al\tce", ""] {
+        cases.push(("user name", user_case(&|u| u.name = bad.into())));
+    }
+    for bad in ["A:B", "A\nroot::0:0::/:/bin/sh", "A\0B", "A\rB", "A\u{7f}"] {
+        cases.push(("gecos", user_case(&|u| u.gecos = bad.into())));
+        cases.push(("home", user_case(&|u| u.home = format!("/home/{bad}"))));
+        cases.push(("shell", user_case(&|u| u.shell = format!("/bin/{bad}"))));
+    }
+    cases.push(("uid 0", user_case(&|u| u.uid = 0)));
+    cases.push(("uid -1", user_case(&|u| u.uid = u32::MAX)));
+    cases.push(("gid 0", user_case(&|u| u.gid = 0)));
+    let mut c = clean.clone();
+    c.user_groups.insert("alice".into(), vec![20001, 0]);
+    cases.push(("supplementary gid 0", c));
+
+    for (what, content) in &cases {
+        let bytes = encode_unchecked(content, 64).unwrap();
+        let check = LazyCheck::new(&bytes).unwrap();
+        for view in [
+            CacheView::parse(&bytes).unwrap(),
+            check.view(&bytes).unwrap(),
+        ] {
+            let hostile = &content.users[0];
+            let refused = |r: Result<Option<UserRecord<'_>>, CacheError>| {
+                assert!(
+                    matches!(r, Err(CacheError::UnsafeEntry(_))),
+                    "{what}: {:?}",
+                    r.map(|u| u.map(|u| describe_user(&u)))
+                )
+            };
+            refused(view.user_by_name(hostile.name.as_bytes()));
+            refused(view.user_by_uid(hostile.uid));
+            refused(view.user_at(0));
+            assert!(view.groups_of_user(hostile.name.as_bytes()).is_err());
+            // The others still answer, by name, by id and by index.
+            for (i, u) in content.users.iter().enumerate().skip(1) {
+                let found = view.user_by_name(u.name.as_bytes()).unwrap().unwrap();
+                assert_eq!(found.uid, u.uid, "{what}");
+                assert!(view.user_by_uid(u.uid).unwrap().is_some(), "{what}");
+                assert!(view.user_at(i).unwrap().is_some(), "{what}");
+            }
+            assert!(view.to_content().is_err(), "{what}");
+        }
+    }
+
+    let group_case = |f: &dyn Fn(&mut UnixGroup)| {
+        let mut c = clean.clone();
+        f(&mut c.groups[0]);
+        c
+    };
+    let mut cases: Vec<(&str, CacheContent)> = Vec::new();
+    for bad in ["st:ff", "st\nff", "st\0ff", "st,ff", "st ff", ""] {
+        cases.push(("group name", group_case(&|g| g.name = bad.into())));
+    }
+    cases.push(("gid 0", group_case(&|g| g.gid = 0)));
+    cases.push(("gid -1", group_case(&|g| g.gid = u32::MAX)));
+    for (what, content) in &cases {
+        let bytes = encode_unchecked(content, 64).unwrap();
+        let check = LazyCheck::new(&bytes).unwrap();
+        for view in [
+            CacheView::parse(&bytes).unwrap(),
+            check.view(&bytes).unwrap(),
+        ] {
+            let hostile = &content.groups[0];
+            for r in [
+                view.group_by_name(hostile.name.as_bytes()),
+                view.group_by_gid(hostile.gid),
+                view.group_at(0),
+            ] {
+                assert!(
+                    matches!(r, Err(CacheError::UnsafeEntry(_))),
+                    "{what}: {:?}",
+                    r.map(|g| g.map(|g| g.gid))
+                );
+            }
+            let other = view.group_by_name(b"admins").unwrap().unwrap();
+            assert_eq!(other.gid, 20002, "{what}");
+            assert!(view.group_at(1).unwrap().is_some());
+        }
+    }
+
+    // A member name (here not also a user name) holding a separator: the
+    // group record reads, its member list fails there and not elsewhere.
+    for bad in ["lo:cal", "lo\ncal", "lo\0cal", "lo,cal", ""] {
+        let mut c = clean.clone();
+        c.groups[1].members[1] = bad.into();
+        let bytes = encode_unchecked(&c, 64).unwrap();
+        let view = CacheView::parse(&bytes).unwrap();
+        let members: Vec<Result<&[u8], CacheError>> = view
+            .group_by_name(b"admins")
+            .unwrap()
+            .unwrap()
+            .members
+            .collect();
+        assert_eq!(members[0], Ok(&b"carol"[..]), "{bad:?}");
+        assert!(
+            matches!(members[1], Err(CacheError::UnsafeEntry(_))),
+            "{bad:?}: {members:?}"
+        );
+    }
+
+    // What the writer does write is never refused: every byte from 0x80
+    // up, commas and spaces in a gecos, spaces in a path.
+    let mut c = clean.clone();
+    c.users[0].gecos = "Zoë Ünïcödé, Room 1\u{85}\u{a0}".into();
+    c.users[0].home = "/home/with space".into();
+    c.users[0].name = "zoë".into();
+    c.user_groups.remove("alice");
+    let bytes = encode(&c).unwrap();
+    let view = CacheView::parse(&bytes).unwrap();
+    assert!(view.user_by_name("zoë".as_bytes()).unwrap().is_some());
+    assert_eq!(view.to_content().unwrap(), c);
+}

@@ -281,6 +281,16 @@ pub fn encode_with_block_size(
         )));
     }
     validate(content)?;
+    encode_unchecked(content, block_size)
+}
+
+/// [`encode_with_block_size`] without [`validate`]: writes what it is given,
+/// with right checksums. Tests use it to make the files a correct writer
+/// never writes (the reader must refuse their entries).
+pub(crate) fn encode_unchecked(
+    content: &CacheContent,
+    block_size: u32,
+) -> Result<Vec<u8>, CacheError> {
     let mut pool = Pool::default();
     let source = pool.add(&content.source)?;
 

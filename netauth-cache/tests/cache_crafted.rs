@@ -5,7 +5,8 @@
 //! and every answer it gives must match the key asked for.
 
 use netauth_cache::{
-    encode, encode_with_block_size, CacheContent, CacheView, LazyCheck, UnixGroup, UnixUser,
+    encode, encode_with_block_size, CacheContent, CacheError, CacheView, GroupRecord, LazyCheck,
+    UnixGroup, UnixUser, UserRecord,
 };
 use std::collections::BTreeMap;
 
@@ -119,6 +120,38 @@ fn exercise_both(bytes: &[u8]) -> bool {
     accepted
 }
 
+/// A name a passwd or group line can carry: no separator, white space,
+/// control byte or NUL.
+fn safe_name(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.iter()
+            .all(|&b| b > b' ' && b != b':' && b != b',' && b != 0x7f)
+}
+
+fn safe_field(s: &[u8]) -> bool {
+    s.iter().all(|&b| b >= b' ' && b != b':' && b != 0x7f)
+}
+
+/// Whatever the file says, a returned user is one a correct writer could
+/// have written: no entry with a separator, a NUL or id 0 reaches a caller.
+fn assert_safe_user(u: &UserRecord<'_>) {
+    assert!(safe_name(u.name), "user name {:?}", u.name);
+    for field in [u.gecos, u.home, u.shell] {
+        assert!(safe_field(field), "user field {field:?}");
+    }
+    for id in [u.uid, u.gid].into_iter().chain(u.groups.clone()) {
+        assert!(id != 0 && id != u32::MAX, "id {id}");
+    }
+}
+
+fn assert_safe_group(g: &GroupRecord<'_>) {
+    assert!(safe_name(g.name), "group name {:?}", g.name);
+    assert!(g.gid != 0 && g.gid != u32::MAX, "gid {}", g.gid);
+    for m in g.members.clone().flatten() {
+        assert!(safe_name(m), "member {m:?}");
+    }
+}
+
 /// Runs every kind of lookup; returns how many answers were given.
 fn exercise(view: &CacheView<'_>) -> usize {
     let mut answers = 0;
@@ -126,11 +159,12 @@ fn exercise(view: &CacheView<'_>) -> usize {
         let name = format!("u{i}");
         if let Ok(Some(u)) = view.user_by_name(name.as_bytes()) {
             assert_eq!(u.name, name.as_bytes());
+            assert_safe_user(&u);
             answers += 1;
         }
         if let Ok(Some(u)) = view.user_by_uid(5000 + i) {
             assert_eq!(u.uid, 5000 + i);
-            let _ = u.groups.count();
+            assert_safe_user(&u);
             answers += 1;
         }
         if let Ok(Some(gids)) = view.groups_of_user(name.as_bytes()) {
@@ -139,19 +173,23 @@ fn exercise(view: &CacheView<'_>) -> usize {
         let group = format!("g{i}");
         if let Ok(Some(g)) = view.group_by_name(group.as_bytes()) {
             assert_eq!(g.name, group.as_bytes());
-            let _ = g.members.clone().filter(Result::is_ok).count();
+            assert_safe_group(&g);
             answers += 1;
         }
         if let Ok(Some(g)) = view.group_by_gid(7000 + i) {
             assert_eq!(g.gid, 7000 + i);
+            assert_safe_group(&g);
             answers += 1;
         }
     }
     for i in 0..view.user_count().min(64) {
-        let _ = view.user_at(i);
+        if let Ok(Some(u)) = view.user_at(i) {
+            assert_safe_user(&u);
+        }
     }
     for i in 0..view.group_count().min(64) {
         if let Ok(Some(g)) = view.group_at(i) {
+            assert_safe_group(&g);
             let _ = g.members.count();
         }
     }
@@ -267,5 +305,62 @@ fn crafted_u32_fields_at_extremes_never_panic() {
             fix_crc(&mut bad);
             exercise_both(&bad);
         }
+    }
+}
+
+/// `(offset, length)` of section `i` from the section table.
+fn section(bytes: &[u8], i: usize) -> (usize, usize) {
+    (
+        u32_at(bytes, 72 + i * 8).unwrap(),
+        u32_at(bytes, 72 + i * 8 + 4).unwrap(),
+    )
+}
+
+/// Byte patches a hostile writer would make, checksums fixed: a uid or gid
+/// of 0 in a record, a `:` or newline or NUL in a stored string. The entry
+/// is refused (an error, never the entry), the others still answer.
+#[test]
+fn crafted_ids_and_separators_are_refused_with_right_checksums() {
+    let bytes = encode_with_block_size(&content(), 64).unwrap();
+    let (users_at, users_len) = section(&bytes, 1);
+    assert_eq!(users_len, 12 * 56);
+    // Which record holds u3 (records are in enumeration order, u0 first).
+    let record = users_at + 3 * 56;
+    let refused = |bad: &[u8], what: &str| {
+        for view in [
+            CacheView::parse(bad).unwrap(),
+            LazyCheck::new(bad).unwrap().view(bad).unwrap(),
+        ] {
+            let by_index = view.user_at(3);
+            assert!(
+                matches!(by_index, Err(CacheError::UnsafeEntry(_))),
+                "{what}: {by_index:?}"
+            );
+            // By name: refused, whatever index the uid points to.
+            assert!(view.user_by_name(b"u3").is_err(), "{what}");
+            assert!(view.user_by_uid(5003).is_err(), "{what}");
+            assert_eq!(view.user_by_name(b"u4").unwrap().unwrap().uid, 5004);
+            assert_eq!(view.user_by_uid(5005).unwrap().unwrap().uid, 5005);
+            // An enumeration by index meets the error at 3 only.
+            let answered = (0..12).filter(|&i| view.user_at(i).is_ok()).count();
+            assert_eq!(answered, 11, "{what}");
+        }
+    };
+    for (field, value) in [(8, 0u32), (12, 0), (12, u32::MAX)] {
+        let mut bad = bytes.clone();
+        bad[record + field..record + field + 4].copy_from_slice(&value.to_le_bytes());
+        fix_crc(&mut bad);
+        refused(&bad, &format!("record field {field} = {value}"));
+    }
+    // The home of u3, "/home/u3", lives once in the string pool.
+    let home = bytes
+        .windows(8)
+        .position(|w| w == b"/home/u3")
+        .expect("home in the pool");
+    for byte in [b':', b'\n', 0] {
+        let mut bad = bytes.clone();
+        bad[home + 5] = byte;
+        fix_crc(&mut bad);
+        refused(&bad, &format!("home byte {byte:#x}"));
     }
 }

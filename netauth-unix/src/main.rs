@@ -120,17 +120,96 @@ fn run_refresh(config_path: &Path, force: bool, verbose: bool) -> ExitCode {
     }
 }
 
+/// Whether a notice is printed whatever the limit: name clashes and local
+/// group lines naming NetAuth users change what users can do on the host.
+fn always_shown(n: &Notice) -> bool {
+    matches!(
+        n,
+        Notice::GroupNameClash { .. }
+            | Notice::SupplementaryGroupsLeftOut { .. }
+            | Notice::LocalGroupMember { .. }
+    )
+}
+
 fn print_notices(notices: &[Notice], verbose: bool) {
-    let shown = if verbose { notices.len() } else { NOTICE_LIMIT };
-    for n in notices.iter().take(shown) {
+    let (always, others): (Vec<&Notice>, Vec<&Notice>) =
+        notices.iter().partition(|n| always_shown(n));
+    for n in always {
         eprintln!("netauth-unix: warning: {n}");
     }
-    if notices.len() > shown {
+    let shown = if verbose { others.len() } else { NOTICE_LIMIT };
+    for n in others.iter().take(shown) {
+        eprintln!("netauth-unix: warning: {n}");
+    }
+    if others.len() > shown {
         eprintln!(
             "netauth-unix: warning: ... and {} more (use --verbose to see all)",
-            notices.len() - shown
+            others.len() - shown
         );
     }
+}
+
+/// The status lines about name clashes and local group members.
+fn clash_lines(st: &RefreshStatus) -> Vec<String> {
+    let mut lines = Vec::new();
+    if st.group_name_clashes.is_empty() {
+        lines.push("name clashes: none".to_owned());
+    } else {
+        let renamed = st
+            .group_name_clashes
+            .iter()
+            .filter(|c| c.served_as.is_some())
+            .count();
+        lines.push(format!(
+            "name clashes: {} NetAuth groups have the name of a local group: {} left out, \
+             {renamed} renamed; {} users lost a supplementary group",
+            st.group_name_clashes.len(),
+            st.group_name_clashes.len() - renamed,
+            st.users_without_clashing_groups
+        ));
+    }
+    for c in &st.group_name_clashes {
+        lines.push(match (&c.served_as, &c.rename_refused) {
+            (Some(served_as), _) => format!(
+                "  renamed:    group {:?} (gid {}) served as {served_as:?}",
+                c.name, c.gid
+            ),
+            (None, refused) => format!(
+                "  left out:   group {:?} (gid {}){}: {} users keep gid {} as primary group \
+                 without a name for it (ls -l shows the number), {} users lost it as a \
+                 supplementary group",
+                c.name,
+                c.gid,
+                refused
+                    .as_ref()
+                    .map(|r| format!(" (the renamed name {r:?} is taken or too long)"))
+                    .unwrap_or_default(),
+                c.primary_users,
+                c.gid,
+                c.supplementary_users
+            ),
+        });
+    }
+    if st.local_group_members.is_empty() {
+        lines.push("local groups: no NetAuth user is named in a local group line".to_owned());
+    } else {
+        lines.push(format!(
+            "local groups: {} NetAuth users are named in local group lines and get those \
+             groups from glibc:",
+            st.local_group_members
+                .iter()
+                .map(|m| &m.user)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        ));
+        for m in &st.local_group_members {
+            lines.push(format!(
+                "  member:     user {:?} of local group {:?}",
+                m.user, m.group
+            ));
+        }
+    }
+    lines
 }
 
 fn run_status(config_path: &Path) -> ExitCode {
@@ -197,6 +276,11 @@ fn run_status(config_path: &Path) -> ExitCode {
             match &st.last_error {
                 Some(e) => println!("last error:   {}", e.replace(['\n', '\r'], " ")),
                 None => println!("last error:   none"),
+            }
+            if st.last_success.is_some() {
+                for line in clash_lines(&st) {
+                    println!("{line}");
+                }
             }
         }
         Ok(None) => println!("last attempt: never (no status file)"),
@@ -279,6 +363,66 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn clash_lines_name_every_clash() {
+        use netauth_unix::refresh::status::{GroupNameClash, LocalGroupMember};
+        let none = clash_lines(&RefreshStatus::default());
+        assert_eq!(
+            none,
+            vec![
+                "name clashes: none",
+                "local groups: no NetAuth user is named in a local group line"
+            ]
+        );
+        let st = RefreshStatus {
+            group_name_clashes: vec![
+                GroupNameClash {
+                    name: "users".into(),
+                    gid: 3300,
+                    primary_users: 4,
+                    supplementary_users: 2,
+                    ..Default::default()
+                },
+                GroupNameClash {
+                    name: "staff".into(),
+                    gid: 3301,
+                    served_as: Some("netauth-staff".into()),
+                    ..Default::default()
+                },
+                GroupNameClash {
+                    name: "adm".into(),
+                    gid: 3302,
+                    rename_refused: Some("netauth-adm".into()),
+                    ..Default::default()
+                },
+            ],
+            users_without_clashing_groups: 3,
+            local_group_members: vec![
+                LocalGroupMember {
+                    user: "carol".into(),
+                    group: "sudo".into(),
+                },
+                LocalGroupMember {
+                    user: "carol".into(),
+                    group: "adm\nx".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let lines = clash_lines(&st);
+        assert_eq!(lines.len(), 7, "{lines:#?}");
+        assert!(lines[0].contains("3 NetAuth groups") && lines[0].contains("2 left out"));
+        assert!(lines[0].contains("1 renamed") && lines[0].contains("3 users lost"));
+        assert!(lines[1].contains("left out:   group \"users\" (gid 3300)"));
+        assert!(lines[1].contains("4 users keep gid 3300"));
+        assert!(lines[2].contains("served as \"netauth-staff\""));
+        assert!(lines[3].contains("\"netauth-adm\" is taken"));
+        assert!(lines[4].contains("1 NetAuth users"));
+        assert!(lines[5].contains("user \"carol\" of local group \"sudo\""));
+        // A hostile local group name cannot break the line.
+        assert!(lines.iter().all(|l| !l.contains('\n')));
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! (or at the first `get*ent`): a cache replaced mid-way does not make the
 //! walk skip or repeat entries. A too-small buffer does not advance it.
 //! Every block of the snapshot is checked when it is taken: a damaged file
-//! gives `UNAVAIL` before the first entry, never a list cut short.
+//! gives `UNAVAIL` before the first entry, never a list cut short. An entry
+//! the reader refuses although its blocks are intact (one the writer never
+//! writes, with `:`, a newline, NUL or id 0: a crafted file, see
+//! [`CacheError::UnsafeEntry`](netauth_cache::CacheError::UnsafeEntry))
+//! is skipped, as lookups of it fail: the walk lists every other entry.
 //!
 //! The state sits in a `Mutex`, taken with bounded retries instead of a
 //! blocking `lock`: in a child forked while another thread of the parent
@@ -84,11 +88,12 @@ pub fn stop(state: &'static Mutex<Position>) {
     }
 }
 
-/// `get*ent_r`: hands the entry at the position to `emit`, which packs it
-/// (or returns `Ok(false)` past the end); advances only when it packed.
+/// `get*ent_r`: hands the position to `emit`, which packs the first entry
+/// from there it does not skip and returns the position after it (or
+/// `Ok(None)` past the end); advances only when it packed.
 pub fn step<E>(
     state: &'static Mutex<Position>,
-    emit: impl FnOnce(&CacheView<'_>, usize) -> Result<bool, E>,
+    emit: impl FnOnce(&CacheView<'_>, usize) -> Result<Option<usize>, E>,
 ) -> Step<E> {
     let Some(mut position) = lock(state) else {
         return Step::Unavailable;
@@ -106,11 +111,11 @@ pub fn step<E>(
         return Step::Unavailable;
     };
     match emit(&view, *next) {
-        Ok(true) => {
-            *next += 1;
+        Ok(Some(after)) => {
+            *next = after;
             Step::Entry
         }
-        Ok(false) => Step::End,
+        Ok(None) => Step::End,
         Err(e) => Step::Failed(e),
     }
 }

@@ -345,16 +345,14 @@ pub unsafe extern "C" fn _nss_netauth_getpwent_r(
     guarded(errnop, || {
         // SAFETY: see the function's contract.
         let buf = unsafe { caller_buffer(buffer, buflen) };
-        step_outcome(enumerate::step(&enumerate::PASSWD, |view, index| {
-            let user = match view.user_at(index) {
-                Ok(Some(user)) => user,
-                Ok(None) => return Ok(false),
-                Err(_) => return Err(Outcome::Unavailable(libc::ENOENT)),
+        step_outcome(enumerate::step(&enumerate::PASSWD, |view, from| {
+            let Some((index, user)) = next_entry(from, |i| view.user_at(i))? else {
+                return Ok(None);
             };
             let packed = pack_user(buf, &user)?;
             // SAFETY: the entry was packed into `buffer`.
             match unsafe { store_user(result, buffer, packed, user.uid, user.gid) } {
-                Outcome::Success => Ok(true),
+                Outcome::Success => Ok(Some(index + 1)),
                 other => Err(other),
             }
         }))
@@ -374,20 +372,36 @@ pub unsafe extern "C" fn _nss_netauth_getgrent_r(
     guarded(errnop, || {
         // SAFETY: see the function's contract.
         let buf = unsafe { caller_buffer(buffer, buflen) };
-        step_outcome(enumerate::step(&enumerate::GROUP, |view, index| {
-            let group = match view.group_at(index) {
-                Ok(Some(group)) => group,
-                Ok(None) => return Ok(false),
-                Err(_) => return Err(Outcome::Unavailable(libc::ENOENT)),
+        step_outcome(enumerate::step(&enumerate::GROUP, |view, from| {
+            let Some((index, group)) = next_entry(from, |i| view.group_at(i))? else {
+                return Ok(None);
             };
             let packed = pack_group(buf, &group)?;
             // SAFETY: the entry was packed into `buffer`.
             match unsafe { store_group(result, buffer, packed, group.gid) } {
-                Outcome::Success => Ok(true),
+                Outcome::Success => Ok(Some(index + 1)),
                 other => Err(other),
             }
         }))
     })
+}
+
+/// The first entry at or after `from` that the reader does not refuse as
+/// unsafe (skipped: see the `enumerate` module), with its index; `None` past
+/// the end. Any other error makes the walk unavailable.
+fn next_entry<T>(
+    from: usize,
+    entry_at: impl Fn(usize) -> Result<Option<T>, CacheError>,
+) -> Result<Option<(usize, T)>, Outcome> {
+    let mut index = from;
+    loop {
+        match entry_at(index) {
+            Ok(Some(entry)) => return Ok(Some((index, entry))),
+            Ok(None) => return Ok(None),
+            Err(CacheError::UnsafeEntry(_)) => index = index.saturating_add(1),
+            Err(_) => return Err(Outcome::Unavailable(libc::ENOENT)),
+        }
+    }
 }
 
 /// The gids `initgroups` should add: the user's list without `skip` (the
@@ -510,6 +524,24 @@ mod tests {
         assert_eq!(grown_size(16, 20), Some(20));
         assert_eq!(grown_size(20, 20), None);
         assert_eq!(grown_size(c_long::MAX, 0), None);
+    }
+
+    #[test]
+    fn enumeration_skips_refused_entries_only() {
+        let entries = |i: usize| match i {
+            0 | 3 => Ok(Some(i)),
+            1 | 2 | 4 => Err(CacheError::UnsafeEntry("crafted")),
+            5 => Err(CacheError::DamagedBlock { block: 1 }),
+            _ => Ok(None),
+        };
+        assert!(matches!(next_entry(0, entries), Ok(Some((0, 0)))));
+        assert!(matches!(next_entry(1, entries), Ok(Some((3, 3)))));
+        // A damaged block is no reason to skip: the walk is unavailable.
+        assert!(matches!(
+            next_entry(4, entries),
+            Err(Outcome::Unavailable(libc::ENOENT))
+        ));
+        assert!(matches!(next_entry(6, entries), Ok(None)));
     }
 
     #[test]

@@ -15,6 +15,19 @@ pub enum MissingPrimaryGroup {
     Private,
 }
 
+/// What to do with a NetAuth group whose name a local group already has
+/// (its number being free). Either way the group's members are served, and
+/// a user whose primary group it is keeps its number as gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalGroupNameClash {
+    /// Not served as a group: its gid has no name on this host, and it is
+    /// left out of its members' supplementary groups.
+    Omit,
+    /// Served under `renamed_group_prefix` + its name, unless that name is
+    /// unusable or taken by a local or NetAuth group (then omitted).
+    Rename,
+}
+
 /// Settings of `netauth-unix refresh`. See the module documentation for the
 /// keys and their defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +41,8 @@ pub struct RefreshSettings {
     pub default_shell: String,
     pub shells_file: PathBuf,
     pub missing_primary_group: MissingPrimaryGroup,
+    pub local_group_name_clash: LocalGroupNameClash,
+    pub renamed_group_prefix: String,
     pub local_passwd: PathBuf,
     pub local_group: PathBuf,
     pub max_shrink_percent: u8,
@@ -49,6 +64,8 @@ impl Default for RefreshSettings {
             default_shell: "/bin/sh".to_owned(),
             shells_file: PathBuf::from("/etc/shells"),
             missing_primary_group: MissingPrimaryGroup::Skip,
+            local_group_name_clash: LocalGroupNameClash::Omit,
+            renamed_group_prefix: "netauth-".to_owned(),
             local_passwd: PathBuf::from("/etc/passwd"),
             local_group: PathBuf::from("/etc/group"),
             max_shrink_percent: 50,
@@ -127,6 +144,17 @@ impl RefreshSettings {
                         _ => return Err(bad("must be \"skip\" or \"private\"")),
                     }
                 }
+                "local_group_name_clash" => {
+                    s.local_group_name_clash = match v.as_str() {
+                        Some("omit") => LocalGroupNameClash::Omit,
+                        Some("rename") => LocalGroupNameClash::Rename,
+                        _ => return Err(bad("must be \"omit\" or \"rename\"")),
+                    }
+                }
+                "renamed_group_prefix" => {
+                    s.renamed_group_prefix =
+                        string_value(v).ok_or_else(|| bad("must be a string"))?
+                }
                 "local_passwd" => {
                     s.local_passwd = path_value(v).ok_or_else(|| bad("must be a path"))?
                 }
@@ -177,6 +205,18 @@ impl RefreshSettings {
                 "home_template",
                 "must give an absolute path without ':', control characters or '..' \
                  ({name} and {uid} are replaced)",
+            ));
+        }
+        // Checked as the start of a name (the rest is a group name that
+        // passed the name rule): never empty, so a renamed name differs.
+        if s.renamed_group_prefix.is_empty()
+            || clean::check_name(&format!("{}x", s.renamed_group_prefix)).is_err()
+        {
+            return Err(err(
+                "unix.refresh",
+                "renamed_group_prefix",
+                "must be a non-empty start of a name: letters, digits, '.', '_' and '-', \
+                 not starting with '.' or '-'",
             ));
         }
         if clean::usable_path(&s.default_shell).is_none() {
@@ -246,6 +286,8 @@ mod tests {
             default_shell = "/bin/bash"
             shells_file = "/tmp/shells"
             missing_primary_group = "private"
+            local_group_name_clash = "rename"
+            renamed_group_prefix = "nx_"
             local_passwd = "/tmp/passwd"
             local_group = "/tmp/group"
             max_shrink_percent = 10
@@ -261,6 +303,8 @@ mod tests {
         assert_eq!(s.default_shell, "/bin/bash");
         assert_eq!(s.shells_file, Path::new("/tmp/shells"));
         assert_eq!(s.missing_primary_group, MissingPrimaryGroup::Private);
+        assert_eq!(s.local_group_name_clash, LocalGroupNameClash::Rename);
+        assert_eq!(s.renamed_group_prefix, "nx_");
         assert_eq!(s.local_passwd, Path::new("/tmp/passwd"));
         assert_eq!(s.local_group, Path::new("/tmp/group"));
         assert_eq!(s.max_shrink_percent, 10);
@@ -308,11 +352,119 @@ mod tests {
                 "[unix.refresh]\nrequest_timeout_ms = 0\n",
                 "request_timeout_ms",
             ),
+            (
+                "[unix.refresh]\nlocal_group_name_clash = \"serve\"\n",
+                "local_group_name_clash",
+            ),
+            (
+                "[unix.refresh]\nrenamed_group_prefix = \"\"\n",
+                "renamed_group_prefix",
+            ),
+            (
+                "[unix.refresh]\nrenamed_group_prefix = \"-x\"\n",
+                "renamed_group_prefix",
+            ),
+            (
+                "[unix.refresh]\nrenamed_group_prefix = \"a:b\"\n",
+                "renamed_group_prefix",
+            ),
+            (
+                "[unix.refresh]\nrenamed_group_prefix = \"a$\"\n",
+                "renamed_group_prefix",
+            ),
+            (
+                "[unix.refresh]\nrenamed_group_prefix = 5\n",
+                "renamed_group_prefix",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert_eq!(e.key, key, "{text}: {e}");
             let msg = e.to_string();
             assert!(msg.starts_with("/etc/netauth/config.toml: [unix"), "{msg}");
+        }
+    }
+
+    /// Every `[unix.refresh]` key, as the parser knows them.
+    const KEYS: &[&str] = &[
+        "min_uid",
+        "min_gid",
+        "home_template",
+        "use_entity_home",
+        "default_shell",
+        "shells_file",
+        "missing_primary_group",
+        "local_group_name_clash",
+        "renamed_group_prefix",
+        "local_passwd",
+        "local_group",
+        "max_shrink_percent",
+        "request_timeout_ms",
+        "search_cap",
+    ];
+
+    fn repository_file(path: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The shipped example config lists every key of `[unix.refresh]`,
+    /// commented out, with its real default: uncommented, it parses to
+    /// exactly the defaults.
+    #[test]
+    fn the_example_config_shows_every_key_with_its_default() {
+        let text = repository_file("packaging/common/config.toml");
+        let start = text
+            .find("\n[unix.refresh]\n")
+            .expect("[unix.refresh] in the example");
+        let table = &text[start + 1..];
+        let end = table[1..].find("\n[").map_or(table.len(), |e| e + 1);
+        let uncommented: String = table[..end]
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let doc: toml::Table =
+            toml::from_str(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        let refresh = doc["unix"]["refresh"].as_table().unwrap();
+        let shown: Vec<&str> = refresh.keys().map(String::as_str).collect();
+        let mut known = KEYS.to_vec();
+        known.sort_unstable();
+        let mut shown_sorted = shown.clone();
+        shown_sorted.sort_unstable();
+        assert_eq!(shown_sorted, known, "keys of the example's [unix.refresh]");
+        let parsed = RefreshSettings::from_unix_table(doc.get("unix"), Path::new("example"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            RefreshSettings {
+                cache_dir: PathBuf::from(DEFAULT_CACHE_DIR),
+                ..parsed
+            },
+            RefreshSettings::default()
+        );
+        // Each key is accepted by the parser (none is a leftover).
+        for key in KEYS {
+            assert!(refresh.contains_key(*key), "{key}");
+        }
+    }
+
+    /// The module documentation, the man page and the README name every key.
+    #[test]
+    fn every_key_is_documented() {
+        let module_docs = repository_file("netauth-unix/src/refresh/mod.rs");
+        let man = repository_file("packaging/common/netauth-unix.8");
+        let readme = repository_file("README.md");
+        for key in KEYS {
+            assert!(
+                module_docs.contains(&format!("`[unix.refresh] {key}`")),
+                "{key} missing from the settings table of the refresh module docs"
+            );
+            assert!(readme.contains(key), "{key} missing from README.md");
+        }
+        for key in ["local_group_name_clash", "renamed_group_prefix"] {
+            assert!(man.contains(key), "{key} missing from netauth-unix.8");
         }
     }
 }

@@ -7,7 +7,7 @@ use super::members::{self, MembershipInput, MembershipIssue};
 use super::model::{SourceEntity, SourceGroup};
 use netauth_cache::clean::{self, LocalAccounts, NameProblem};
 use netauth_cache::{UnixGroup, UnixUser};
-use netauth_core::config::refresh::{MissingPrimaryGroup, RefreshSettings};
+use netauth_core::config::refresh::{LocalGroupNameClash, MissingPrimaryGroup, RefreshSettings};
 
 /// Why an entity or group is not served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,18 @@ impl fmt::Display for SkipReason {
     }
 }
 
+/// What became of a NetAuth group whose name a local group has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClashOutcome {
+    /// `local_group_name_clash = "omit"`: not served as a group.
+    Omitted,
+    /// `"rename"`: served under this name.
+    Renamed(String),
+    /// `"rename"`, but this renamed name is taken by a local or NetAuth
+    /// group, or breaks the name rule: not served as a group.
+    RenameRefused(String),
+}
+
 /// Something the refresh skipped or changed; the rest of the refresh went on.
 /// Displayed with every directory string escaped (`{:?}`), so a hostile name
 /// cannot forge log lines.
@@ -91,6 +103,28 @@ pub enum Notice {
     ShellReplaced {
         user: String,
         shell: String,
+    },
+    /// A local group has the group's name (its number is free). Its members
+    /// are served all the same: `primary_users` keep `gid` as their primary
+    /// gid; unless renamed, `gid` has no name on the host and
+    /// `supplementary_users` go without it.
+    GroupNameClash {
+        name: String,
+        gid: u32,
+        outcome: ClashOutcome,
+        primary_users: usize,
+        supplementary_users: usize,
+    },
+    /// Served users who lost at least one supplementary group to a name
+    /// clash (each counted once).
+    SupplementaryGroupsLeftOut {
+        users: usize,
+    },
+    /// A local group line names a served user as a member: glibc adds that
+    /// local group to the user's groups (NSS merges memberships by name).
+    LocalGroupMember {
+        user: String,
+        group: String,
     },
     /// An expansion was ignored while computing memberships.
     Expansion(MembershipIssue),
@@ -128,6 +162,45 @@ impl fmt::Display for Notice {
             Notice::ShellReplaced { user, shell } => write!(
                 f,
                 "user {user:?}: shell {shell:?} is not in the shells file; default used"
+            ),
+            Notice::GroupNameClash {
+                name,
+                gid,
+                outcome,
+                primary_users,
+                supplementary_users,
+            } => {
+                write!(
+                    f,
+                    "group {name:?} (gid {gid}): a local group has that name, so "
+                )?;
+                match outcome {
+                    ClashOutcome::Renamed(served_as) => {
+                        return write!(f, "it is served as {served_as:?} (with its members)")
+                    }
+                    ClashOutcome::Omitted => f.write_str("it is not served as a group")?,
+                    ClashOutcome::RenameRefused(renamed) => write!(
+                        f,
+                        "it would be served as {renamed:?}, but that name is taken or \
+                         unusable: not served as a group"
+                    )?,
+                }
+                write!(
+                    f,
+                    "; {primary_users} users keep gid {gid} as primary group (no name \
+                     resolves it), {supplementary_users} users go without it as a \
+                     supplementary group"
+                )
+            }
+            Notice::SupplementaryGroupsLeftOut { users } => write!(
+                f,
+                "{users} users lost a supplementary group whose name a local group has"
+            ),
+            Notice::LocalGroupMember { user, group } => write!(
+                f,
+                "user {user:?} is listed in the local group {group:?}: glibc gives it \
+                 that group's gid too (remove the name from the local group file if \
+                 that is stale)"
             ),
             Notice::Expansion(MembershipIssue::BadExpansion { group, expansion }) => {
                 write!(
@@ -221,38 +294,74 @@ pub fn map_directory(
     // ---- groups ----
     let dup_group_names = duplicated(groups.iter().map(|g| g.name.as_str()));
     let dup_gids = duplicated(groups.iter().filter_map(|g| g.number));
-    // name -> served gid
-    let mut served_group_gid: HashMap<&str, u32> = HashMap::new();
-    for g in groups {
+    let all_group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    // Per group: its gid and the name it is served under (`None`: a local
+    // group has its name and it is not served). `None` for skipped groups.
+    let mut group_gid: Vec<Option<(u32, Option<String>)>> = vec![None; groups.len()];
+    // Name -> gid of every group a user may have as its primary group: the
+    // served ones and the ones only a local name keeps from being served.
+    let mut primary_gid: HashMap<&str, u32> = HashMap::new();
+    let mut served_group_names: HashSet<String> = HashSet::new();
+    let mut clashes: Vec<(usize, ClashOutcome)> = Vec::new();
+    for (gi, g) in groups.iter().enumerate() {
         let verdict = (|| {
             if dup_group_names.contains(g.name.as_str()) {
                 return Err(SkipReason::DuplicateName);
             }
             clean::check_name(&g.name).map_err(SkipReason::BadName)?;
             let gid = check_id(g.number, settings.min_gid, &dup_gids)?;
-            if local.group_names.contains(&g.name) {
-                return Err(SkipReason::ShadowsLocalName);
-            }
+            // A number clash skips the group even when the name clashes too.
             if local.gids.contains(&gid) {
                 return Err(SkipReason::ShadowsLocalId(gid));
             }
             Ok(gid)
         })();
-        match verdict {
-            Ok(gid) => {
-                served_group_gid.insert(g.name.as_str(), gid);
+        let gid = match verdict {
+            Ok(gid) => gid,
+            Err(reason) => {
+                out.notices.push(Notice::GroupSkipped {
+                    name: g.name.clone(),
+                    reason,
+                });
+                continue;
             }
-            Err(reason) => out.notices.push(Notice::GroupSkipped {
-                name: g.name.clone(),
-                reason,
-            }),
+        };
+        primary_gid.insert(g.name.as_str(), gid);
+        let served_as = if local.group_names.contains(&g.name) {
+            let outcome = match settings.local_group_name_clash {
+                LocalGroupNameClash::Omit => ClashOutcome::Omitted,
+                LocalGroupNameClash::Rename => {
+                    let renamed = format!("{}{}", settings.renamed_group_prefix, g.name);
+                    let free = clean::check_name(&renamed).is_ok()
+                        && !local.group_names.contains(&renamed)
+                        && !all_group_names.contains(renamed.as_str());
+                    if free {
+                        ClashOutcome::Renamed(renamed)
+                    } else {
+                        ClashOutcome::RenameRefused(renamed)
+                    }
+                }
+            };
+            let served_as = match &outcome {
+                ClashOutcome::Renamed(name) => Some(name.clone()),
+                _ => None,
+            };
+            clashes.push((gi, outcome));
+            served_as
+        } else {
+            Some(g.name.clone())
+        };
+        if let Some(name) = &served_as {
+            served_group_names.insert(name.clone());
         }
+        group_gid[gi] = Some((gid, served_as));
     }
 
     // ---- users ----
     let dup_ids = duplicated(entities.iter().map(|e| e.id.as_str()));
     let dup_uids = duplicated(entities.iter().filter_map(|e| e.number));
-    let all_group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    // Every fetched gid, so that a user-private group never takes the
+    // number of a group that is skipped or not served under its name.
     let all_gids: HashSet<i32> = groups.iter().filter_map(|g| g.number).collect();
     // entity index -> served user index
     let mut served_user: Vec<Option<usize>> = vec![None; entities.len()];
@@ -273,7 +382,7 @@ pub fn map_directory(
             let primary = e
                 .primary_group
                 .as_deref()
-                .and_then(|g| served_group_gid.get(g).copied());
+                .and_then(|g| primary_gid.get(g).copied());
             let (gid, private) = match (primary, settings.missing_primary_group) {
                 (Some(gid), _) => (gid, false),
                 (None, MissingPrimaryGroup::Skip) => {
@@ -283,6 +392,7 @@ pub fn map_directory(
                     let taken = uid < settings.min_gid
                         || all_gids.contains(&(uid as i32))
                         || all_group_names.contains(e.id.as_str())
+                        || served_group_names.contains(&e.id)
                         || local.gids.contains(&uid)
                         || local.group_names.contains(&e.id);
                     if taken {
@@ -376,10 +486,29 @@ pub fn map_directory(
         .extend(membership.issues.iter().cloned().map(Notice::Expansion));
 
     let mut user_gids: Vec<Vec<u32>> = vec![Vec::new(); out.users.len()];
-    for (gi, g) in groups.iter().enumerate() {
-        // A duplicated name is skipped, and only the first of the name
-        // carries members in the computation.
-        let Some(&gid) = served_group_gid.get(g.name.as_str()) else {
+    // Served users who lost a supplementary group to a name clash.
+    let mut lost_a_group: HashSet<usize> = HashSet::new();
+    let mut supplementary_lost: HashMap<usize, usize> = HashMap::new();
+    for (gi, verdict) in group_gid.iter().enumerate() {
+        // Skipped groups, duplicated names included, have no gid here.
+        let Some((gid, served_as)) = verdict else {
+            continue;
+        };
+        let gid = *gid;
+        let Some(served_as) = served_as else {
+            // Not served as a group: its gid stays the primary gid of the
+            // users who have it as primary group, and is no one's
+            // supplementary group.
+            let mut lost = 0;
+            for &ei in &membership.members[gi] {
+                if let Some(ui) = served_user[ei as usize] {
+                    if out.users[ui].gid != gid {
+                        lost += 1;
+                        lost_a_group.insert(ui);
+                    }
+                }
+            }
+            supplementary_lost.insert(gi, lost);
             continue;
         };
         let mut names = Vec::new();
@@ -391,10 +520,38 @@ pub fn map_directory(
         }
         names.sort_unstable();
         out.groups.push(UnixGroup {
-            name: g.name.clone(),
+            name: served_as.clone(),
             gid,
             members: names,
         });
+    }
+    for (gi, outcome) in clashes {
+        let Some((gid, _)) = group_gid[gi] else {
+            continue;
+        };
+        out.notices.push(Notice::GroupNameClash {
+            name: groups[gi].name.clone(),
+            gid,
+            outcome,
+            primary_users: out.users.iter().filter(|u| u.gid == gid).count(),
+            supplementary_users: supplementary_lost.get(&gi).copied().unwrap_or(0),
+        });
+    }
+    if !lost_a_group.is_empty() {
+        out.notices.push(Notice::SupplementaryGroupsLeftOut {
+            users: lost_a_group.len(),
+        });
+    }
+    // By user name (the map is sorted), whatever the answer order.
+    let served_names: HashSet<&str> = out.users.iter().map(|u| u.name.as_str()).collect();
+    for (user, local_groups) in &local.member_of {
+        if served_names.contains(user.as_str()) {
+            out.notices
+                .extend(local_groups.iter().map(|group| Notice::LocalGroupMember {
+                    user: user.clone(),
+                    group: group.clone(),
+                }));
+        }
     }
     out.private_groups = private_groups.len();
     out.groups.extend(private_groups);
@@ -619,8 +776,9 @@ mod tests {
             group("zero", 0, &[]),
             group("dupa", 3100, &[]),
             group("dupb", 3100, &[]),
-            group("localgroup", 3200, &[]),
             group("takes1600", 1600, &[]),
+            // Names a local group has: not served (but not skipped either).
+            group("localgroup", 3200, &[]),
             group("users", 3300, &[]),
         ];
         let entities = vec![entity(
@@ -635,13 +793,349 @@ mod tests {
         assert_eq!(m.groups[0].members, vec!["alice"]);
         assert_eq!(m.user_groups["alice"], vec![3000]);
         let skipped = skipped_groups(&m);
-        assert_eq!(skipped.len(), 8, "{skipped:?}");
+        assert_eq!(skipped.len(), 6, "{skipped:?}");
         assert!(skipped.contains(&("zero".into(), SkipReason::RootId)));
         assert!(skipped.contains(&("dupa".into(), SkipReason::DuplicateNumber(3100))));
         assert!(skipped.contains(&("dupb".into(), SkipReason::DuplicateNumber(3100))));
-        assert!(skipped.contains(&("localgroup".into(), SkipReason::ShadowsLocalName)));
         assert!(skipped.contains(&("takes1600".into(), SkipReason::ShadowsLocalId(1600))));
-        assert!(skipped.contains(&("users".into(), SkipReason::ShadowsLocalName)));
+        let clashed: Vec<String> = clashes(&m).into_iter().map(|c| c.0).collect();
+        assert_eq!(clashed, vec!["localgroup", "users"]);
+    }
+
+    /// Debian 12's stock groups that directories most often meet, plus a
+    /// stale line handing `sudo` to a name the directory also has.
+    fn stock_local(extra_group_lines: &str) -> LocalAccounts {
+        LocalAccounts::parse(
+            "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n",
+            &format!(
+                "root:x:0:\nadm:x:4:\nsudo:x:27:carol,ghost,mallory\nstaff:x:50:\n\
+                 users:x:100:\nnogroup:x:65534:\n{extra_group_lines}"
+            ),
+        )
+    }
+
+    /// `users` and `staff` as primary and supplementary groups, as most
+    /// NetAuth directories have them.
+    fn stock_directory() -> (Vec<SourceEntity>, Vec<SourceGroup>) {
+        (
+            vec![
+                entity("alice", 2001, "users", &["staff", "dev"]),
+                entity("bob", 2002, "staff", &["users"]),
+                entity("carol", 2003, "dev", &["users", "staff"]),
+                entity("dave", 2004, "users", &["users"]),
+            ],
+            vec![
+                group("users", 3300, &[]),
+                group("staff", 3301, &[]),
+                group("dev", 3302, &[]),
+            ],
+        )
+    }
+
+    fn served_groups(m: &Mapped) -> Vec<(&str, u32, Vec<&str>)> {
+        m.groups
+            .iter()
+            .map(|g| {
+                (
+                    g.name.as_str(),
+                    g.gid,
+                    g.members.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn clashes(m: &Mapped) -> Vec<(String, u32, ClashOutcome, usize, usize)> {
+        m.notices
+            .iter()
+            .filter_map(|n| match n {
+                Notice::GroupNameClash {
+                    name,
+                    gid,
+                    outcome,
+                    primary_users,
+                    supplementary_users,
+                } => Some((
+                    name.clone(),
+                    *gid,
+                    outcome.clone(),
+                    *primary_users,
+                    *supplementary_users,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_local_group_name_keeps_the_group_unserved_but_never_its_members() {
+        let (entities, groups) = stock_directory();
+        let m = map_directory(
+            &entities,
+            &groups,
+            &RefreshSettings::default(),
+            &stock_local(""),
+            &shells(),
+        );
+        assert!(skipped_users(&m).is_empty(), "{:?}", m.notices);
+        assert!(skipped_groups(&m).is_empty(), "{:?}", m.notices);
+        let users: Vec<(&str, u32)> = m.users.iter().map(|u| (u.name.as_str(), u.gid)).collect();
+        // Primary gids are the clashing groups' NetAuth numbers.
+        assert_eq!(
+            users,
+            vec![
+                ("alice", 3300),
+                ("bob", 3301),
+                ("carol", 3302),
+                ("dave", 3300)
+            ]
+        );
+        // Only the group without a local namesake is served; the others'
+        // gids belong to no served group (nor to a local one).
+        assert_eq!(served_groups(&m), vec![("dev", 3302, vec!["alice"])]);
+        // Supplementary lists hold no clashing gid.
+        assert_eq!(m.user_groups.get("alice"), Some(&vec![3302]));
+        assert_eq!(m.user_groups.get("bob"), None);
+        assert_eq!(m.user_groups.get("carol"), None);
+        assert_eq!(m.user_groups.get("dave"), None);
+        assert_eq!(
+            clashes(&m),
+            vec![
+                // dave is a member of users but has it as primary: no loss.
+                ("users".into(), 3300, ClashOutcome::Omitted, 2, 2),
+                ("staff".into(), 3301, ClashOutcome::Omitted, 1, 2),
+            ]
+        );
+        // alice (staff), bob (users), carol (both): each counted once.
+        assert!(m
+            .notices
+            .contains(&Notice::SupplementaryGroupsLeftOut { users: 3 }));
+        let text: Vec<String> = m.notices.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter().any(|t| t.contains("\"users\" (gid 3300)")
+                && t.contains("not served as a group")
+                && t.contains("2 users keep gid 3300")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn rename_serves_clashing_groups_under_the_prefix() {
+        let (entities, groups) = stock_directory();
+        let s = RefreshSettings {
+            local_group_name_clash: LocalGroupNameClash::Rename,
+            ..Default::default()
+        };
+        let m = map_directory(&entities, &groups, &s, &stock_local(""), &shells());
+        assert_eq!(
+            served_groups(&m),
+            vec![
+                ("netauth-users", 3300, vec!["bob", "carol", "dave"]),
+                ("netauth-staff", 3301, vec!["alice", "carol"]),
+                ("dev", 3302, vec!["alice"]),
+            ]
+        );
+        assert_eq!(m.user_groups["alice"], vec![3301, 3302]);
+        assert_eq!(m.user_groups["bob"], vec![3300]);
+        assert_eq!(m.user_groups["carol"], vec![3300, 3301]);
+        assert_eq!(m.users[0].gid, 3300);
+        assert_eq!(
+            clashes(&m),
+            vec![
+                (
+                    "users".into(),
+                    3300,
+                    ClashOutcome::Renamed("netauth-users".into()),
+                    2,
+                    0
+                ),
+                (
+                    "staff".into(),
+                    3301,
+                    ClashOutcome::Renamed("netauth-staff".into()),
+                    1,
+                    0
+                ),
+            ]
+        );
+        assert!(!m
+            .notices
+            .iter()
+            .any(|n| matches!(n, Notice::SupplementaryGroupsLeftOut { .. })));
+
+        // Another prefix.
+        let s = RefreshSettings {
+            renamed_group_prefix: "na_".into(),
+            ..s
+        };
+        let m = map_directory(&entities, &groups, &s, &stock_local(""), &shells());
+        let names: Vec<&str> = m.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, vec!["na_users", "na_staff", "dev"]);
+    }
+
+    #[test]
+    fn a_renamed_name_that_is_taken_or_unusable_is_omitted_not_served_twice() {
+        let long = "a".repeat(60);
+        let (mut entities, mut groups) = stock_directory();
+        // NetAuth has its own "netauth-users"; a local group took
+        // "netauth-staff"; the renamed long name would break the length rule.
+        groups.push(group("netauth-users", 3303, &[]));
+        groups.push(group(&long, 3304, &[]));
+        entities.push(entity("erin", 2005, &long, &["netauth-users"]));
+        let s = RefreshSettings {
+            local_group_name_clash: LocalGroupNameClash::Rename,
+            ..Default::default()
+        };
+        let local = stock_local(&format!("netauth-staff:x:1700:\n{long}:x:1701:\n"));
+        let m = map_directory(&entities, &groups, &s, &local, &shells());
+        assert_eq!(
+            served_groups(&m),
+            vec![
+                ("dev", 3302, vec!["alice"]),
+                ("netauth-users", 3303, vec!["erin"])
+            ]
+        );
+        assert_eq!(
+            clashes(&m),
+            vec![
+                (
+                    "users".into(),
+                    3300,
+                    ClashOutcome::RenameRefused("netauth-users".into()),
+                    2,
+                    2
+                ),
+                (
+                    "staff".into(),
+                    3301,
+                    ClashOutcome::RenameRefused("netauth-staff".into()),
+                    1,
+                    2
+                ),
+                (
+                    long.clone(),
+                    3304,
+                    ClashOutcome::RenameRefused(format!("netauth-{long}")),
+                    1,
+                    0
+                ),
+            ]
+        );
+        assert_eq!(m.users.len(), 5);
+        assert_eq!(m.users[4].gid, 3304);
+        // Each name is served once.
+        let mut names: Vec<&str> = m.groups.iter().map(|g| g.name.as_str()).collect();
+        names.dedup();
+        assert_eq!(names.len(), m.groups.len());
+    }
+
+    #[test]
+    fn a_clashing_number_still_skips_the_group_and_its_primary_users() {
+        let (entities, mut groups) = stock_directory();
+        // "users" with the number of a local group: skipped, as are the
+        // users whose primary group it is (missing_primary_group = "skip").
+        groups[0].number = Some(1600);
+        let m = map_directory(
+            &entities,
+            &groups,
+            &RefreshSettings::default(),
+            &stock_local("localgroup:x:1600:\n"),
+            &shells(),
+        );
+        assert_eq!(
+            skipped_groups(&m),
+            vec![("users".into(), SkipReason::ShadowsLocalId(1600))]
+        );
+        let skipped: Vec<String> = skipped_users(&m).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(skipped, vec!["alice", "dave"]);
+        assert_eq!(clashes(&m).len(), 1); // staff
+    }
+
+    #[test]
+    fn no_user_private_group_takes_the_number_or_name_of_a_clashing_group() {
+        let s = RefreshSettings {
+            missing_primary_group: MissingPrimaryGroup::Private,
+            local_group_name_clash: LocalGroupNameClash::Rename,
+            ..Default::default()
+        };
+        let entities = vec![
+            entity("alice", 2001, "users", &[]),
+            // uid 3300 = the unserved "users" gid; a private group there
+            // would give getgrgid(3300) a name for alice's primary gid.
+            entity("uid3300", 3300, "nosuch", &[]),
+            // A user named like the renamed group.
+            entity("netauth-staff", 2002, "nosuch", &[]),
+            entity("frank", 2003, "nosuch", &[]),
+        ];
+        let groups = vec![group("users", 3300, &[]), group("staff", 3301, &[])];
+        let local = stock_local("");
+        let s_omit = RefreshSettings {
+            local_group_name_clash: LocalGroupNameClash::Omit,
+            ..s.clone()
+        };
+        for settings in [&s, &s_omit] {
+            let m = map_directory(&entities, &groups, settings, &local, &shells());
+            let skipped: Vec<(String, SkipReason)> = skipped_users(&m);
+            assert!(
+                skipped
+                    .iter()
+                    .any(|(n, r)| n == "uid3300" && matches!(r, SkipReason::PrivateGroupTaken(_))),
+                "{skipped:?}"
+            );
+            let gids: Vec<u32> = m.groups.iter().map(|g| g.gid).collect();
+            let mut unique = gids.clone();
+            unique.dedup();
+            assert_eq!(gids, unique);
+            assert!(m.users.iter().any(|u| u.name == "frank" && u.gid == 2003));
+        }
+        let m = map_directory(&entities, &groups, &s, &local, &shells());
+        assert!(skipped_users(&m)
+            .iter()
+            .any(|(n, r)| n == "netauth-staff" && matches!(r, SkipReason::PrivateGroupTaken(_))));
+        assert_eq!(
+            m.groups
+                .iter()
+                .filter(|g| g.name == "netauth-staff")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn served_users_named_in_a_local_group_line_are_reported() {
+        let (mut entities, groups) = stock_directory();
+        entities.push(entity("mallory", 0, "users", &[])); // skipped: uid 0
+        let m = map_directory(
+            &entities,
+            &groups,
+            &RefreshSettings::default(),
+            &stock_local("adm2:x:1800:alice,carol\n"),
+            &shells(),
+        );
+        let listed: Vec<(&str, &str)> = m
+            .notices
+            .iter()
+            .filter_map(|n| match n {
+                Notice::LocalGroupMember { user, group } => Some((user.as_str(), group.as_str())),
+                _ => None,
+            })
+            .collect();
+        // "ghost" is no NetAuth user and mallory is not served.
+        assert_eq!(
+            listed,
+            vec![("alice", "adm2"), ("carol", "sudo"), ("carol", "adm2")]
+        );
+        // Still served.
+        assert!(m.users.iter().any(|u| u.name == "carol"));
+        let text = Notice::LocalGroupMember {
+            user: "carol".into(),
+            group: "sudo".into(),
+        }
+        .to_string();
+        assert!(
+            text.contains("\"carol\"") && text.contains("\"sudo\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@
 //! | `[unix.refresh] missing_primary_group` | `"skip"` | user whose primary group is unset or not served: `"skip"` (not served, logged) or `"private"` (a user-private group, gid = uid, named like the user, when neither is taken by a NetAuth or local group; otherwise skipped) |
 //! | `[unix.refresh] local_passwd` | `"/etc/passwd"` | local users whose names and uids NetAuth must not shadow |
 //! | `[unix.refresh] local_group` | `"/etc/group"` | local groups whose names and gids NetAuth must not shadow |
+//! | `[unix.refresh] local_group_name_clash` | `"omit"` | a NetAuth group whose name a local group has (see [Local name clashes](#local-name-clashes)): `"omit"` (not served as a group; its members still are) or `"rename"` (served as `renamed_group_prefix` + its name) |
+//! | `[unix.refresh] renamed_group_prefix` | `"netauth-"` | prefix of the renamed groups of `local_group_name_clash = "rename"`; letters, digits, `.`, `_`, `-`, not starting with `.` or `-` |
 //! | `[unix.refresh] max_shrink_percent` | `50` | refuse a refresh that would drop more than this share of the previous cache's users, or of its groups (likely a misconfigured server); `--force` overrides, `100` disables |
 //! | `[unix.refresh] request_timeout_ms` | `60000` | deadline of each search call of the refresh (big answers take seconds) |
 //! | `[unix.refresh] search_cap` | `16000` | the server's search answer cap; change only if your server's differs |
@@ -64,10 +66,12 @@
 //!   number, or one name held twice: all claimants are skipped (which one is
 //!   right cannot be known; files owned by that id must not change owner).
 //! - **Local accounts**: a user whose name or uid is in `local_passwd`, a
-//!   group whose name or gid is in `local_group`: skipped. Those files must
-//!   be readable, or the refresh fails.
-//! - **Primary group**: must name a served group, else `missing_primary_group`
-//!   applies.
+//!   group whose gid is in `local_group`: skipped. A group whose name (only)
+//!   is in `local_group` is not skipped: see [Local name
+//!   clashes](#local-name-clashes). Those files must be readable, or the
+//!   refresh fails.
+//! - **Primary group**: must name a served group or one only a local name
+//!   clash keeps from being served, else `missing_primary_group` applies.
 //! - **gecos** (`GECOS`, else `DisplayName`, else empty): `:` and control
 //!   characters (NUL, newline, tab, C0, DEL, C1) become spaces; cut to
 //!   1,024 bytes.
@@ -77,6 +81,50 @@
 //!   home); else `default_shell`.
 //! - **Expansions**: malformed ones, ones naming unknown groups and ones on a
 //!   cycle are ignored.
+//!
+//! # Local name clashes
+//!
+//! A stock Debian host already has groups named `users` (100), `staff`
+//! (50), `sudo` (27) and others, and most directories use the same names.
+//! A NetAuth group whose **name** a local group has is never served under
+//! that name: the local group wins `getgrnam`, and a second group of the
+//! same name would let a sudoers rule `%users` or `%sudo` match it through
+//! `getgrgid` (sudo compares the names of the user's gids). Its members are
+//! still served:
+//!
+//! - a user whose primary group it is keeps that group's NetAuth number as
+//!   its gid;
+//! - with `local_group_name_clash = "omit"` (the default) the group is not
+//!   served at all: its gid has no name on the host (`getgrgid` finds
+//!   nothing, `ls -l` and `id` show the bare number) and it is left out of
+//!   every member's supplementary groups. No other served group (neither a
+//!   user-private one nor a renamed one) ever gets that number, so it never
+//!   resolves to a wrong name;
+//! - with `"rename"` it is served as `renamed_group_prefix` + its name
+//!   (`netauth-users`), with its members, in their supplementary groups.
+//!   If that name breaks the name rule or is taken by a local or another
+//!   NetAuth group, the group is omitted as above (never served twice).
+//!
+//! The trade-off: `"omit"` keeps every group name on the host meaning one
+//! gid, so nothing written for the local `users` or `staff` (sudoers,
+//! polkit, file ACLs by name) can reach a NetAuth group, at the price of
+//! gids without a name and fewer supplementary groups. `"rename"` makes the
+//! groups visible and usable by name, but under a name the directory does
+//! not use (rules must say `%netauth-staff`), and a local group created
+//! later under the renamed name makes the group disappear at the next
+//! refresh.
+//!
+//! A group whose **number** a local group has is skipped, like a user whose
+//! name or uid a local account has, and users whose primary group it is
+//! follow `missing_primary_group`.
+//!
+//! A served user whose name a local group line lists as a member (say a
+//! stale `sudo:x:27:alice`) gains that local group: glibc merges
+//! memberships by name across NSS modules. The user is served, and the
+//! refresh reports it. Every clash is a notice, and `netauth-unix status`
+//! lists the clashing groups (renamed or left out, with how many users keep
+//! their gid as primary or lost them as supplementary group) and the users
+//! named in local group lines, from the status file.
 //!
 //! # Failures
 //!
@@ -117,7 +165,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use build::{Notice, SkipReason};
+pub use build::{ClashOutcome, Notice, SkipReason};
 pub use fetch::IncompleteError;
 use fetch::{DirectorySource, FetchError};
 use model::{SourceEntity, SourceGroup};
@@ -127,7 +175,9 @@ use netauth_cache::trusted::{
 };
 use netauth_cache::{temp_file_prefix, CacheContent, CacheError, CacheView, CACHE_FILE_NAME};
 use netauth_core::client::{Client, ClientBuilder};
-pub use netauth_core::config::refresh::{MissingPrimaryGroup, RefreshSettings, SettingsError};
+pub use netauth_core::config::refresh::{
+    LocalGroupNameClash, MissingPrimaryGroup, RefreshSettings, SettingsError,
+};
 use netauth_core::config::Config;
 pub use status::{RefreshStatus, ShrinkRefused};
 
@@ -669,6 +719,7 @@ fn record_status(
                 .filter(|n| matches!(n, Notice::GroupSkipped { .. }))
                 .count();
             status.notices = r.notices.len();
+            status.set_clashes(&r.notices);
         }
         Err(e) => status.last_error = Some(e.to_string()),
     }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::build::{ClashOutcome, Notice};
 use netauth_cache::trusted::{read_trusted, TrustRule};
 
 /// File name of the status file inside the cache folder.
@@ -37,6 +38,39 @@ pub struct RefreshStatus {
     pub skipped_groups: usize,
     /// Everything logged as skipped or changed.
     pub notices: usize,
+    /// NetAuth groups of the last successful refresh that a local group's
+    /// name kept from being served under their own name.
+    pub group_name_clashes: Vec<GroupNameClash>,
+    /// Served users that went without at least one supplementary group for
+    /// such a clash.
+    pub users_without_clashing_groups: usize,
+    /// Served users that a local group line names as a member.
+    pub local_group_members: Vec<LocalGroupMember>,
+}
+
+/// A NetAuth group whose name a local group has.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupNameClash {
+    pub name: String,
+    pub gid: u32,
+    /// The name it is served under (`renamed_group_prefix`); `None`: not
+    /// served as a group.
+    pub served_as: Option<String>,
+    /// The renamed name that was taken or unusable, if renaming was refused.
+    pub rename_refused: Option<String>,
+    /// Served users whose primary gid it is.
+    pub primary_users: usize,
+    /// Served members that went without it as a supplementary group.
+    pub supplementary_users: usize,
+}
+
+/// A served user named in a local group line (glibc adds that group).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LocalGroupMember {
+    pub user: String,
+    pub group: String,
 }
 
 impl RefreshStatus {
@@ -50,6 +84,48 @@ impl RefreshStatus {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(io::Error::other(e)),
+        }
+    }
+
+    /// Records the name clashes and local group members among a
+    /// successful refresh's notices (replacing those of the one before).
+    pub fn set_clashes(&mut self, notices: &[Notice]) {
+        self.group_name_clashes.clear();
+        self.local_group_members.clear();
+        self.users_without_clashing_groups = 0;
+        for n in notices {
+            match n {
+                Notice::GroupNameClash {
+                    name,
+                    gid,
+                    outcome,
+                    primary_users,
+                    supplementary_users,
+                } => self.group_name_clashes.push(GroupNameClash {
+                    name: name.clone(),
+                    gid: *gid,
+                    served_as: match outcome {
+                        ClashOutcome::Renamed(n) => Some(n.clone()),
+                        _ => None,
+                    },
+                    rename_refused: match outcome {
+                        ClashOutcome::RenameRefused(n) => Some(n.clone()),
+                        _ => None,
+                    },
+                    primary_users: *primary_users,
+                    supplementary_users: *supplementary_users,
+                }),
+                Notice::SupplementaryGroupsLeftOut { users } => {
+                    self.users_without_clashing_groups = *users
+                }
+                Notice::LocalGroupMember { user, group } => {
+                    self.local_group_members.push(LocalGroupMember {
+                        user: user.clone(),
+                        group: group.clone(),
+                    })
+                }
+                _ => {}
+            }
         }
     }
 
@@ -143,5 +219,101 @@ mod tests {
         };
         s.store(dir.path()).unwrap();
         assert_eq!(RefreshStatus::load(dir.path()).unwrap(), Some(s));
+    }
+
+    #[test]
+    fn clashes_are_recorded_and_survive_a_round_trip() {
+        let mut s = RefreshStatus {
+            users_without_clashing_groups: 99,
+            ..Default::default()
+        };
+        s.set_clashes(&[
+            Notice::GroupNameClash {
+                name: "users".into(),
+                gid: 3300,
+                outcome: ClashOutcome::Omitted,
+                primary_users: 4,
+                supplementary_users: 2,
+            },
+            Notice::GroupNameClash {
+                name: "staff".into(),
+                gid: 3301,
+                outcome: ClashOutcome::Renamed("netauth-staff".into()),
+                primary_users: 1,
+                supplementary_users: 0,
+            },
+            Notice::GroupNameClash {
+                name: "adm".into(),
+                gid: 3302,
+                outcome: ClashOutcome::RenameRefused("netauth-adm".into()),
+                primary_users: 0,
+                supplementary_users: 1,
+            },
+            Notice::SupplementaryGroupsLeftOut { users: 3 },
+            Notice::LocalGroupMember {
+                user: "carol".into(),
+                group: "sudo".into(),
+            },
+            Notice::GecosCleaned { user: "x".into() },
+        ]);
+        assert_eq!(s.users_without_clashing_groups, 3);
+        assert_eq!(s.group_name_clashes.len(), 3);
+        assert_eq!(s.group_name_clashes[0].served_as, None);
+        assert_eq!(s.group_name_clashes[0].rename_refused, None);
+        assert_eq!(
+            s.group_name_clashes[1].served_as.as_deref(),
+            Some("netauth-staff")
+        );
+        assert_eq!(
+            s.group_name_clashes[2].rename_refused.as_deref(),
+            Some("netauth-adm")
+        );
+        assert_eq!(
+            s.local_group_members,
+            vec![LocalGroupMember {
+                user: "carol".into(),
+                group: "sudo".into()
+            }]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        s.store(dir.path()).unwrap();
+        assert_eq!(RefreshStatus::load(dir.path()).unwrap(), Some(s.clone()));
+
+        // The next refresh without clashes clears them.
+        s.set_clashes(&[]);
+        assert_eq!(s.group_name_clashes, vec![]);
+        assert_eq!(s.local_group_members, vec![]);
+        assert_eq!(s.users_without_clashing_groups, 0);
+    }
+
+    #[test]
+    fn a_status_file_written_before_the_clash_fields_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(STATUS_FILE_NAME),
+            r#"{
+  "last_attempt": 1750000000,
+  "last_success": 1750000000,
+  "last_error": null,
+  "last_calls": 4,
+  "last_duration_ms": 120,
+  "server": "netauth.example:1729",
+  "users": 25,
+  "groups": 11,
+  "private_groups": 0,
+  "entities_fetched": 25,
+  "groups_fetched": 12,
+  "skipped_users": 0,
+  "skipped_groups": 1,
+  "notices": 1
+}
+"#,
+        )
+        .unwrap();
+        let s = RefreshStatus::load(dir.path()).unwrap().unwrap();
+        assert_eq!((s.users, s.groups, s.skipped_groups), (25, 11, 1));
+        assert_eq!(s.group_name_clashes, vec![]);
+        assert_eq!(s.local_group_members, vec![]);
+        assert_eq!(s.users_without_clashing_groups, 0);
     }
 }

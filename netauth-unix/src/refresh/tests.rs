@@ -4,6 +4,14 @@ use super::fetch::tests::{block_on, FakeDirectory};
 use super::model::{SourceEntity, SourceGroup};
 use super::*;
 
+/// An excerpt of a stock Debian 12 host's local files (the e2e tests use
+/// the host's own).
+const STOCK_PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
+    daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+    nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const STOCK_GROUP: &str = "root:x:0:\nadm:x:4:\nsudo:x:27:\naudio:x:29:\nstaff:x:50:\n\
+    users:x:100:\nnogroup:x:65534:\n";
+
 struct Env {
     dir: tempfile::TempDir,
     settings: RefreshSettings,
@@ -14,8 +22,8 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let etc = dir.path().join("etc");
         std::fs::create_dir(&etc).unwrap();
-        std::fs::write(etc.join("passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
-        std::fs::write(etc.join("group"), "root:x:0:\n").unwrap();
+        std::fs::write(etc.join("passwd"), STOCK_PASSWD).unwrap();
+        std::fs::write(etc.join("group"), STOCK_GROUP).unwrap();
         std::fs::write(etc.join("shells"), "/bin/sh\n/bin/bash\n").unwrap();
         let settings = RefreshSettings {
             cache_dir: dir.path().join("cache"),
@@ -52,15 +60,17 @@ impl Env {
     }
 }
 
-/// `n` users numbered from 2000, all in group "staff" (3000) as primary and direct group.
+/// `n` users numbered from 2000, all in group "eng" (3000) as primary and
+/// direct group (a name the local files do not have; see
+/// `stock_group_names_keep_every_user_and_the_status_lists_the_clashes`).
 fn directory(n: i32, cap: usize) -> FakeDirectory {
     let mut d = FakeDirectory::with_numbers(2000..2000 + n, cap);
     for e in &mut d.entities {
-        e.primary_group = Some("staff".into());
-        e.groups = vec!["staff".into()];
+        e.primary_group = Some("eng".into());
+        e.groups = vec!["eng".into()];
     }
     d.groups = vec![SourceGroup {
-        name: "staff".into(),
+        name: "eng".into(),
         number: Some(3000),
         expansions: vec![],
     }];
@@ -261,13 +271,13 @@ fn hostile_entities_are_skipped_and_the_refresh_succeeds() {
     d.entities.push(SourceEntity {
         id: "root".into(),
         number: Some(4000),
-        primary_group: Some("staff".into()),
+        primary_group: Some("eng".into()),
         ..Default::default()
     });
     d.entities.push(SourceEntity {
         id: "x:0:0::/:/bin/sh\nevil".into(),
         number: Some(4001),
-        primary_group: Some("staff".into()),
+        primary_group: Some("eng".into()),
         ..Default::default()
     });
     let report = env.run(&mut d, false).unwrap();
@@ -281,4 +291,91 @@ fn hostile_entities_are_skipped_and_the_refresh_succeeds() {
         2
     );
     assert_eq!(env.status().skipped_users, 2);
+}
+
+#[test]
+fn stock_group_names_keep_every_user_and_the_status_lists_the_clashes() {
+    let env = Env::new();
+    std::fs::write(
+        &env.settings.local_group,
+        format!("{STOCK_GROUP}localadm:x:1500:u3\n"),
+    )
+    .unwrap();
+    let mut d = directory(6, 100);
+    d.groups = ["users", "staff", "dev"]
+        .iter()
+        .zip(3000..)
+        .map(|(name, gid)| SourceGroup {
+            name: (*name).into(),
+            number: Some(gid),
+            expansions: vec![],
+        })
+        .collect();
+    for e in &mut d.entities {
+        let even = e.number.is_some_and(|n| n % 2 == 0);
+        e.primary_group = Some(if even { "users" } else { "staff" }.into());
+        e.groups = vec!["staff".into(), "dev".into()];
+    }
+    let report = env.run(&mut d, false).unwrap();
+    assert_eq!(report.users, 6);
+    assert_eq!(report.groups, 1);
+
+    let bytes = std::fs::read(env.cache_path()).unwrap();
+    let view = CacheView::parse(&bytes).unwrap();
+    let first = view.user_at(0).unwrap().unwrap();
+    assert_eq!((first.uid, first.gid), (2000, 3000));
+    assert!(view.group_by_gid(3000).unwrap().is_none());
+    assert!(view.group_by_name(b"users").unwrap().is_none());
+    assert_eq!(
+        view.groups_of_user(first.name)
+            .unwrap()
+            .unwrap()
+            .collect::<Vec<_>>(),
+        vec![3002]
+    );
+
+    let st = env.status();
+    let clashes: Vec<(&str, u32, usize, usize)> = st
+        .group_name_clashes
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.gid,
+                c.primary_users,
+                c.supplementary_users,
+            )
+        })
+        .collect();
+    // Every user is in staff: the three with primary group users lose it.
+    assert_eq!(clashes, vec![("users", 3000, 3, 0), ("staff", 3001, 3, 3)]);
+    assert_eq!(st.users_without_clashing_groups, 3);
+    assert_eq!(
+        st.local_group_members,
+        vec![status::LocalGroupMember {
+            user: "u3".into(),
+            group: "localadm".into()
+        }]
+    );
+    assert_eq!(st.skipped_users, 0);
+
+    // Renamed: both are served under the prefix, nothing is lost.
+    let mut env = env;
+    env.settings.local_group_name_clash = LocalGroupNameClash::Rename;
+    let report = env.run(&mut d, false).unwrap();
+    assert_eq!(report.groups, 3);
+    let bytes = std::fs::read(env.cache_path()).unwrap();
+    let view = CacheView::parse(&bytes).unwrap();
+    let g = view.group_by_name(b"netauth-users").unwrap().unwrap();
+    assert_eq!(g.gid, 3000);
+    assert_eq!(
+        view.group_by_gid(3001).unwrap().unwrap().name,
+        b"netauth-staff"
+    );
+    let st = env.status();
+    assert_eq!(
+        st.group_name_clashes[0].served_as.as_deref(),
+        Some("netauth-users")
+    );
+    assert_eq!(st.users_without_clashing_groups, 0);
 }
