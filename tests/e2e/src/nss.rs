@@ -116,6 +116,7 @@ pub fn run_in_namespace(run: &NsRun<'_>, program: &str, args: &[&str]) -> Output
     let script = r#"set -eu
 mount -t tmpfs -o mode=0755 netauth-e2e /var/lib
 mkdir -p /var/lib/netauth
+chmod 0755 /var/lib/netauth
 if [ -n "$NA_E2E_CACHE" ]; then
   cp "$NA_E2E_CACHE" /var/lib/netauth/nss.cache
   chmod 0644 /var/lib/netauth/nss.cache
