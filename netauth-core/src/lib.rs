@@ -28,6 +28,8 @@ pub mod error;
 #[cfg(feature = "client")]
 pub mod secret;
 #[cfg(feature = "client")]
+mod secret_rpc;
+#[cfg(feature = "client")]
 mod tls;
 #[cfg(feature = "client")]
 pub mod token;
