@@ -13,6 +13,10 @@
 )]
 
 mod host;
+mod wiping_alloc;
+
+#[global_allocator]
+static HEAP: wiping_alloc::WipingAllocator = wiping_alloc::WipingAllocator;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
