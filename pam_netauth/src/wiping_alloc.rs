@@ -43,6 +43,7 @@ unsafe impl GlobalAlloc for WipingAllocator {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -304,7 +304,7 @@ fn no_password_left_in_memory_after_pam_end() {
         eprintln!("copies after pam_end, {what}: {counts:?}");
         for count in counts {
             assert!(
-                count <= PASSWORD_COPIES_LEFT,
+                count == PASSWORD_COPIES_LEFT,
                 "{what}: {count} copies of a password in memory after pam_end"
             );
         }
