@@ -194,6 +194,58 @@ fn unknown_user_falls_through_to_pam_unix_with_ignore_unknown_user() {
     );
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A password that is not UTF-8 is refused, never converted lossily: where
+/// `pw\xff\xff` once became the secret `pw\u{FFFD}\u{FFFD}`, `pw\xfe\xfe`
+/// (a different password with the same lossy form) must not log in, and
+/// neither reaches the server. The same for one longer than 4 KiB.
+#[test]
+fn passwords_that_are_not_utf8_or_too_long_never_reach_the_server() {
+    let mut env = Env::new();
+    let world = start_world(&env, "");
+    env.service("na", NETAUTH_ONLY);
+    // The secret a lossy chauthtok to pw\xff\xff left behind.
+    world.server.state().set_secret("alice", "pw\u{FFFD}\u{FFFD}");
+    let too_long = vec![b'a'; 4097];
+    for bad in [&b"pw\xfe\xfe"[..], b"pw\x80\x80", &too_long] {
+        let run = env.driver(&["--answer-hex", &hex(bad), "na", "alice"]);
+        assert!(run.stdout.contains("result auth 7 "), "{}", run.text());
+        assert!(
+            env.last_decision().contains("without asking the server"),
+            "{}",
+            env.last_decision()
+        );
+    }
+    assert_eq!(world.server.faults().call_count("AuthEntity"), 0);
+    // The collapsed text itself is a valid password and does log in.
+    let run = env.driver(&["--answer", "pw\u{FFFD}\u{FFFD}", "na", "alice"]);
+    assert!(run.stdout.contains("result auth 0 "), "{}", run.text());
+
+    // A new password that is not UTF-8 or too long: PAM_AUTHTOK_ERR, and
+    // the secret stays.
+    world.server.state().set_secret("alice", "alice-pw");
+    for bad in [&b"pw\xff\xff"[..], &too_long] {
+        let run = env.driver(&[
+            "--op",
+            "chauthtok",
+            "--answer",
+            "alice-pw",
+            "--answer-hex",
+            &hex(bad),
+            "--answer-hex",
+            &hex(bad),
+            "na",
+            "alice",
+        ]);
+        assert!(run.stdout.contains("result chauthtok 20 "), "{}", run.text());
+        assert!(world.server.state().check_secret("alice", "alice-pw"));
+    }
+    assert_eq!(world.server.faults().call_count("AuthChangeSecret"), 0);
+}
+
 /// `use_first_pass`: the password comes from pam_exec (expose_authtok
 /// prompts and stores PAM_AUTHTOK); pam_netauth must not prompt again.
 #[test]
@@ -501,6 +553,11 @@ fn bad_configuration_is_service_err_naming_the_problem() {
             line.contains(named) && line.starts_with("<83>"),
             "{named}: {line}"
         );
+        // Whose login and where, even when the configuration is at fault.
+        assert!(
+            line.contains("auth user=\"alice\" service=\"na\" rhost=\"192.0.2.10\""),
+            "{line}"
+        );
         assert_fails_with(
             &env.pamtester("na", "alice", &["acct_mgmt"], ""),
             SERVICE_ERR,
@@ -627,4 +684,26 @@ fn session_and_setcred_succeed_and_sessions_are_logged() {
     let log = env.module_log().join("\n");
     assert!(log.contains("session-open user=\"alice\""), "{log}");
     assert!(log.contains("session-close user=\"alice\""), "{log}");
+}
+
+/// The session step says nothing about users that are not NetAuth's: a
+/// local account, or a user the cache does not list.
+#[test]
+fn sessions_of_other_users_leave_no_log_line() {
+    let mut env = Env::new();
+    let _world = start_world(&env, &local_accounts_config(&env));
+    env.with_local_user(&["sssuser"]);
+    env.service(
+        "na",
+        "session optional @MODULE@ @CONFIG@\nsession required pam_permit.so\n",
+    );
+    let before = env.module_log().len();
+    for user in ["localuser", "root", "sssuser"] {
+        assert_ok(&env.pamtester("na", user, &["open_session", "close_session"], ""));
+    }
+    let lines = env.module_log();
+    assert_eq!(lines.len(), before, "{:#?}", lines.get(before..));
+    assert_ok(&env.pamtester("na", "bob", &["open_session", "close_session"], ""));
+    let log = env.module_log().join("\n");
+    assert!(log.contains("session-open user=\"bob\""), "{log}");
 }
