@@ -21,13 +21,19 @@ fn a_deleted_entity_still_in_the_cache_fails_the_shipped_account_line() {
 
     assert_ok(&env.pamtester("login", "bob", &["acct_mgmt"], ""));
     world.server.state().remove_entity("bob");
-    assert_fails_with(&env.pamtester("login", "bob", &["acct_mgmt"], ""), PERM_DENIED);
+    assert_fails_with(
+        &env.pamtester("login", "bob", &["acct_mgmt"], ""),
+        PERM_DENIED,
+    );
     let line = env.last_decision();
     assert!(
         line.contains("account user=\"bob\"") && line.contains("deleted"),
         "{line}"
     );
-    assert_fails_with(&env.pamtester("login", "erin", &["acct_mgmt"], ""), PERM_DENIED);
+    assert_fails_with(
+        &env.pamtester("login", "erin", &["acct_mgmt"], ""),
+        PERM_DENIED,
+    );
     // Local accounts never reach pam_netauth's account line.
     assert_ok(&env.pamtester("login", "localuser", &["acct_mgmt"], ""));
 }
@@ -95,8 +101,17 @@ fn another_directorys_users_are_decided_by_it_alone() {
     // NetAuth up.
     let before = calls();
     other_directory_decides(&mut env, "up");
-    assert_eq!(calls(), before, "the other directory's logins reached NetAuth");
-    assert_ok(&env.pamtester("login", "alice", &["authenticate", "acct_mgmt"], "alice-pw\n"));
+    assert_eq!(
+        calls(),
+        before,
+        "the other directory's logins reached NetAuth"
+    );
+    assert_ok(&env.pamtester(
+        "login",
+        "alice",
+        &["authenticate", "acct_mgmt"],
+        "alice-pw\n",
+    ));
     // Wrong, then the right one on the next line: not asked a second time,
     // so the attempt fails, and the wrong password went out exactly once.
     let before = world.server.faults().call_count("AuthEntity");

@@ -208,7 +208,10 @@ fn passwords_that_are_not_utf8_or_too_long_never_reach_the_server() {
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
     // The secret a lossy chauthtok to pw\xff\xff left behind.
-    world.server.state().set_secret("alice", "pw\u{FFFD}\u{FFFD}");
+    world
+        .server
+        .state()
+        .set_secret("alice", "pw\u{FFFD}\u{FFFD}");
     let too_long = vec![b'a'; 4097];
     for bad in [&b"pw\xfe\xfe"[..], b"pw\x80\x80", &too_long] {
         let run = env.driver(&["--answer-hex", &hex(bad), "na", "alice"]);
@@ -240,7 +243,11 @@ fn passwords_that_are_not_utf8_or_too_long_never_reach_the_server() {
             "na",
             "alice",
         ]);
-        assert!(run.stdout.contains("result chauthtok 20 "), "{}", run.text());
+        assert!(
+            run.stdout.contains("result chauthtok 20 "),
+            "{}",
+            run.text()
+        );
         assert!(world.server.state().check_secret("alice", "alice-pw"));
     }
     assert_eq!(world.server.faults().call_count("AuthChangeSecret"), 0);
