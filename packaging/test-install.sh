@@ -195,8 +195,8 @@ check "no install marker left behind" test ! -e "$ROOT/etc/nsswitch.conf.nss.net
 
 section "/etc/pam.d after install (diff against before)"
 diff -ru "$WORK/before/pam.d" "$ROOT/etc/pam.d" || true
-check "common-auth: pam_netauth after pam_unix, try_first_pass" \
-    awk '/pam_unix.so/{u=NR} /pam_netauth.so try_first_pass/{n=NR} END{exit !(u && n && u<n)}' "$ROOT/etc/pam.d/common-auth"
+check "common-auth: pam_netauth after pam_unix, use_first_pass" \
+    awk '/pam_unix.so/{u=NR} /pam_netauth.so use_first_pass/{n=NR} END{exit !(u && n && u<n)}' "$ROOT/etc/pam.d/common-auth"
 check "common-account: pam_localuser skips pam_netauth for local users" \
     grep -q -E 'success=1 default=ignore\][[:space:]]+pam_localuser.so' "$ROOT/etc/pam.d/common-account"
 check "common-account: pam_netauth denies on error" \

@@ -8,6 +8,7 @@ packages=(
   pamtester                     # drives real PAM stacks in tests and the demo
   python3 python3-venv          # NetAuth's Python client for the interop test
   valgrind                      # memory checks of the NSS module
+  gdb                           # gcore: the PAM test that looks for passwords left in memory
   util-linux                    # unshare: private mount namespaces for tests
   libnss-cache                  # benchmark baseline only
   rpm                           # inspects the built .rpm in the package test

@@ -22,6 +22,7 @@ use crate::proto;
 use crate::proto::netauth::v2 as pb;
 use crate::proto::netauth::v2::net_auth2_client::NetAuth2Client;
 use crate::secret::{Secret, Token};
+use crate::secret_rpc::{self, AuthRpc, SecretRequest};
 use crate::tls::{self, Connector, TlsSettings};
 use crate::token::{FsTokenCache, MemoryTokenCache, TokenCache};
 use crate::types::{
@@ -270,6 +271,8 @@ fn authority(host: &str, port: u16) -> String {
 #[derive(Clone)]
 struct Remote {
     stub: NetAuth2Client<Channel>,
+    /// The stub's channel, for the calls made with the wiping codec.
+    channel: Channel,
     /// `host:port`, for error messages.
     name: String,
 }
@@ -314,10 +317,14 @@ impl Remote {
             timeout: config.connect_timeout,
         };
         let channel = endpoint.connect_with_connector_lazy(connector);
-        let stub = NetAuth2Client::new(channel)
+        let stub = NetAuth2Client::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Remote { stub, name })
+        Ok(Remote {
+            stub,
+            channel,
+            name,
+        })
     }
 }
 
@@ -757,14 +764,17 @@ impl Client {
     /// Checks `id`'s secret. [`Error::Unauthenticated`] covers wrong
     /// secret, unknown entity and locked entity alike.
     pub async fn auth_entity(&self, id: &str, secret: &Secret) -> Result<()> {
-        let message = pb::AuthRequest {
+        let message = SecretRequest(pb::AuthRequest {
             entity: Some(entity_ref(id)),
             secret: Some(secret.expose().to_owned()),
             token: None,
-        };
-        self.read(message, |mut c, r| async move { c.auth_entity(r).await })
-            .await
-            .map(drop)
+        });
+        let channel = self.inner.read.channel.clone();
+        self.read(message, |_, r| {
+            secret_rpc::unary::<pb::Empty>(channel, AuthRpc::Entity, r)
+        })
+        .await
+        .map(drop)
     }
 
     /// Checks `id`'s secret and returns a token for it (asks the read server).
@@ -773,14 +783,15 @@ impl Client {
     }
 
     async fn get_token_from(&self, remote: &Remote, id: &str, secret: &Secret) -> Result<Token> {
-        let message = pb::AuthRequest {
+        let message = SecretRequest(pb::AuthRequest {
             entity: Some(entity_ref(id)),
             secret: Some(secret.expose().to_owned()),
             token: None,
-        };
-        let answer = self
-            .call(remote, message, None, |mut c, r| async move {
-                c.auth_get_token(r).await
+        });
+        let channel = remote.channel.clone();
+        let answer: pb::AuthResult = self
+            .call(remote, message, None, |_, r| {
+                secret_rpc::unary(channel, AuthRpc::GetToken, r)
             })
             .await?;
         match answer.token {
@@ -793,15 +804,15 @@ impl Client {
 
     /// Asks the server whether `token` is valid.
     pub async fn auth_validate_token(&self, token: &Token) -> Result<()> {
-        let message = pb::AuthRequest {
+        let message = SecretRequest(pb::AuthRequest {
             entity: None,
             secret: None,
             token: Some(token.expose().to_owned()),
-        };
-        self.read(
-            message,
-            |mut c, r| async move { c.auth_validate_token(r).await },
-        )
+        });
+        let channel = self.inner.read.channel.clone();
+        self.read(message, |_, r| {
+            secret_rpc::unary::<pb::Empty>(channel, AuthRpc::ValidateToken, r)
+        })
         .await
         .map(drop)
     }
@@ -816,10 +827,10 @@ impl Client {
         old_secret: Option<&Secret>,
     ) -> Result<()> {
         let message = change_secret_request(id, new_secret, old_secret);
-        self.write(
-            message,
-            |mut c, r| async move { c.auth_change_secret(r).await },
-        )
+        let channel = self.inner.write.channel.clone();
+        self.write(message, |_, r| {
+            secret_rpc::unary::<pb::Empty>(channel.clone(), AuthRpc::ChangeSecret, r)
+        })
         .await
         .map(drop)
     }
@@ -837,12 +848,10 @@ impl Client {
             .get_token_from(&self.inner.write, id, old_secret)
             .await?;
         let message = change_secret_request(id, new_secret, Some(old_secret));
-        self.call(
-            &self.inner.write,
-            message,
-            Some(&token),
-            |mut c, r| async move { c.auth_change_secret(r).await },
-        )
+        let channel = self.inner.write.channel.clone();
+        self.call(&self.inner.write, message, Some(&token), |_, r| {
+            secret_rpc::unary::<pb::Empty>(channel, AuthRpc::ChangeSecret, r)
+        })
         .await
         .map(drop)
     }
@@ -1078,8 +1087,8 @@ fn change_secret_request(
     id: &str,
     new_secret: &Secret,
     old_secret: Option<&Secret>,
-) -> pb::AuthRequest {
-    pb::AuthRequest {
+) -> SecretRequest {
+    SecretRequest(pb::AuthRequest {
         entity: Some(proto::Entity {
             id: Some(id.to_owned()),
             secret: old_secret.map(|s| s.expose().to_owned()),
@@ -1087,7 +1096,7 @@ fn change_secret_request(
         }),
         secret: Some(new_secret.expose().to_owned()),
         token: None,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod secret;
+mod secret_rpc;
 mod tls;
 pub mod token;
 pub mod types;

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
 
-use crate::logic::{flags, LogLevel, PamCode, PamHost, Secret, TokenItem};
+use crate::logic::{flags, LogLevel, PamCode, PamHost, RawSecret, TokenItem};
 use pamsm::{LogLvl, Pam, PamLibExt};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -63,7 +63,7 @@ impl<'a> Host<'a> {
 
     /// Sends one message through the application's conversation function.
     /// Returns the response text, zeroized and freed on our side.
-    fn converse(&self, style: c_int, text: &str) -> Result<Option<Secret>, PamCode> {
+    fn converse(&self, style: c_int, text: &str) -> Result<Option<RawSecret>, PamCode> {
         let text = CString::new(text).map_err(|_| PamCode::BufErr)?;
         let mut item: *const c_void = ptr::null();
         // SAFETY: raw is the live handle of this call; item is a valid out pointer.
@@ -100,12 +100,12 @@ impl<'a> Host<'a> {
         Ok(answer)
     }
 
-    fn set_item(&self, item: c_int, value: &str) -> Result<(), PamCode> {
-        if value.as_bytes().contains(&0) {
+    fn set_item(&self, item: c_int, value: &[u8]) -> Result<(), PamCode> {
+        if value.contains(&0) {
             return Err(PamCode::BufErr);
         }
         let mut buffer = Zeroizing::new(Vec::with_capacity(value.len() + 1));
-        buffer.extend_from_slice(value.as_bytes());
+        buffer.extend_from_slice(value);
         buffer.push(0);
         // SAFETY: buffer is NUL-terminated and outlives the call; libpam
         // copies the string (and wipes its old copy).
@@ -123,7 +123,7 @@ impl<'a> Host<'a> {
 /// # Safety
 /// `response` is null or points to one malloc'd `pam_response` whose `resp`
 /// is null or a malloc'd NUL-terminated string, owned by the caller.
-unsafe fn take_response(response: *mut PamResponse) -> Option<Secret> {
+unsafe fn take_response(response: *mut PamResponse) -> Option<RawSecret> {
     if response.is_null() {
         return None;
     }
@@ -147,13 +147,11 @@ unsafe fn take_response(response: *mut PamResponse) -> Option<Secret> {
     secret
 }
 
-/// A password as bytes from C. NetAuth secrets are UTF-8 strings; bytes that
-/// are not become U+FFFD, which the server will simply refuse.
-fn secret_from_bytes(bytes: &[u8]) -> Secret {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Secret::new(text.to_owned()),
-        Err(_) => Secret::new(String::from_utf8_lossy(bytes).into_owned()),
-    }
+/// A password as bytes from C, copied as they are into memory that is wiped
+/// when dropped. Whether they are usable as a NetAuth secret (UTF-8, not too
+/// long) is the flows' decision, never a lossy conversion here.
+fn secret_from_bytes(bytes: &[u8]) -> RawSecret {
+    RawSecret::new(bytes.to_vec())
 }
 
 fn text_from_cstr(value: Option<&CStr>) -> Option<String> {
@@ -177,7 +175,7 @@ impl PamHost for Host<'_> {
         text_from_cstr(self.pamh.get_rhost().ok().flatten())
     }
 
-    fn token(&self, item: TokenItem) -> Result<Option<Secret>, PamCode> {
+    fn token(&self, item: TokenItem) -> Result<Option<RawSecret>, PamCode> {
         let value = match item {
             TokenItem::Authtok => self.pamh.get_cached_authtok(),
             TokenItem::OldAuthtok => self.pamh.get_cached_oldauthtok(),
@@ -188,14 +186,14 @@ impl PamHost for Host<'_> {
         }
     }
 
-    fn set_token(&mut self, item: TokenItem, value: &str) -> Result<(), PamCode> {
+    fn set_token(&mut self, item: TokenItem, value: &[u8]) -> Result<(), PamCode> {
         match item {
             TokenItem::Authtok => self.set_item(PAM_AUTHTOK, value),
             TokenItem::OldAuthtok => self.set_item(PAM_OLDAUTHTOK, value),
         }
     }
 
-    fn prompt_secret(&mut self, prompt: &str) -> Result<Secret, PamCode> {
+    fn prompt_secret(&mut self, prompt: &str) -> Result<RawSecret, PamCode> {
         self.converse(PAM_PROMPT_ECHO_OFF, prompt)?
             .ok_or(PamCode::ConvErr)
     }

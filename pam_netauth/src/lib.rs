@@ -14,6 +14,10 @@
 
 mod host;
 pub mod logic;
+mod wiping_alloc;
+
+#[global_allocator]
+static HEAP: wiping_alloc::WipingAllocator = wiping_alloc::WipingAllocator;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -17,6 +17,29 @@ pub enum PassSource {
     UseFirst,
 }
 
+/// What happens to a user the on-disk cache does not list (`uncached_users=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UncachedUsers {
+    /// Not a NetAuth user: PAM_IGNORE, nothing prompted, nothing sent.
+    #[default]
+    Ignore,
+    /// Ask the server about them too (`ignore_unknown_user` then decides
+    /// what a name the server does not know gets).
+    Ask,
+}
+
+/// Every argument the parser understands, as the man page spells it.
+pub const KNOWN_ARGUMENTS: &[&str] = &[
+    "config=",
+    "use_first_pass",
+    "try_first_pass",
+    "use_authtok",
+    "ignore_unknown_user",
+    "uncached_users=ignore",
+    "uncached_users=ask",
+    "debug",
+];
+
 /// Parsed module arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModuleArgs {
@@ -25,8 +48,11 @@ pub struct ModuleArgs {
     /// Password stack: take the new password from PAM_AUTHTOK (set by an
     /// earlier module such as pam_pwquality) instead of prompting.
     pub use_authtok: bool,
-    /// A user that is not a NetAuth entity gets PAM_IGNORE.
+    /// A user the server does not know gets PAM_IGNORE, unless the cache
+    /// lists it (then it was deleted: refused). Matters with
+    /// `uncached_users=ask` only: otherwise an unlisted user is ignored anyway.
     pub ignore_unknown_user: bool,
+    pub uncached_users: UncachedUsers,
     pub debug: bool,
     /// Arguments we did not understand; logged by the caller, otherwise ignored.
     pub unknown: Vec<String>,
@@ -39,6 +65,7 @@ impl Default for ModuleArgs {
             pass_source: PassSource::Prompt,
             use_authtok: false,
             ignore_unknown_user: false,
+            uncached_users: UncachedUsers::Ignore,
             debug: false,
             unknown: Vec::new(),
         }
@@ -61,6 +88,8 @@ impl ModuleArgs {
                 }
                 "use_authtok" => parsed.use_authtok = true,
                 "ignore_unknown_user" => parsed.ignore_unknown_user = true,
+                "uncached_users=ignore" => parsed.uncached_users = UncachedUsers::Ignore,
+                "uncached_users=ask" => parsed.uncached_users = UncachedUsers::Ask,
                 "debug" => parsed.debug = true,
                 _ => match arg.strip_prefix("config=") {
                     Some(path) if !path.is_empty() => parsed.config = PathBuf::from(path),
@@ -75,6 +104,39 @@ impl ModuleArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every argument the parser knows is in KNOWN_ARGUMENTS, and the man
+    /// page describes each of them, and no other.
+    #[test]
+    fn known_arguments_parse_and_match_the_man_page() {
+        for arg in KNOWN_ARGUMENTS {
+            let arg = if *arg == "config=" { "config=/x" } else { arg };
+            assert!(ModuleArgs::parse(&[arg]).unknown.is_empty(), "{arg}");
+        }
+        let page = include_str!("../../../packaging/common/pam_netauth.8");
+        let described: Vec<String> = page
+            .split(".SH OPTIONS")
+            .nth(1)
+            .and_then(|rest| rest.split("\n.SH ").next())
+            .unwrap_or("")
+            .split(".TP\n")
+            .skip(1)
+            .filter_map(|item| item.lines().next())
+            .map(|line| {
+                // ".B use_first_pass", ".BI config= PATH", ".B uncached_users=ask"
+                let name = line.split_whitespace().nth(1).unwrap_or("");
+                name.replace("\\", "")
+            })
+            .collect();
+        let mut expected: Vec<String> = KNOWN_ARGUMENTS.iter().map(|a| a.to_string()).collect();
+        let mut described_sorted = described.clone();
+        expected.sort();
+        described_sorted.sort();
+        assert_eq!(
+            described_sorted, expected,
+            "OPTIONS of pam_netauth.8: {described:?}"
+        );
+    }
 
     #[test]
     fn defaults_without_arguments() {
@@ -91,12 +153,18 @@ mod tests {
             "try_first_pass",
             "use_authtok",
             "ignore_unknown_user",
+            "uncached_users=ask",
             "debug",
         ]);
         assert_eq!(args.config, PathBuf::from("/tmp/x/config.toml"));
         assert_eq!(args.pass_source, PassSource::TryFirst);
         assert!(args.use_authtok && args.ignore_unknown_user && args.debug);
+        assert_eq!(args.uncached_users, UncachedUsers::Ask);
         assert!(args.unknown.is_empty());
+        assert_eq!(
+            ModuleArgs::parse(&["uncached_users=ask", "uncached_users=ignore"]).uncached_users,
+            UncachedUsers::Ignore
+        );
     }
 
     #[test]
@@ -113,8 +181,13 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_arguments_are_collected() {
-        let args = ModuleArgs::parse(&["nullok", "config=", "Debug", "config"]);
-        assert_eq!(args.unknown, vec!["nullok", "config=", "Debug", "config"]);
+        let args =
+            ModuleArgs::parse(&["nullok", "config=", "Debug", "config", "uncached_users=yes"]);
+        assert_eq!(
+            args.unknown,
+            vec!["nullok", "config=", "Debug", "config", "uncached_users=yes"]
+        );
+        assert_eq!(args.uncached_users, UncachedUsers::Ignore);
         assert_eq!(args.config, PathBuf::from(DEFAULT_CONFIG_PATH));
         assert!(!args.debug);
     }

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{
-    AccountInfo, Backend, BackendError, CacheAnswer, ModuleArgs, PamSection, PamSettings,
+    AccountInfo, Backend, BackendError, CacheAnswer, Listing, ModuleArgs, PamSection, PamSettings,
     SERVICE_NAME,
 };
 use netauth_cache::clean::LocalAccounts;
 use netauth_cache::trusted::{open_trusted, read_trusted, Owner, TrustRule};
-use netauth_cache::{CacheView, CACHE_PATH};
+use netauth_cache::{CacheView, LazyCheck, CACHE_PATH};
 use netauth_core::blocking::BlockingClient;
 use netauth_core::client::ClientBuilder;
 use netauth_core::config::refresh::RefreshSettings;
@@ -133,6 +133,47 @@ impl Backend for NetAuthBackend {
     }
 }
 
+/// Whether the cache at its fixed path lists `user`: the module's test of
+/// "a NetAuth user". Needs no configuration (the path is fixed, as for NSS).
+pub fn cache_listing(user: &str) -> Listing {
+    cache_listing_at(std::path::Path::new(CACHE_PATH), user, Owner::Root)
+}
+
+/// [`cache_listing`] for the file at `path` owned by `owner`; the same trust
+/// checks as [`cached_account`], but the file is mapped, not read, and only
+/// the blocks the look-up reads are checksummed (as NSS does): this runs for
+/// every login, and a large cache is many megabytes.
+pub(crate) fn cache_listing_at(path: &std::path::Path, user: &str, owner: Owner) -> Listing {
+    let unusable =
+        |e: &dyn std::fmt::Display| Listing::Unusable(format!("{}: {e}", path.display()));
+    let file = match open_trusted(path, &TrustRule::CACHE.with_owner(owner)) {
+        Ok(trusted) => trusted.into_file(),
+        Err(e) => return Listing::Unusable(e.to_string()),
+    };
+    // SAFETY: the cache is only ever replaced by rename (write_atomic), never
+    // modified or truncated in place, and it is mapped read-only, so the
+    // bytes behind the slice do not change while it is mapped.
+    let map = match unsafe { memmap2::Mmap::map(&file) } {
+        Ok(map) => map,
+        Err(e) => return unusable(&e),
+    };
+    let listed = LazyCheck::new(&map).and_then(|check| {
+        check
+            .view(&map)?
+            .user_by_name(user.as_bytes())
+            .map(|u| u.is_some())
+    });
+    match listed {
+        Ok(true) => Listing::Listed,
+        Ok(false) => Listing::NotListed,
+        Err(e) => unusable(&e),
+    }
+}
+
+/// How far ahead of the clock a cache's `generated_at` may be and still
+/// count for offline decisions (clocks of two hosts differ a little).
+const MAX_CACHE_AHEAD_S: u64 = 300;
+
 /// Looks `user` up in the cache file at `path`. The groups are the names of
 /// the user's cached effective-group gids (not the primary gid, which the
 /// online check does not count either).
@@ -172,9 +213,17 @@ pub(crate) fn cached_account(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    // A cache from the future (clock stepped back) counts as brand new
-    // rather than ancient; an unreadable time counts as ancient.
+    // A cache from the future would count as fresh however old it really
+    // is (a clock stepped back, or a file dated ahead): beyond a little
+    // clock skew it is not used. An unreadable time counts as ancient.
     let generated = u64::try_from(view.generated_at()).unwrap_or(0);
+    let ahead = generated.saturating_sub(now_s);
+    if ahead > MAX_CACHE_AHEAD_S {
+        return CacheAnswer::Unusable(format!(
+            "{}: written {ahead} s in the future (generated_at ahead of this host's clock by more than {MAX_CACHE_AHEAD_S} s)",
+            path.display()
+        ));
+    }
     CacheAnswer::Present {
         locked: record.locked,
         groups,
@@ -257,6 +306,52 @@ mod tests {
         assert!(matches!(
             cached_account(&path, "alice", now, ME),
             CacheAnswer::Unusable(_)
+        ));
+    }
+
+    #[test]
+    fn cache_dated_in_the_future_is_unusable_beyond_a_little_skew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nss.cache");
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        write_0644(&path, &sample(1_000_000 + 240));
+        assert!(matches!(
+            cached_account(&path, "alice", now, ME),
+            CacheAnswer::Present { age, .. } if age.is_zero()
+        ));
+        write_0644(&path, &sample(1_000_000 + 301));
+        match cached_account(&path, "alice", now, ME) {
+            CacheAnswer::Unusable(why) => assert!(why.contains("future"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Whether the cache lists a user does not depend on its date.
+        assert_eq!(cache_listing_at(&path, "alice", ME), Listing::Listed);
+    }
+
+    #[test]
+    fn cache_listing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nss.cache");
+        assert!(matches!(
+            cache_listing_at(&path, "alice", ME),
+            Listing::Unusable(why) if why.contains("nss.cache")
+        ));
+        write_0644(&path, &sample(1));
+        assert_eq!(cache_listing_at(&path, "alice", ME), Listing::Listed);
+        assert_eq!(cache_listing_at(&path, "carol", ME), Listing::Listed);
+        assert_eq!(cache_listing_at(&path, "zed", ME), Listing::NotListed);
+        assert_eq!(cache_listing_at(&path, "", ME), Listing::NotListed);
+        // Not trusted, or damaged: unusable, not "not listed".
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(matches!(
+            cache_listing_at(&path, "zed", ME),
+            Listing::Unusable(_)
+        ));
+        write_0644(&path, b"NAUTHNSS garbage");
+        assert!(matches!(
+            cache_listing_at(&path, "zed", ME),
+            Listing::Unusable(_)
         ));
     }
 

@@ -1,8 +1,8 @@
 //! The auth, account, password and session flows.
 
 use super::{
-    flags, Backend, BackendError, CacheAnswer, LogLevel, ModuleArgs, PamCode, PamHost, PamSettings,
-    PassSource, Secret, TokenItem,
+    flags, Backend, BackendError, CacheAnswer, Listing, LogLevel, ModuleArgs, PamCode, PamHost,
+    PamSettings, PassSource, RawSecret, Secret, TokenItem, UncachedUsers, MAX_PASSWORD_BYTES,
 };
 
 /// The PAM function being served.
@@ -27,18 +27,43 @@ impl Op {
             Op::CloseSession => "session-close",
         }
     }
+
+    fn is_session(self) -> bool {
+        matches!(self, Op::OpenSession | Op::CloseSession)
+    }
 }
 
 /// A decision and why; the reason goes to syslog and never holds a secret.
 struct Verdict {
     code: PamCode,
     reason: String,
+    /// Logged at this level instead of the one the code implies.
+    level: Option<LogLevel>,
+    /// Not logged at all (a session of a user that is not NetAuth's).
+    silent: bool,
 }
 
 fn verdict(code: PamCode, reason: impl Into<String>) -> Verdict {
     Verdict {
         code,
         reason: reason.into(),
+        level: None,
+        silent: false,
+    }
+}
+
+impl Verdict {
+    fn at(mut self, level: LogLevel) -> Verdict {
+        self.level = Some(level);
+        self
+    }
+}
+
+/// Success without a log line: the session step of a user that is not ours.
+fn unlogged_session() -> Verdict {
+    Verdict {
+        silent: true,
+        ..verdict(PamCode::Success, "")
     }
 }
 
@@ -56,19 +81,55 @@ fn misconfigured(why: String) -> Verdict {
     verdict(PamCode::ServiceErr, format!("configuration problem: {why}"))
 }
 
-/// Serves one PAM call with the real NetAuth backend built from the config
-/// file named by the arguments.
-pub fn run<H: PamHost>(op: Op, host: &mut H, raw_args: &[String], flags: i32) -> PamCode {
-    run_with(op, host, raw_args, flags, super::NetAuthBackend::load)
+/// A password as text, or why it is refused: NetAuth secrets are UTF-8
+/// strings, and a lossy conversion would let different byte strings (every
+/// invalid sequence becomes U+FFFD) open the same account.
+fn password_text(raw: RawSecret) -> Result<Secret, &'static str> {
+    let mut raw = raw;
+    if raw.len() > MAX_PASSWORD_BYTES {
+        return Err("longer than 4096 bytes");
+    }
+    // Moves the bytes (no copy); on error they come back to be wiped.
+    match String::from_utf8(std::mem::take(&mut *raw)) {
+        Ok(text) => Ok(Secret::new(text)),
+        Err(e) => {
+            drop(RawSecret::new(e.into_bytes()));
+            Err("not valid UTF-8")
+        }
+    }
 }
 
-/// Serves one PAM call; `load` reads the configuration and builds the
-/// backend (tests pass a fake). A `load` error is a configuration problem:
-/// PAM_SERVICE_ERR with the error text in the log.
-pub fn run_with<H, B, F>(op: Op, host: &mut H, raw_args: &[String], flags: i32, load: F) -> PamCode
+/// Serves one PAM call with the real NetAuth backend built from the config
+/// file named by the arguments, and the on-disk cache at its fixed path.
+pub fn run<H: PamHost>(op: Op, host: &mut H, raw_args: &[String], flags: i32) -> PamCode {
+    run_with(
+        op,
+        host,
+        raw_args,
+        flags,
+        super::cache_listing,
+        super::NetAuthBackend::load,
+    )
+}
+
+/// Serves one PAM call. `listing` tells whether the cache lists a user
+/// (asked before the configuration is read: a user that is not NetAuth's is
+/// left alone even when NetAuth's configuration is broken); `load` reads
+/// the configuration and builds the backend (tests pass fakes for both). A
+/// `load` error is a configuration problem: PAM_SERVICE_ERR with the error
+/// text in the log.
+pub fn run_with<H, B, L, F>(
+    op: Op,
+    host: &mut H,
+    raw_args: &[String],
+    flags: i32,
+    listing: L,
+    load: F,
+) -> PamCode
 where
     H: PamHost,
     B: Backend,
+    L: FnOnce(&str) -> Listing,
     F: FnOnce(&ModuleArgs) -> Result<(PamSettings, B), String>,
 {
     let args = ModuleArgs::parse(raw_args);
@@ -83,72 +144,174 @@ where
     }
     let service = host.service().unwrap_or_default();
     let rhost = host.rhost().unwrap_or_default();
-
-    let mut user = None;
-    let outcome = match op {
-        // Nothing to do, and nothing that could fail: no config, no network.
-        Op::Setcred => verdict(PamCode::Success, "nothing to set"),
-        Op::OpenSession | Op::CloseSession => match host.user() {
-            Ok(name) => {
-                user = Some(name);
-                verdict(PamCode::Success, "logged only")
-            }
-            Err(code) => verdict(
-                PamCode::SessionErr,
-                format!("cannot get the user name ({})", code.name()),
-            ),
-        },
-        Op::Authenticate | Op::AcctMgmt | Op::Chauthtok => match load(&args) {
-            Err(problem) => verdict(
-                PamCode::ServiceErr,
-                format!(
-                    "configuration problem in {}: {problem}",
-                    args.config.display()
-                ),
-            ),
-            Ok((settings, mut backend)) => {
-                let mut flow = Flow {
-                    host: &mut *host,
-                    backend: &mut backend,
-                    args: &args,
-                    settings: &settings,
-                    flags,
-                    service: &service,
-                };
-                let result = match op {
-                    Op::Authenticate => flow.authenticate(&mut user),
-                    Op::AcctMgmt => flow.account(&mut user),
-                    _ => flow.chauthtok(&mut user),
-                };
-                result.unwrap_or_else(|v| v)
-            }
-        },
+    let op_label = match (op, flags & flags::PRELIM_CHECK != 0) {
+        (Op::Chauthtok, true) => "password-prelim",
+        (Op::Chauthtok, false) => "password-update",
+        _ => op.label(),
+    };
+    let line = LineStart {
+        op: op_label,
+        service: &service,
+        rhost: &rhost,
     };
 
-    let level = match outcome.code {
+    let mut user = None;
+    let outcome = match (op, host.user()) {
+        // Nothing to do, and nothing that could fail: no config, no network.
+        (Op::Setcred, name) => {
+            user = name.ok();
+            verdict(PamCode::Success, "nothing to set")
+        }
+        (op, Err(code)) if op.is_session() => verdict(
+            PamCode::SessionErr,
+            format!("cannot get the user name ({})", code.name()),
+        ),
+        (_, Err(code)) => host_failure(code, "cannot get the user name"),
+        (op, Ok(name)) => {
+            let outcome = serve(op, host, &args, flags, &line, &name, listing, load);
+            user = Some(name);
+            outcome
+        }
+    };
+    if outcome.silent {
+        return outcome.code;
+    }
+
+    let level = outcome.level.unwrap_or(match outcome.code {
         PamCode::Success | PamCode::Ignore => LogLevel::Info,
         PamCode::AuthErr | PamCode::PermDenied | PamCode::UserUnknown | PamCode::AuthtokErr => {
             LogLevel::Notice
         }
         PamCode::AuthinfoUnavail | PamCode::ConvErr | PamCode::TryAgain => LogLevel::Warning,
         _ => LogLevel::Err,
-    };
-    let op_label = match (op, flags & flags::PRELIM_CHECK != 0) {
-        (Op::Chauthtok, true) => "password-prelim",
-        (Op::Chauthtok, false) => "password-update",
-        _ => op.label(),
-    };
-    // Debug formatting quotes and escapes names that come from outside.
+    });
     host.log(
         level,
         &format!(
-            "{op_label} user={:?} service={service:?} rhost={rhost:?} outcome={} reason={:?}",
-            user.as_deref().unwrap_or(""),
+            "{} outcome={} reason={:?}",
+            line.with_user(user.as_deref().unwrap_or("")),
             outcome.code.name(),
             outcome.reason
         ),
     );
     outcome.code
+}
+
+/// What every line about one call starts with.
+struct LineStart<'a> {
+    op: &'a str,
+    service: &'a str,
+    rhost: &'a str,
+}
+
+impl LineStart<'_> {
+    /// `{:?}` quotes and escapes names that come from outside.
+    fn with_user(&self, user: &str) -> String {
+        format!(
+            "{} user={user:?} service={:?} rhost={:?}",
+            self.op, self.service, self.rhost
+        )
+    }
+}
+
+/// Everything after the user name is known: is the user NetAuth's, the
+/// configuration, then the flow of `op`.
+#[allow(clippy::too_many_arguments)]
+fn serve<H, B, L, F>(
+    op: Op,
+    host: &mut H,
+    args: &ModuleArgs,
+    flags: i32,
+    line: &LineStart<'_>,
+    user: &str,
+    listing: L,
+    load: F,
+) -> Verdict
+where
+    H: PamHost,
+    B: Backend,
+    L: FnOnce(&str) -> Listing,
+    F: FnOnce(&ModuleArgs) -> Result<(PamSettings, B), String>,
+{
+    let ask_server = args.uncached_users == UncachedUsers::Ask;
+    if !plausible_entity_id(user) {
+        // Never sent, never looked up: no entity can have this name.
+        return if op.is_session() {
+            unlogged_session()
+        } else if !ask_server || args.ignore_unknown_user {
+            verdict(PamCode::Ignore, "not a possible NetAuth ID")
+        } else {
+            let code = match op {
+                Op::Authenticate => PamCode::AuthErr,
+                _ => PamCode::UserUnknown,
+            };
+            verdict(code, "not a possible NetAuth ID")
+        };
+    }
+    let listed = listing(user);
+    if !ask_server {
+        match &listed {
+            Listing::Listed => {}
+            _ if op.is_session() => return unlogged_session(),
+            Listing::NotListed => {
+                return verdict(
+                    PamCode::Ignore,
+                    "not in the NetAuth cache: not a NetAuth user, left to the other modules",
+                )
+            }
+            // Without the cache NSS does not know NetAuth's users either;
+            // whatever the other modules decide, they decide without us.
+            Listing::Unusable(why) => {
+                return verdict(
+                    PamCode::Ignore,
+                    format!(
+                        "cannot tell whether this is a NetAuth user, left to the other modules: cache unusable: {why}"
+                    ),
+                )
+                .at(LogLevel::Warning)
+            }
+        }
+    }
+    let (settings, mut backend) = match load(args) {
+        Ok(loaded) => loaded,
+        Err(problem) if op.is_session() => {
+            return verdict(
+                PamCode::Success,
+                format!(
+                    "logged only; configuration problem in {}: {problem}",
+                    args.config.display()
+                ),
+            )
+            .at(LogLevel::Warning)
+        }
+        Err(problem) => {
+            return verdict(
+                PamCode::ServiceErr,
+                format!(
+                    "configuration problem in {}: {problem}",
+                    args.config.display()
+                ),
+            )
+        }
+    };
+    let mut flow = Flow {
+        host,
+        backend: &mut backend,
+        args,
+        settings: &settings,
+        flags,
+        service: line.service,
+        line,
+        user,
+        listed: listed == Listing::Listed,
+    };
+    let result = match op {
+        Op::Authenticate => flow.authenticate(),
+        Op::AcctMgmt => flow.account(),
+        Op::Chauthtok => flow.chauthtok(),
+        _ => flow.session(),
+    };
+    result.unwrap_or_else(|v| v)
 }
 
 /// A user name that can be a NetAuth ID; anything else is never sent.
@@ -169,6 +332,10 @@ struct Flow<'a, H, B> {
     settings: &'a PamSettings,
     flags: i32,
     service: &'a str,
+    line: &'a LineStart<'a>,
+    user: &'a str,
+    /// The cache lists the user: a NetAuth user, whatever else happens.
+    listed: bool,
 }
 
 type Step<T> = Result<T, Verdict>;
@@ -186,39 +353,48 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         }
     }
 
-    /// The user name; a name that cannot be an entity is "unknown".
-    fn user(&mut self, slot: &mut Option<String>, unknown: PamCode) -> Step<String> {
-        let name = self
-            .host
-            .user()
-            .map_err(|code| host_failure(code, "cannot get the user name"))?;
-        *slot = Some(name.clone());
-        if plausible_entity_id(&name) {
-            match self.backend.is_local_account(&name) {
-                Ok(false) => Ok(name),
-                Ok(true) => Err(verdict(
-                    PamCode::Ignore,
-                    "a local account: left to the local modules",
-                )),
-                Err(BackendError::Misconfigured(why)) => Err(misconfigured(why)),
-                Err(other) => Err(misconfigured(format!(
-                    "cannot tell whether the user is local: {other:?}"
-                ))),
-            }
-        } else if self.args.ignore_unknown_user {
-            Err(verdict(PamCode::Ignore, "not a possible NetAuth ID"))
-        } else {
-            Err(verdict(unknown, "not a possible NetAuth ID"))
+    /// A refusal that is not the call's outcome (the call goes on), logged
+    /// so that every refused password leaves a line.
+    fn log_refusal(&mut self, refusal: &Verdict, next: &str) {
+        let line = format!(
+            "{} attempt={} reason={:?}; {next}",
+            self.line.with_user(self.user),
+            refusal.code.name(),
+            refusal.reason
+        );
+        self.host.log(LogLevel::Notice, &line);
+    }
+
+    /// A local account is never NetAuth's to decide, even when an entity
+    /// has the same name: otherwise a NetAuth secret would open it (root).
+    fn not_local(&mut self) -> Step<()> {
+        match self.backend.is_local_account(self.user) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(verdict(
+                PamCode::Ignore,
+                "a local account: left to the local modules",
+            )),
+            Err(BackendError::Misconfigured(why)) => Err(misconfigured(why)),
+            Err(other) => Err(misconfigured(format!(
+                "cannot tell whether the user is local: {other:?}"
+            ))),
         }
     }
 
-    /// With `ignore_unknown_user`: PAM_IGNORE for a name the server does not
-    /// know, before anything is prompted or sent.
-    fn skip_unknown(&mut self, user: &str) -> Step<()> {
-        if !self.args.ignore_unknown_user {
+    /// Whether `ignore_unknown_user` lets a name the server does not know
+    /// pass as PAM_IGNORE: never for a user the cache lists (an entity that
+    /// was deleted must be refused, at least as firmly as a locked one).
+    fn ignores_unknown(&self) -> bool {
+        self.args.ignore_unknown_user && !self.listed
+    }
+
+    /// With `ignore_unknown_user` (and `uncached_users=ask`): PAM_IGNORE for
+    /// a name the server does not know, before anything is prompted or sent.
+    fn skip_unknown(&mut self) -> Step<()> {
+        if !self.ignores_unknown() {
             return Ok(());
         }
-        match self.backend.account(user, false) {
+        match self.backend.account(self.user, false) {
             Ok(_) => Ok(()),
             Err(BackendError::Misconfigured(why)) => Err(misconfigured(why)),
             Err(BackendError::NotFound) => Err(verdict(PamCode::Ignore, "not a NetAuth entity")),
@@ -232,7 +408,12 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
     }
 
     /// A password per the pass source; the bool is true when we prompted.
-    fn obtain(&mut self, item: TokenItem, prompt: &str, missing: PamCode) -> Step<(Secret, bool)> {
+    fn obtain(
+        &mut self,
+        item: TokenItem,
+        prompt: &str,
+        missing: PamCode,
+    ) -> Step<(RawSecret, bool)> {
         let earlier = match self.args.pass_source {
             PassSource::Prompt => None,
             PassSource::TryFirst | PassSource::UseFirst => self
@@ -259,7 +440,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         }
     }
 
-    fn store(&mut self, item: TokenItem, secret: &str) {
+    fn store(&mut self, item: TokenItem, secret: &[u8]) {
         if let Err(code) = self.host.set_token(item, secret) {
             self.host.log(
                 LogLevel::Warning,
@@ -271,12 +452,12 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         }
     }
 
-    fn authenticate(&mut self, slot: &mut Option<String>) -> Step<Verdict> {
-        let user = self.user(slot, PamCode::AuthErr)?;
-        self.skip_unknown(&user)?;
+    fn authenticate(&mut self) -> Step<Verdict> {
+        self.not_local()?;
+        self.skip_unknown()?;
         let (password, prompted) =
             self.obtain(TokenItem::Authtok, "Password: ", PamCode::AuthErr)?;
-        let outcome = self.check_password(&user, &password, prompted);
+        let outcome = self.check_password(password, prompted);
         // try_first_pass, as pam_unix does it: an earlier module's password
         // that is not ours (refused or empty) leads to one prompt of our own.
         let retry = !prompted
@@ -285,30 +466,43 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         if !retry {
             return Ok(outcome);
         }
-        self.debug("the earlier module's password was refused; prompting");
+        self.log_refusal(
+            &outcome,
+            "the password came from an earlier module (try_first_pass): asking once",
+        );
         let password = self
             .host
             .prompt_secret("Password: ")
             .map_err(|code| host_failure(code, "conversation failed"))?;
-        Ok(self.check_password(&user, &password, true))
+        Ok(self.check_password(password, true))
     }
 
     /// Checks one password with the server; a password we prompted for is
-    /// handed to later modules.
-    fn check_password(&mut self, user: &str, password: &Secret, prompted: bool) -> Verdict {
+    /// handed to later modules (as typed, even when we refuse it: another
+    /// module may take bytes that are not UTF-8).
+    fn check_password(&mut self, password: RawSecret, prompted: bool) -> Verdict {
         if password.is_empty() {
             return verdict(PamCode::AuthErr, "empty password refused");
         }
         if prompted {
-            self.store(TokenItem::Authtok, password);
+            self.store(TokenItem::Authtok, &password);
         }
-        match self.backend.authenticate(user, password) {
+        let password = match password_text(password) {
+            Ok(text) => text,
+            Err(why) => {
+                return verdict(
+                    PamCode::AuthErr,
+                    format!("password refused without asking the server: {why}"),
+                )
+            }
+        };
+        match self.backend.authenticate(self.user, &password) {
             Ok(()) => verdict(PamCode::Success, "password accepted"),
             Err(BackendError::Misconfigured(why)) => misconfigured(why),
             Err(BackendError::Rejected(why)) => {
                 verdict(PamCode::AuthErr, format!("server refused: {why}"))
             }
-            Err(BackendError::NotFound) if self.args.ignore_unknown_user => {
+            Err(BackendError::NotFound) if self.ignores_unknown() => {
                 verdict(PamCode::Ignore, "not a NetAuth entity")
             }
             Err(BackendError::NotFound) => verdict(PamCode::AuthErr, "not a NetAuth entity"),
@@ -318,13 +512,18 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         }
     }
 
-    fn account(&mut self, slot: &mut Option<String>) -> Step<Verdict> {
-        let user = self.user(slot, PamCode::UserUnknown)?;
+    fn account(&mut self) -> Step<Verdict> {
+        self.not_local()?;
+        let user = self.user;
         let restricted = !self.settings.allowed_groups(self.service).is_empty();
-        let online = match self.backend.account(&user, restricted) {
+        let online = match self.backend.account(user, restricted) {
             Ok(info) => info,
             Err(BackendError::Misconfigured(why)) => return Ok(misconfigured(why)),
-            Err(BackendError::NotFound) if self.args.ignore_unknown_user => {
+            Err(BackendError::NotFound) if self.listed => return Ok(verdict(
+                PamCode::PermDenied,
+                "listed in the NetAuth cache, but the server does not know the entity (deleted)",
+            )),
+            Err(BackendError::NotFound) if self.ignores_unknown() => {
                 return Ok(verdict(PamCode::Ignore, "not a NetAuth entity"))
             }
             Err(BackendError::NotFound) => {
@@ -332,7 +531,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
             }
             Err(BackendError::Unavailable(why))
             | Err(BackendError::Failed(why))
-            | Err(BackendError::Rejected(why)) => return Ok(self.account_offline(&user, &why)),
+            | Err(BackendError::Rejected(why)) => return Ok(self.account_offline(user, &why)),
         };
         Ok(if online.locked {
             verdict(PamCode::PermDenied, "entity is locked")
@@ -347,6 +546,14 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         } else {
             verdict(PamCode::Success, "entity exists, not locked, allowed")
         })
+    }
+
+    /// Sessions are only logged, and only for NetAuth's users.
+    fn session(&mut self) -> Step<Verdict> {
+        if self.not_local().is_err() {
+            return Ok(unlogged_session());
+        }
+        Ok(verdict(PamCode::Success, "logged only"))
     }
 
     /// The offline rule: when the server cannot answer, the on-disk cache
@@ -402,7 +609,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         }
     }
 
-    fn chauthtok(&mut self, slot: &mut Option<String>) -> Step<Verdict> {
+    fn chauthtok(&mut self) -> Step<Verdict> {
         let prelim = self.flags & flags::PRELIM_CHECK != 0;
         if !prelim && self.flags & flags::UPDATE_AUTHTOK == 0 {
             return Err(verdict(
@@ -410,18 +617,18 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
                 "neither PAM_PRELIM_CHECK nor PAM_UPDATE_AUTHTOK set",
             ));
         }
-        let user = self.user(slot, PamCode::UserUnknown)?;
-        self.skip_unknown(&user)?;
+        self.not_local()?;
+        self.skip_unknown()?;
         if prelim {
-            self.check_current_password(&user)
+            self.check_current_password()
         } else {
-            self.update_password(&user)
+            self.update_password()
         }
     }
 
     /// PAM_PRELIM_CHECK: obtain the current password and verify it, so the
     /// user is not asked for a new one in vain; keep it in PAM_OLDAUTHTOK.
-    fn check_current_password(&mut self, user: &str) -> Step<Verdict> {
+    fn check_current_password(&mut self) -> Step<Verdict> {
         let (old, prompted) = self.obtain(
             TokenItem::OldAuthtok,
             "Current password: ",
@@ -430,7 +637,13 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         if old.is_empty() {
             return Err(verdict(PamCode::AuthErr, "empty current password refused"));
         }
-        Ok(match self.backend.authenticate(user, &old) {
+        let text = password_text(old.clone()).map_err(|why| {
+            verdict(
+                PamCode::AuthErr,
+                format!("current password refused without asking the server: {why}"),
+            )
+        })?;
+        Ok(match self.backend.authenticate(self.user, &text) {
             Ok(()) => {
                 if prompted {
                     self.store(TokenItem::OldAuthtok, &old);
@@ -450,7 +663,7 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
 
     /// PAM_UPDATE_AUTHTOK: the new password (from PAM_AUTHTOK with
     /// use_authtok, else asked twice), then the self-service change.
-    fn update_password(&mut self, user: &str) -> Step<Verdict> {
+    fn update_password(&mut self) -> Step<Verdict> {
         let old = self
             .host
             .token(TokenItem::OldAuthtok)
@@ -461,6 +674,12 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
                     "no current password from the preliminary check",
                 )
             })?;
+        let old = password_text(old).map_err(|why| {
+            verdict(
+                PamCode::AuthtokRecoveryErr,
+                format!("current password unusable: {why}"),
+            )
+        })?;
         let new = if self.args.use_authtok {
             self.host
                 .token(TokenItem::Authtok)
@@ -484,26 +703,37 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
                 self.show_error("Sorry, passwords do not match.");
                 return Err(verdict(PamCode::AuthtokErr, "new passwords do not match"));
             }
-            if !first.is_empty() {
-                self.store(TokenItem::Authtok, &first);
-            }
             first
         };
         if new.is_empty() {
             return Err(verdict(PamCode::AuthtokErr, "empty new password refused"));
         }
-        Ok(match self.backend.change_secret(user, &old, &new) {
-            Ok(()) => verdict(PamCode::Success, "secret changed"),
-            Err(BackendError::Misconfigured(why)) => misconfigured(why),
-            Err(BackendError::Rejected(why)) => verdict(
+        let new_text = password_text(new.clone()).map_err(|why| {
+            self.show_error("The new password is not valid text or is too long.");
+            verdict(
                 PamCode::AuthtokErr,
-                format!("server refused the change: {why}"),
-            ),
-            Err(BackendError::NotFound) => verdict(PamCode::UserUnknown, "not a NetAuth entity"),
-            Err(BackendError::Unavailable(why)) => verdict(PamCode::AuthinfoUnavail, why),
-            Err(BackendError::Failed(why)) => {
-                verdict(PamCode::AuthtokErr, format!("change failed: {why}"))
-            }
-        })
+                format!("new password refused without asking the server: {why}"),
+            )
+        })?;
+        if !self.args.use_authtok {
+            self.store(TokenItem::Authtok, &new);
+        }
+        Ok(
+            match self.backend.change_secret(self.user, &old, &new_text) {
+                Ok(()) => verdict(PamCode::Success, "secret changed"),
+                Err(BackendError::Misconfigured(why)) => misconfigured(why),
+                Err(BackendError::Rejected(why)) => verdict(
+                    PamCode::AuthtokErr,
+                    format!("server refused the change: {why}"),
+                ),
+                Err(BackendError::NotFound) => {
+                    verdict(PamCode::UserUnknown, "not a NetAuth entity")
+                }
+                Err(BackendError::Unavailable(why)) => verdict(PamCode::AuthinfoUnavail, why),
+                Err(BackendError::Failed(why)) => {
+                    verdict(PamCode::AuthtokErr, format!("change failed: {why}"))
+                }
+            },
+        )
     }
 }

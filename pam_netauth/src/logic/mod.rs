@@ -10,7 +10,13 @@
 //! - [`Backend`]: what they need from NetAuth (AuthEntity, EntityInfo +
 //!   EntityGroups, the self-service secret change, the on-disk cache).
 //!
-//! No error path yields [`PamCode::Success`].
+//! Plus one question answered before any configuration is read: whether the
+//! on-disk cache lists the user ([`Listing`]). A user it does not list is not
+//! NetAuth's (another directory's, or nobody's), and is left to the other
+//! modules without a network call.
+//!
+//! Return codes follow the table in docs/pam.md; no error path yields
+//! [`PamCode::Success`].
 //!
 //! This code runs inside every PAM-using process: nothing here may panic.
 
@@ -18,8 +24,8 @@ mod args;
 mod backend;
 mod flow;
 
-pub use args::{ModuleArgs, PassSource, DEFAULT_CONFIG_PATH};
-pub use backend::NetAuthBackend;
+pub use args::{ModuleArgs, PassSource, UncachedUsers, DEFAULT_CONFIG_PATH, KNOWN_ARGUMENTS};
+pub use backend::{cache_listing, NetAuthBackend};
 pub use flow::{run, run_with, Op};
 pub use netauth_core::config::pam::{
     PamSection, PamSettings, ServiceSection, DEFAULT_OFFLINE_MAX_AGE_S,
@@ -29,6 +35,14 @@ use std::time::Duration;
 
 /// A password in memory: wiped when dropped.
 pub type Secret = zeroize::Zeroizing<String>;
+
+/// A password as libpam hands it over (conversation answer, PAM item):
+/// bytes, not yet known to be text. Wiped when dropped.
+pub type RawSecret = zeroize::Zeroizing<Vec<u8>>;
+
+/// Longest password the module accepts, in bytes; longer ones are refused
+/// without asking the server.
+pub const MAX_PASSWORD_BYTES: usize = 4096;
 
 /// The value this module sends as gRPC `service-name`.
 pub const SERVICE_NAME: &str = "pam_netauth";
@@ -155,12 +169,12 @@ pub trait PamHost {
     fn service(&self) -> Option<String>;
     /// PAM_RHOST, if set.
     fn rhost(&self) -> Option<String>;
-    /// Reads PAM_AUTHTOK / PAM_OLDAUTHTOK.
-    fn token(&self, item: TokenItem) -> Result<Option<Secret>, PamCode>;
+    /// Reads PAM_AUTHTOK / PAM_OLDAUTHTOK, bytes as they are.
+    fn token(&self, item: TokenItem) -> Result<Option<RawSecret>, PamCode>;
     /// Stores PAM_AUTHTOK / PAM_OLDAUTHTOK for later modules.
-    fn set_token(&mut self, item: TokenItem, value: &str) -> Result<(), PamCode>;
-    /// Asks for a secret with echo off.
-    fn prompt_secret(&mut self, prompt: &str) -> Result<Secret, PamCode>;
+    fn set_token(&mut self, item: TokenItem, value: &[u8]) -> Result<(), PamCode>;
+    /// Asks for a secret with echo off; the answer's bytes as they are.
+    fn prompt_secret(&mut self, prompt: &str) -> Result<RawSecret, PamCode>;
     /// Shows an error text to the user (not called under PAM_SILENT).
     fn show_error(&mut self, message: &str);
     /// Writes one line to syslog, facility authpriv.
@@ -208,6 +222,16 @@ pub enum CacheAnswer {
         /// Time since the cache was written.
         age: Duration,
     },
+}
+
+/// Whether the on-disk cache (the one the NSS module serves the host's
+/// NetAuth users from) lists a user by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listing {
+    Listed,
+    NotListed,
+    /// No cache, or one that cannot be trusted or read; the text says why.
+    Unusable(String),
 }
 
 /// What the flows need from NetAuth.

@@ -12,8 +12,8 @@ struct FakeHost {
     user: Option<String>,
     service: Option<String>,
     rhost: Option<String>,
-    items: HashMap<&'static str, String>,
-    answers: VecDeque<Result<String, PamCode>>,
+    items: HashMap<&'static str, Vec<u8>>,
+    answers: VecDeque<Result<Vec<u8>, PamCode>>,
     prompts: Vec<String>,
     shown: Vec<String>,
     logs: Vec<(LogLevel, String)>,
@@ -35,16 +35,25 @@ impl FakeHost {
             ..FakeHost::default()
         }
     }
-    fn answering(mut self, answers: &[&str]) -> FakeHost {
-        self.answers = answers.iter().map(|a| Ok(a.to_string())).collect();
+    fn answering(self, answers: &[&str]) -> FakeHost {
+        let bytes: Vec<&[u8]> = answers.iter().map(|a| a.as_bytes()).collect();
+        self.answering_bytes(&bytes)
+    }
+    fn answering_bytes(mut self, answers: &[&[u8]]) -> FakeHost {
+        self.answers = answers.iter().map(|a| Ok(a.to_vec())).collect();
         self
     }
-    fn with_item(mut self, item: TokenItem, value: &str) -> FakeHost {
-        self.items.insert(item_key(item), value.to_owned());
+    fn with_item(self, item: TokenItem, value: &str) -> FakeHost {
+        self.with_item_bytes(item, value.as_bytes())
+    }
+    fn with_item_bytes(mut self, item: TokenItem, value: &[u8]) -> FakeHost {
+        self.items.insert(item_key(item), value.to_vec());
         self
     }
     fn item(&self, item: TokenItem) -> Option<&str> {
-        self.items.get(item_key(item)).map(String::as_str)
+        self.items
+            .get(item_key(item))
+            .map(|v| std::str::from_utf8(v).expect("test items are text"))
     }
     fn log_text(&self) -> String {
         self.logs
@@ -69,19 +78,19 @@ impl PamHost for FakeHost {
     fn rhost(&self) -> Option<String> {
         self.rhost.clone()
     }
-    fn token(&self, item: TokenItem) -> Result<Option<Secret>, PamCode> {
-        Ok(self.item(item).map(|s| Secret::new(s.to_owned())))
+    fn token(&self, item: TokenItem) -> Result<Option<RawSecret>, PamCode> {
+        Ok(self.items.get(item_key(item)).cloned().map(RawSecret::new))
     }
-    fn set_token(&mut self, item: TokenItem, value: &str) -> Result<(), PamCode> {
-        self.items.insert(item_key(item), value.to_owned());
+    fn set_token(&mut self, item: TokenItem, value: &[u8]) -> Result<(), PamCode> {
+        self.items.insert(item_key(item), value.to_vec());
         Ok(())
     }
-    fn prompt_secret(&mut self, prompt: &str) -> Result<Secret, PamCode> {
+    fn prompt_secret(&mut self, prompt: &str) -> Result<RawSecret, PamCode> {
         self.prompts.push(prompt.to_owned());
         self.answers
             .pop_front()
             .unwrap_or(Err(PamCode::ConvErr))
-            .map(Secret::new)
+            .map(RawSecret::new)
     }
     fn show_error(&mut self, message: &str) {
         self.shown.push(message.to_owned());
@@ -105,6 +114,8 @@ struct FakeNetAuth {
     calls: Vec<String>,
     /// Names in the fake local passwd file; `None`: the file is unreadable.
     local: Option<Vec<String>>,
+    /// Names the fake on-disk cache lists; `None`: the cache is unusable.
+    listed: Option<Vec<String>>,
 }
 
 impl FakeNetAuth {
@@ -119,12 +130,41 @@ impl FakeNetAuth {
         );
         self
     }
+    /// alice, bob and carol (locked), all in the cache, as the refresh
+    /// leaves them.
     fn directory() -> Self {
         FakeNetAuth::default()
             .local(Some(&["root", "daemon"]))
+            .listing(Some(&["alice", "bob", "carol"]))
             .with("alice", GOOD, false, &["staff", "admins"])
             .with("bob", GOOD, false, &["staff"])
             .with("carol", GOOD, true, &["admins"])
+    }
+    /// An entity the cache does not list (yet).
+    fn with_unlisted(self, id: &str, groups: &[&str]) -> Self {
+        self.with(id, GOOD, false, groups)
+    }
+    fn listing(mut self, names: Option<&[&str]>) -> Self {
+        self.listed = names.map(|n| n.iter().map(|s| s.to_string()).collect());
+        self
+    }
+    fn list(mut self, name: &str) -> Self {
+        if let Some(names) = &mut self.listed {
+            names.push(name.to_owned());
+        }
+        self
+    }
+    fn remove(mut self, id: &str) -> Self {
+        self.entities.remove(id);
+        self
+    }
+    /// The fake cache's answer for `user`, as `run_with`'s listing.
+    fn listing_of(&self, user: &str) -> Listing {
+        match &self.listed {
+            Some(names) if names.iter().any(|n| n == user) => Listing::Listed,
+            Some(_) => Listing::NotListed,
+            None => Listing::Unusable("/var/lib/netauth/nss.cache: no such file".into()),
+        }
     }
     fn down(mut self) -> Self {
         self.down = true;
@@ -211,7 +251,15 @@ fn call(
     settings: PamSettings,
 ) -> PamCode {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let code = run_with(op, host, &args, flags, |_| Ok((settings, &mut *backend)));
+    let listing = backend.listing_of(host.user.as_deref().unwrap_or(""));
+    let code = run_with(
+        op,
+        host,
+        &args,
+        flags,
+        |_| listing,
+        |_| Ok((settings, &mut *backend)),
+    );
     let logs = host.log_text();
     for secret in [GOOD, NEW, "wrong-one", "mismatch-2"] {
         assert!(!logs.contains(secret), "secret in log: {logs}");
@@ -275,11 +323,258 @@ fn right_password_succeeds_and_is_handed_on() {
 
 #[test]
 fn wrong_password_locked_and_unknown_are_auth_err() {
+    // zed: listed in the cache, deleted from the server since.
     for (user, password) in [("alice", "wrong-one"), ("carol", GOOD), ("zed", GOOD)] {
-        let mut host = FakeHost::new(user).answering(&[password]);
-        let mut na = FakeNetAuth::directory();
-        assert_eq!(auth(&mut host, &mut na, &[]), PamCode::AuthErr, "{user}");
+        for args in [&[][..], &["ignore_unknown_user"][..]] {
+            let mut host = FakeHost::new(user).answering(&[password]);
+            let mut na = FakeNetAuth::directory().list("zed");
+            assert_eq!(auth(&mut host, &mut na, args), PamCode::AuthErr, "{user}");
+        }
     }
+    // Asking the server about names the cache does not list: refused.
+    let mut host = FakeHost::new("zed").answering(&[GOOD]);
+    let mut na = FakeNetAuth::directory();
+    assert_eq!(
+        auth(&mut host, &mut na, &["uncached_users=ask"]),
+        PamCode::AuthErr
+    );
+    assert_eq!(na.calls, vec!["AuthEntity zed"]);
+}
+
+/// A user the cache does not list is not NetAuth's: PAM_IGNORE in every
+/// phase, nothing prompted, nothing sent, the configuration not even read.
+#[test]
+fn users_the_cache_does_not_list_are_left_to_the_other_modules() {
+    // dave exists on the server but the cache does not list him (yet):
+    // for this host he is not a NetAuth user until the refresh serves him.
+    let mut na = FakeNetAuth::directory().with_unlisted("dave", &[]);
+    for user in ["sssuser", "dave"] {
+        for args in [
+            &[][..],
+            &["ignore_unknown_user"][..],
+            &["use_first_pass"][..],
+        ] {
+            for (op, flags) in [
+                (Op::Authenticate, 0),
+                (Op::AcctMgmt, 0),
+                (Op::Chauthtok, PRELIM),
+                (Op::Chauthtok, UPDATE),
+            ] {
+                let mut host = FakeHost::new(user)
+                    .with_item(TokenItem::Authtok, GOOD)
+                    .answering(&[GOOD, NEW, NEW]);
+                let argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                let code = run_with(
+                    op,
+                    &mut host,
+                    &argv,
+                    flags,
+                    |_| Listing::NotListed,
+                    |_| Err::<(PamSettings, FakeNetAuth), _>("must not be loaded".into()),
+                );
+                assert_eq!(code, PamCode::Ignore, "{user} {op:?} {args:?}");
+                assert!(host.prompts.is_empty());
+                assert!(host.decision().contains("not in the NetAuth cache"));
+            }
+        }
+        // The same through the fake backend: no call reaches it.
+        let mut host = FakeHost::new(user).answering(&[GOOD]);
+        assert_eq!(auth(&mut host, &mut na, &[]), PamCode::Ignore);
+        assert_eq!(
+            account(
+                user,
+                &mut na,
+                &["ignore_unknown_user"],
+                PamSettings::default()
+            ),
+            PamCode::Ignore
+        );
+    }
+    assert!(na.calls.is_empty(), "{:?}", na.calls);
+
+    // uncached_users=ask: the server is asked, as for any name.
+    let mut host = FakeHost::new("dave").answering(&[GOOD]);
+    assert_eq!(
+        auth(&mut host, &mut na, &["uncached_users=ask"]),
+        PamCode::Success
+    );
+    assert_eq!(
+        account(
+            "dave",
+            &mut na,
+            &["uncached_users=ask"],
+            PamSettings::default()
+        ),
+        PamCode::Success
+    );
+}
+
+/// Without a usable cache NetAuth's users are unknown to NSS as well, and
+/// whose user it is cannot be told: left to the other modules, with a
+/// warning naming the problem; nothing is sent.
+#[test]
+fn an_unusable_cache_leaves_every_user_to_the_other_modules() {
+    let mut na = FakeNetAuth::directory().listing(None);
+    for user in ["alice", "sssuser"] {
+        let mut host = FakeHost::new(user).answering(&[GOOD]);
+        assert_eq!(auth(&mut host, &mut na, &[]), PamCode::Ignore);
+        assert!(host.prompts.is_empty());
+        let (level, line) = host.logs.last().unwrap();
+        assert_eq!(*level, LogLevel::Warning);
+        assert!(
+            line.contains("cache unusable") && line.contains("no such file"),
+            "{line}"
+        );
+        assert_eq!(
+            account(
+                user,
+                &mut na,
+                &["ignore_unknown_user"],
+                PamSettings::default()
+            ),
+            PamCode::Ignore
+        );
+    }
+    assert!(na.calls.is_empty(), "{:?}", na.calls);
+    // uncached_users=ask: the server decides.
+    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    assert_eq!(
+        auth(&mut host, &mut na, &["uncached_users=ask"]),
+        PamCode::Success
+    );
+}
+
+/// A user the cache lists (so NSS serves it) whose entity the server no
+/// longer knows was deleted: refused in `account`, with or without
+/// `ignore_unknown_user` (the shipped profile's option), as firmly as a lock.
+#[test]
+fn a_deleted_entity_still_in_the_cache_is_refused_in_account() {
+    let mut na = FakeNetAuth::directory().remove("bob");
+    for args in [
+        &[][..],
+        &["ignore_unknown_user"][..],
+        &["uncached_users=ask", "ignore_unknown_user"][..],
+    ] {
+        let mut host = FakeHost::new("bob");
+        let code = call(
+            Op::AcctMgmt,
+            &mut host,
+            &mut na,
+            args,
+            0,
+            PamSettings::default(),
+        );
+        assert_eq!(code, PamCode::PermDenied, "{args:?}");
+        assert!(host.decision().contains("deleted"), "{}", host.decision());
+    }
+    // Not a password prompt's worth either, with ignore_unknown_user.
+    let mut host = FakeHost::new("bob").answering(&[GOOD]);
+    assert_eq!(
+        auth(
+            &mut host,
+            &mut na,
+            &["uncached_users=ask", "ignore_unknown_user"]
+        ),
+        PamCode::AuthErr
+    );
+}
+
+/// NetAuth secrets are text: a password that is not UTF-8 (or longer than
+/// 4 KiB) is refused without asking the server, never converted lossily
+/// (which would let `pw\xfe\xfe` open an account whose secret is what
+/// `pw\xff\xff` became).
+#[test]
+fn passwords_that_are_not_utf8_or_too_long_are_refused_without_asking_the_server() {
+    let collapsed = "pw\u{FFFD}\u{FFFD}";
+    let mut na = FakeNetAuth::directory()
+        .with("dave", collapsed, false, &[])
+        .list("dave");
+    let too_long = "a".repeat(MAX_PASSWORD_BYTES + 1);
+    for bad in [
+        &b"pw\xfe\xfe"[..],
+        b"pw\x80\x80",
+        b"pw\xff\xff",
+        too_long.as_bytes(),
+    ] {
+        let mut host = FakeHost::new("dave").answering_bytes(&[bad]);
+        assert_eq!(auth(&mut host, &mut na, &[]), PamCode::AuthErr);
+        assert!(
+            host.decision().contains("without asking the server"),
+            "{}",
+            host.decision()
+        );
+        // Handed on as typed: a later module may take such bytes.
+        assert_eq!(host.items.get("authtok").map(Vec::as_slice), Some(bad));
+        let mut host = FakeHost::new("dave").with_item_bytes(TokenItem::Authtok, bad);
+        assert_eq!(
+            auth(&mut host, &mut na, &["use_first_pass"]),
+            PamCode::AuthErr
+        );
+    }
+    assert!(na.calls.is_empty(), "{:?}", na.calls);
+    // The longest accepted password and the collapsed text itself do reach it.
+    let longest = "b".repeat(MAX_PASSWORD_BYTES);
+    let mut na = na.with("erin", &longest, false, &[]).list("erin");
+    let mut host = FakeHost::new("erin").answering(&[&longest]);
+    assert_eq!(auth(&mut host, &mut na, &[]), PamCode::Success);
+    let mut host = FakeHost::new("dave").answering(&[collapsed]);
+    assert_eq!(auth(&mut host, &mut na, &[]), PamCode::Success);
+}
+
+#[test]
+fn new_passwords_that_are_not_utf8_or_too_long_are_authtok_err() {
+    let mut na = FakeNetAuth::directory();
+    let too_long = "n".repeat(MAX_PASSWORD_BYTES + 1);
+    for bad in [&b"pw\xff\xff"[..], too_long.as_bytes()] {
+        let mut host = FakeHost::new("alice")
+            .with_item(TokenItem::OldAuthtok, GOOD)
+            .answering_bytes(&[bad, bad]);
+        assert_eq!(
+            chauthtok(&mut host, &mut na, &[], UPDATE),
+            PamCode::AuthtokErr
+        );
+        assert!(host.decision().contains("without asking the server"));
+        assert_eq!(host.shown.len(), 1);
+        let mut host = FakeHost::new("alice")
+            .with_item(TokenItem::OldAuthtok, GOOD)
+            .with_item_bytes(TokenItem::Authtok, bad);
+        assert_eq!(
+            chauthtok(&mut host, &mut na, &["use_authtok"], UPDATE),
+            PamCode::AuthtokErr
+        );
+        // The current password: refused in the preliminary check.
+        let mut host = FakeHost::new("alice").answering_bytes(&[bad]);
+        assert_eq!(chauthtok(&mut host, &mut na, &[], PRELIM), PamCode::AuthErr);
+        assert_eq!(host.item(TokenItem::OldAuthtok), None);
+    }
+    assert!(na.calls.is_empty(), "{:?}", na.calls);
+    assert_eq!(na.entities["alice"].secret, GOOD);
+}
+
+/// try_first_pass: the earlier module's password refused, then ours
+/// accepted: both are logged, the refusal as its own line.
+#[test]
+fn a_refused_password_before_the_retry_is_logged() {
+    let mut na = FakeNetAuth::directory();
+    let mut host = FakeHost::new("alice")
+        .with_item(TokenItem::Authtok, "wrong-one")
+        .answering(&[GOOD]);
+    assert_eq!(
+        auth(&mut host, &mut na, &["try_first_pass"]),
+        PamCode::Success
+    );
+    assert_eq!(host.logs.len(), 2, "{:?}", host.logs);
+    let (level, first) = &host.logs[0];
+    assert_eq!(*level, LogLevel::Notice);
+    assert!(
+        first.starts_with(
+            "auth user=\"alice\" service=\"sshd\" rhost=\"192.0.2.7\" attempt=PAM_AUTH_ERR"
+        ),
+        "{first}"
+    );
+    assert!(first.contains("server refused"), "{first}");
+    assert!(host.decision().contains("outcome=PAM_SUCCESS"));
+    assert_eq!(na.calls, vec!["AuthEntity alice", "AuthEntity alice"]);
 }
 
 #[test]
@@ -301,7 +596,11 @@ fn unknown_user_is_ignored_with_ignore_unknown_user_before_any_prompt() {
     let mut host = FakeHost::new("mallory").answering(&[GOOD]);
     let mut na = FakeNetAuth::directory();
     assert_eq!(
-        auth(&mut host, &mut na, &["ignore_unknown_user"]),
+        auth(
+            &mut host,
+            &mut na,
+            &["uncached_users=ask", "ignore_unknown_user"]
+        ),
         PamCode::Ignore
     );
     assert!(
@@ -327,9 +626,15 @@ fn server_down_is_authinfo_unavail() {
         "{}",
         host.decision()
     );
-    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    // A name the cache does not list, with the server asked about it: the
+    // existence check fails before anything is prompted.
+    let mut host = FakeHost::new("mallory").answering(&[GOOD]);
     assert_eq!(
-        auth(&mut host, &mut na, &["ignore_unknown_user"]),
+        auth(
+            &mut host,
+            &mut na,
+            &["uncached_users=ask", "ignore_unknown_user"]
+        ),
         PamCode::AuthinfoUnavail
     );
     assert!(host.prompts.is_empty());
@@ -427,7 +732,10 @@ fn try_first_pass_prompts_once_when_the_earlier_password_is_refused() {
 fn local_accounts_are_left_to_the_local_modules() {
     // An entity named like a local account (root) must not open it: no
     // prompt, no call to the server, PAM_IGNORE in every phase.
-    let mut na = FakeNetAuth::directory().with("root", GOOD, false, &["admins"]);
+    // Listed too, as in a cache written before the local account existed.
+    let mut na = FakeNetAuth::directory()
+        .with("root", GOOD, false, &["admins"])
+        .list("root");
     for args in [
         &[][..],
         &["ignore_unknown_user"][..],
@@ -500,13 +808,25 @@ fn impossible_user_names_are_never_sent() {
         "caf\u{FFFD}",
         &"x".repeat(300),
     ] {
+        for (args, expected) in [
+            (&[][..], PamCode::Ignore),
+            (&["ignore_unknown_user"][..], PamCode::Ignore),
+            (&["uncached_users=ask"][..], PamCode::AuthErr),
+            (
+                &["uncached_users=ask", "ignore_unknown_user"][..],
+                PamCode::Ignore,
+            ),
+        ] {
+            let mut host = FakeHost::new(name).answering(&[GOOD]);
+            assert_eq!(
+                auth(&mut host, &mut na, args),
+                expected,
+                "{name:?} {args:?}"
+            );
+            assert!(host.prompts.is_empty());
+        }
         let mut host = FakeHost::new(name).answering(&[GOOD]);
-        assert_eq!(auth(&mut host, &mut na, &[]), PamCode::AuthErr, "{name:?}");
-        let mut host = FakeHost::new(name).answering(&[GOOD]);
-        assert_eq!(
-            auth(&mut host, &mut na, &["ignore_unknown_user"]),
-            PamCode::Ignore
-        );
+        assert_eq!(auth(&mut host, &mut na, &[]), PamCode::Ignore);
         // The decision line escapes the name: one line, no raw control bytes.
         assert!(!host.decision().contains('\n') && !host.decision().contains('\u{7}'));
     }
@@ -517,9 +837,14 @@ fn impossible_user_names_are_never_sent() {
 fn bad_configuration_is_service_err_naming_the_problem_without_prompting() {
     let mut host = FakeHost::new("alice").answering(&[GOOD]);
     let args = vec!["config=/nowhere/config.toml".to_string()];
-    let code = run_with(Op::Authenticate, &mut host, &args, 0, |_| {
-        Err::<(PamSettings, FakeNetAuth), _>("key core.server: missing".to_string())
-    });
+    let code = run_with(
+        Op::Authenticate,
+        &mut host,
+        &args,
+        0,
+        |_| Listing::Listed,
+        |_| Err::<(PamSettings, FakeNetAuth), _>("key core.server: missing".to_string()),
+    );
     assert_eq!(code, PamCode::ServiceErr);
     assert!(host.prompts.is_empty());
     let line = host.decision();
@@ -527,7 +852,33 @@ fn bad_configuration_is_service_err_naming_the_problem_without_prompting() {
         line.contains("/nowhere/config.toml") && line.contains("core.server"),
         "{line}"
     );
+    // The line names who and where, as every decision line does.
+    assert!(
+        line.starts_with("auth user=\"alice\" service=\"sshd\" rhost=\"192.0.2.7\""),
+        "{line}"
+    );
     assert_eq!(host.logs.last().map(|l| l.0), Some(LogLevel::Err));
+}
+
+/// A broken NetAuth configuration concerns NetAuth's users only: a user the
+/// cache does not list is ignored all the same, so the account line of the
+/// stack (default=bad) does not lock out another directory's users.
+#[test]
+fn bad_configuration_leaves_users_the_cache_does_not_list_alone() {
+    for op in [Op::Authenticate, Op::AcctMgmt, Op::Chauthtok] {
+        let mut host = FakeHost::new("sssuser").answering(&[GOOD]);
+        let code = run_with(
+            op,
+            &mut host,
+            &[],
+            PRELIM,
+            |_| Listing::NotListed,
+            |_| Err::<(PamSettings, FakeNetAuth), _>("key core.server: missing".to_string()),
+        );
+        assert_eq!(code, PamCode::Ignore, "{op:?}");
+        assert!(host.prompts.is_empty());
+        assert!(host.decision().contains("user=\"sssuser\""));
+    }
 }
 
 #[test]
@@ -554,30 +905,83 @@ fn unknown_arguments_are_logged_and_ignored() {
 #[test]
 fn setcred_succeeds_without_config_or_network() {
     let mut host = FakeHost::new("alice");
-    let code = run_with(Op::Setcred, &mut host, &[], 0, |_| {
-        Err::<(PamSettings, FakeNetAuth), _>("must not be loaded".into())
-    });
+    let code = run_with(
+        Op::Setcred,
+        &mut host,
+        &[],
+        0,
+        |_| panic!("the cache must not be read"),
+        |_| Err::<(PamSettings, FakeNetAuth), _>("must not be loaded".into()),
+    );
     assert_eq!(code, PamCode::Success);
+    assert!(host.decision().contains("user=\"alice\""));
 }
 
+fn session(op: Op, user: &str, na: &mut FakeNetAuth, args: &[&str]) -> FakeHost {
+    let mut host = FakeHost::new(user);
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let listing = na.listing_of(user);
+    let code = run_with(
+        op,
+        &mut host,
+        &args,
+        0,
+        |_| listing,
+        |_| Ok((PamSettings::default(), &mut *na)),
+    );
+    assert_eq!(code, PamCode::Success, "{op:?} {user}");
+    host
+}
+
+/// Sessions of NetAuth's users are logged; those of local users and of
+/// users the cache does not list leave no line at all; nothing is sent.
 #[test]
-fn sessions_are_logged() {
+fn sessions_are_logged_for_netauth_users_only() {
+    let mut na = FakeNetAuth::directory()
+        .with("root", GOOD, false, &[])
+        .list("root");
     for op in [Op::OpenSession, Op::CloseSession] {
-        let mut host = FakeHost::new("alice");
-        let code = run_with(op, &mut host, &[], 0, |_| {
-            Err::<(PamSettings, FakeNetAuth), _>("must not be loaded".into())
-        });
-        assert_eq!(code, PamCode::Success);
+        let host = session(op, "alice", &mut na, &[]);
+        assert_eq!(host.logs.len(), 1, "{:?}", host.logs);
         assert!(host.decision().contains("session-") && host.decision().contains("alice"));
+        for user in ["root", "daemon", "sssuser", "not a name"] {
+            let host = session(op, user, &mut na, &[]);
+            assert!(host.logs.is_empty(), "{user}: {:?}", host.logs);
+        }
+        // Asking the server about uncached users: logged unless local.
+        let host = session(op, "sssuser", &mut na, &["uncached_users=ask"]);
+        assert!(host.decision().contains("sssuser"));
+        let host = session(op, "root", &mut na, &["uncached_users=ask"]);
+        assert!(host.logs.is_empty(), "{:?}", host.logs);
+
         let mut host = FakeHost {
             user: None,
             ..FakeHost::new("x")
         };
-        let code = run_with(op, &mut host, &[], 0, |_| {
-            Err::<(PamSettings, FakeNetAuth), _>("must not be loaded".into())
-        });
+        let code = run_with(
+            op,
+            &mut host,
+            &[],
+            0,
+            |_| Listing::Listed,
+            |_| Err::<(PamSettings, FakeNetAuth), _>("must not be loaded".into()),
+        );
         assert_eq!(code, PamCode::SessionErr);
+
+        // A broken configuration does not fail a session; it is said.
+        let mut host = FakeHost::new("alice");
+        let code = run_with(
+            op,
+            &mut host,
+            &[],
+            0,
+            |_| Listing::Listed,
+            |_| Err::<(PamSettings, FakeNetAuth), _>("key core.server: missing".into()),
+        );
+        assert_eq!(code, PamCode::Success);
+        assert!(host.decision().contains("core.server"));
     }
+    assert!(na.calls.is_empty(), "{:?}", na.calls);
 }
 
 // ---------------------------------------------------------------- account
@@ -604,15 +1008,25 @@ fn account_existing_locked_unknown() {
         account("carol", &mut na, &[], PamSettings::default()),
         PamCode::PermDenied
     );
+    // zed: not in the cache; the server is asked only with uncached_users=ask.
     assert_eq!(
         account("zed", &mut na, &[], PamSettings::default()),
+        PamCode::Ignore
+    );
+    assert_eq!(
+        account(
+            "zed",
+            &mut na,
+            &["uncached_users=ask"],
+            PamSettings::default()
+        ),
         PamCode::UserUnknown
     );
     assert_eq!(
         account(
             "zed",
             &mut na,
-            &["ignore_unknown_user"],
+            &["uncached_users=ask", "ignore_unknown_user"],
             PamSettings::default()
         ),
         PamCode::Ignore
@@ -624,7 +1038,9 @@ fn account_access_rules_with_service_override() {
     let settings = restricted(
         "[unix.pam]\nallow_groups = [\"staff\"]\n[unix.pam.service.sshd]\nallow_groups = [\"admins\"]\n",
     );
-    let mut na = FakeNetAuth::directory().with("dave", GOOD, false, &["contractors"]);
+    let mut na = FakeNetAuth::directory()
+        .with("dave", GOOD, false, &["contractors"])
+        .list("dave");
     // FakeHost's service is sshd: admins only.
     assert_eq!(
         account("alice", &mut na, &[], settings.clone()),
@@ -885,27 +1301,44 @@ fn no_failure_ever_yields_success() {
             Ok(false)
         }
     }
+    let listings = [
+        Listing::Listed,
+        Listing::NotListed,
+        Listing::Unusable("gone".into()),
+    ];
     for failure in failures {
-        for ignore in [false, true] {
-            let args: Vec<String> = if ignore {
-                vec!["ignore_unknown_user".into()]
-            } else {
-                vec![]
-            };
-            for (op, flags) in [
-                (Op::Authenticate, 0),
-                (Op::AcctMgmt, 0),
-                (Op::Chauthtok, PRELIM),
-                (Op::Chauthtok, UPDATE),
-            ] {
-                let mut host = FakeHost::new("alice")
-                    .with_item(TokenItem::OldAuthtok, GOOD)
-                    .answering(&[GOOD, NEW, NEW]);
-                let failing = Failing(failure.clone());
-                let code = run_with(op, &mut host, &args, flags, |_| {
-                    Ok((PamSettings::default(), failing))
-                });
-                assert_ne!(code, PamCode::Success, "{op:?} {failure:?} ignore={ignore}");
+        for args in [
+            &[][..],
+            &["ignore_unknown_user"][..],
+            &["uncached_users=ask"][..],
+            &["uncached_users=ask", "ignore_unknown_user"][..],
+        ] {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            for listing in &listings {
+                for (op, flags) in [
+                    (Op::Authenticate, 0),
+                    (Op::AcctMgmt, 0),
+                    (Op::Chauthtok, PRELIM),
+                    (Op::Chauthtok, UPDATE),
+                ] {
+                    let mut host = FakeHost::new("alice")
+                        .with_item(TokenItem::OldAuthtok, GOOD)
+                        .answering(&[GOOD, NEW, NEW]);
+                    let failing = Failing(failure.clone());
+                    let code = run_with(
+                        op,
+                        &mut host,
+                        &args,
+                        flags,
+                        |_| listing.clone(),
+                        |_| Ok((PamSettings::default(), failing)),
+                    );
+                    assert_ne!(
+                        code,
+                        PamCode::Success,
+                        "{op:?} {failure:?} {args:?} {listing:?}"
+                    );
+                }
             }
         }
     }
@@ -916,10 +1349,15 @@ fn no_failure_ever_yields_success() {
 /// the stack decide (an `optional pam_permit` would then admit).
 #[test]
 fn host_errors_claiming_success_or_ignore_are_still_failures() {
-    struct OddError(FakeHost, PamCode);
+    /// Fails every call with the code; the user name too unless `.2`.
+    struct OddError(FakeHost, PamCode, bool);
     impl PamHost for OddError {
         fn user(&mut self) -> Result<String, PamCode> {
-            Err(self.1)
+            if self.2 {
+                Ok("alice".into())
+            } else {
+                Err(self.1)
+            }
         }
         fn service(&self) -> Option<String> {
             None
@@ -927,13 +1365,13 @@ fn host_errors_claiming_success_or_ignore_are_still_failures() {
         fn rhost(&self) -> Option<String> {
             None
         }
-        fn token(&self, _: TokenItem) -> Result<Option<Secret>, PamCode> {
+        fn token(&self, _: TokenItem) -> Result<Option<RawSecret>, PamCode> {
             Err(self.1)
         }
-        fn set_token(&mut self, _: TokenItem, _: &str) -> Result<(), PamCode> {
+        fn set_token(&mut self, _: TokenItem, _: &[u8]) -> Result<(), PamCode> {
             Err(self.1)
         }
-        fn prompt_secret(&mut self, _: &str) -> Result<Secret, PamCode> {
+        fn prompt_secret(&mut self, _: &str) -> Result<RawSecret, PamCode> {
             Err(self.1)
         }
         fn show_error(&mut self, _: &str) {}
@@ -943,17 +1381,41 @@ fn host_errors_claiming_success_or_ignore_are_still_failures() {
     }
     let mut na = FakeNetAuth::directory();
     for claimed in [PamCode::Success, PamCode::Ignore] {
-        let mut odd = OddError(FakeHost::new("x"), claimed);
+        let mut odd = OddError(FakeHost::new("x"), claimed, false);
         for (op, flags) in [
             (Op::Authenticate, 0),
             (Op::AcctMgmt, 0),
             (Op::Chauthtok, PRELIM),
             (Op::Chauthtok, UPDATE),
         ] {
-            let code = run_with(op, &mut odd, &[], flags, |_| {
-                Ok((PamSettings::default(), &mut na))
-            });
+            let code = run_with(
+                op,
+                &mut odd,
+                &[],
+                flags,
+                |_| Listing::Listed,
+                |_| Ok((PamSettings::default(), &mut na)),
+            );
             assert_eq!(code, PamCode::SystemErr, "{op:?} {claimed:?}");
+        }
+        // The user is known, the password items and the conversation fail.
+        let mut odd = OddError(FakeHost::new("x"), claimed, true);
+        for (op, flags, args) in [
+            (Op::Authenticate, 0, &[][..]),
+            (Op::Authenticate, 0, &["use_first_pass"][..]),
+            (Op::Chauthtok, PRELIM, &[][..]),
+            (Op::Chauthtok, UPDATE, &[][..]),
+        ] {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let code = run_with(
+                op,
+                &mut odd,
+                &args,
+                flags,
+                |_| Listing::Listed,
+                |_| Ok((PamSettings::default(), &mut na)),
+            );
+            assert_eq!(code, PamCode::SystemErr, "{op:?} {claimed:?} {args:?}");
         }
     }
 }

@@ -63,19 +63,44 @@ fn locked_entity_fails_auth_and_account() {
     assert!(env.last_decision().contains("locked"));
 }
 
+/// A name the cache does not list is not NetAuth's: ignored without a
+/// prompt or a call; with `uncached_users=ask` the server is asked and its
+/// "unknown" is an authentication failure.
 #[test]
-fn unknown_user_without_ignore_is_an_auth_failure() {
+fn unknown_user_is_ignored_unless_the_server_is_asked() {
     let mut env = Env::new();
-    let _world = start_world(&env, "");
+    let world = start_world(&env, "");
+    // On the server, not (yet) in the cache: not a user of this host.
+    world.server.state().add_entity("frank", 2010, "frank-pw");
     env.service("na", NETAUTH_ONLY);
+    for user in ["nobody-here", "frank"] {
+        let run = env.pamtester("na", user, &["authenticate"], "x-pw\n");
+        assert!(!run.success, "{}", run.text());
+        assert!(!run.text().contains("Password:"), "{}", run.text());
+        let line = env.last_decision();
+        assert!(
+            line.contains("outcome=PAM_IGNORE") && line.contains("not in the NetAuth cache"),
+            "{line}"
+        );
+        assert!(!env.pamtester("na", user, &["acct_mgmt"], "").success);
+        assert!(env.last_decision().contains("outcome=PAM_IGNORE"));
+    }
+    assert_eq!(world.server.faults().call_count("AuthEntity"), 0);
+    assert_eq!(world.server.faults().call_count("EntityInfo"), 0);
+
+    env.service(
+        "ask",
+        &NETAUTH_ONLY.replace("@CONFIG@", "@CONFIG@ uncached_users=ask"),
+    );
     assert_fails_with(
-        &env.pamtester("na", "nobody-here", &["authenticate"], "x-pw\n"),
+        &env.pamtester("ask", "nobody-here", &["authenticate"], "x-pw\n"),
         AUTH_ERR,
     );
     assert_fails_with(
-        &env.pamtester("na", "nobody-here", &["acct_mgmt"], ""),
+        &env.pamtester("ask", "nobody-here", &["acct_mgmt"], ""),
         USER_UNKNOWN,
     );
+    assert_ok(&env.pamtester("ask", "frank", &["authenticate", "acct_mgmt"], "frank-pw\n"));
 }
 
 /// pam_netauth before pam_unix: NetAuth users are decided by NetAuth, local
@@ -153,12 +178,79 @@ fn unknown_user_falls_through_to_pam_unix_with_ignore_unknown_user() {
             AUTH_ERR,
         );
     }
-    // A name neither local nor in NetAuth: without the option it is an
-    // authentication failure and the stack dies.
+    // A name neither local nor in NetAuth's cache: ignored, pam_unix
+    // decides (it does not know the name either).
     assert_fails_with(
         &env.pamtester("strict", "mallory", &["authenticate"], "whatever\n"),
+        USER_UNKNOWN,
+    );
+    assert!(env.last_decision().contains("outcome=PAM_IGNORE"));
+    // Asking the server about such names, without ignore_unknown_user: an
+    // authentication failure, and the stack dies.
+    env.service("asking", &stack("uncached_users=ask"));
+    assert_fails_with(
+        &env.pamtester("asking", "mallory", &["authenticate"], "whatever\n"),
         AUTH_ERR,
     );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A password that is not UTF-8 is refused, never converted lossily: where
+/// `pw\xff\xff` once became the secret `pw\u{FFFD}\u{FFFD}`, `pw\xfe\xfe`
+/// (a different password with the same lossy form) must not log in, and
+/// neither reaches the server. The same for one longer than 4 KiB.
+#[test]
+fn passwords_that_are_not_utf8_or_too_long_never_reach_the_server() {
+    let mut env = Env::new();
+    let world = start_world(&env, "");
+    env.service("na", NETAUTH_ONLY);
+    // The secret a lossy chauthtok to pw\xff\xff left behind.
+    world
+        .server
+        .state()
+        .set_secret("alice", "pw\u{FFFD}\u{FFFD}");
+    let too_long = vec![b'a'; 4097];
+    for bad in [&b"pw\xfe\xfe"[..], b"pw\x80\x80", &too_long] {
+        let run = env.driver(&["--answer-hex", &hex(bad), "na", "alice"]);
+        assert!(run.stdout.contains("result auth 7 "), "{}", run.text());
+        assert!(
+            env.last_decision().contains("without asking the server"),
+            "{}",
+            env.last_decision()
+        );
+    }
+    assert_eq!(world.server.faults().call_count("AuthEntity"), 0);
+    // The collapsed text itself is a valid password and does log in.
+    let run = env.driver(&["--answer", "pw\u{FFFD}\u{FFFD}", "na", "alice"]);
+    assert!(run.stdout.contains("result auth 0 "), "{}", run.text());
+
+    // A new password that is not UTF-8 or too long: PAM_AUTHTOK_ERR, and
+    // the secret stays.
+    world.server.state().set_secret("alice", "alice-pw");
+    for bad in [&b"pw\xff\xff"[..], &too_long] {
+        let run = env.driver(&[
+            "--op",
+            "chauthtok",
+            "--answer",
+            "alice-pw",
+            "--answer-hex",
+            &hex(bad),
+            "--answer-hex",
+            &hex(bad),
+            "na",
+            "alice",
+        ]);
+        assert!(
+            run.stdout.contains("result chauthtok 20 "),
+            "{}",
+            run.text()
+        );
+        assert!(world.server.state().check_secret("alice", "alice-pw"));
+    }
+    assert_eq!(world.server.faults().call_count("AuthChangeSecret"), 0);
 }
 
 /// `use_first_pass`: the password comes from pam_exec (expose_authtok
@@ -295,10 +387,13 @@ fn account_offline_decides_from_the_cache() {
     env.service("na", NETAUTH_ONLY);
     world.server.shutdown();
 
-    // No cache at all.
-    assert_fails_with(
-        &env.pamtester("na", "alice", &["acct_mgmt"], ""),
-        AUTHINFO_UNAVAIL,
+    // No cache at all: nobody is a NetAuth user (NSS knows none either).
+    env.remove_cache();
+    assert!(!env.pamtester("na", "alice", &["acct_mgmt"], "").success);
+    let line = env.last_decision();
+    assert!(
+        line.contains("outcome=PAM_IGNORE") && line.contains("cache unusable"),
+        "{line}"
     );
 
     env.write_cache(&offline_cache(Duration::from_secs(60)));
@@ -313,10 +408,9 @@ fn account_offline_decides_from_the_cache() {
         &env.pamtester("na", "erin", &["acct_mgmt"], ""),
         PERM_DENIED,
     );
-    assert_fails_with(
-        &env.pamtester("na", "zed", &["acct_mgmt"], ""),
-        AUTHINFO_UNAVAIL,
-    );
+    // Not in the cache: not a NetAuth user.
+    assert!(!env.pamtester("na", "zed", &["acct_mgmt"], "").success);
+    assert!(env.last_decision().contains("outcome=PAM_IGNORE"));
     // Auth never succeeds offline: the cache holds no secrets.
     assert_fails_with(
         &env.pamtester("na", "alice", &["authenticate"], "alice-pw\n"),
@@ -335,11 +429,31 @@ fn account_offline_decides_from_the_cache() {
         env.last_decision()
     );
 
-    // Damaged.
-    std::fs::write(env.path("varlib/netauth/nss.cache"), b"NAUTHNSS garbage").unwrap();
+    // Dated more than a few minutes ahead of the clock: not trusted for
+    // offline decisions, however fresh it claims to be.
+    let mut future = offline_cache(Duration::ZERO);
+    future.generated_at += 3600;
+    env.write_cache(&future);
     assert_fails_with(
         &env.pamtester("na", "alice", &["acct_mgmt"], ""),
         AUTHINFO_UNAVAIL,
+    );
+    assert!(
+        env.last_decision().contains("future"),
+        "{}",
+        env.last_decision()
+    );
+    future.generated_at -= 3600 - 120;
+    env.write_cache(&future);
+    assert_ok(&env.pamtester("na", "alice", &["acct_mgmt"], ""));
+
+    // Damaged: whose user alice is cannot be told; left to other modules.
+    std::fs::write(env.path("varlib/netauth/nss.cache"), b"NAUTHNSS garbage").unwrap();
+    assert!(!env.pamtester("na", "alice", &["acct_mgmt"], "").success);
+    let line = env.last_decision();
+    assert!(
+        line.contains("outcome=PAM_IGNORE") && line.contains("cache unusable"),
+        "{line}"
     );
 }
 
@@ -367,18 +481,18 @@ fn black_holed_server_is_authinfo_unavail_within_the_deadline() {
     let hole = BlackHole::start();
     env.write_config(&config_for(hole.addr().port(), &world.cert, ""));
     env.service("na", NETAUTH_ONLY);
-    for (ops, stdin) in [
-        (&["authenticate"][..], "alice-pw\n"),
-        (&["acct_mgmt"][..], ""),
-    ] {
-        let run = env.pamtester("na", "alice", ops, stdin);
-        assert_fails_with(&run, AUTHINFO_UNAVAIL);
-        assert!(
-            run.elapsed < DEADLINE_BOUND,
-            "{ops:?} took {:?}",
-            run.elapsed
-        );
-    }
+    let run = env.pamtester("na", "alice", &["authenticate"], "alice-pw\n");
+    assert_fails_with(&run, AUTHINFO_UNAVAIL);
+    assert!(run.elapsed < DEADLINE_BOUND, "auth took {:?}", run.elapsed);
+    // Account: after the deadline the (fresh) cache decides.
+    let run = env.pamtester("na", "alice", &["acct_mgmt"], "");
+    assert_ok(&run);
+    assert!(
+        run.elapsed < DEADLINE_BOUND,
+        "account took {:?}",
+        run.elapsed
+    );
+    assert!(env.last_decision().contains("offline"));
     // [unix.pam] overrides the deadline: 300 ms.
     env.write_config(&config_for(
         hole.addr().port(),
@@ -445,6 +559,11 @@ fn bad_configuration_is_service_err_naming_the_problem() {
         assert!(
             line.contains(named) && line.starts_with("<83>"),
             "{named}: {line}"
+        );
+        // Whose login and where, even when the configuration is at fault.
+        assert!(
+            line.contains("auth user=\"alice\" service=\"na\" rhost=\"192.0.2.10\""),
+            "{line}"
         );
         assert_fails_with(
             &env.pamtester("na", "alice", &["acct_mgmt"], ""),
@@ -572,4 +691,26 @@ fn session_and_setcred_succeed_and_sessions_are_logged() {
     let log = env.module_log().join("\n");
     assert!(log.contains("session-open user=\"alice\""), "{log}");
     assert!(log.contains("session-close user=\"alice\""), "{log}");
+}
+
+/// The session step says nothing about users that are not NetAuth's: a
+/// local account, or a user the cache does not list.
+#[test]
+fn sessions_of_other_users_leave_no_log_line() {
+    let mut env = Env::new();
+    let _world = start_world(&env, &local_accounts_config(&env));
+    env.with_local_user(&["sssuser"]);
+    env.service(
+        "na",
+        "session optional @MODULE@ @CONFIG@\nsession required pam_permit.so\n",
+    );
+    let before = env.module_log().len();
+    for user in ["localuser", "root", "sssuser"] {
+        assert_ok(&env.pamtester("na", user, &["open_session", "close_session"], ""));
+    }
+    let lines = env.module_log();
+    assert_eq!(lines.len(), before, "{:#?}", lines.get(before..));
+    assert_ok(&env.pamtester("na", "bob", &["open_session", "close_session"], ""));
+    let log = env.module_log().join("\n");
+    assert!(log.contains("session-open user=\"bob\""), "{log}");
 }

@@ -847,6 +847,13 @@ impl Directory {
             .unwrap_or_else(|e| panic!("set_secret({id}): {}", e.message()));
     }
 
+    /// Deletes the entity, as EntityDestroy does.
+    pub fn remove_entity(&self, id: &str) {
+        self.lock_state()
+            .destroy_entity(id)
+            .unwrap_or_else(|e| panic!("remove_entity({id}): {}", e.message()));
+    }
+
     /// Sorted; same rules as GroupMembers.
     pub fn effective_members(&self, group: &str) -> Vec<String> {
         let st = self.lock_state();

@@ -5,6 +5,11 @@
 //! pam_driver [options] SERVICE USER
 //!   --op auth|acct|chauthtok|session   what to run (repeatable, in order; default auth)
 //!   --answer TEXT                      conversation answers, in order (repeatable)
+//!   --answer-hex HEX                   an answer given as hex bytes: any bytes (not
+//!                                      UTF-8, say), and no clear copy in argv
+//!   --core PREFIX                      after the run, wipe the driver's own copies of
+//!                                      the answers, then dump this process's memory
+//!                                      with `gcore -o PREFIX` (file PREFIX.<pid>)
 //!   --fork                             after the run, fork and run again in the child
 //!   --repeat N                         whole pam_start..pam_end cycles (benchmark)
 //!   --timings                          print one "timing <ns>" line per cycle
@@ -65,8 +70,9 @@ const PAM_PROMPT_ECHO_OFF: c_int = 1;
 const PAM_PROMPT_ECHO_ON: c_int = 2;
 
 /// Conversation state: the answers still to give and how many prompts came.
-struct Script {
-    answers: Vec<CString>,
+struct Script<'a> {
+    /// NUL-terminated answers, owned by the options (no copy here).
+    answers: &'a [Vec<u8>],
     next: usize,
     prompts: usize,
     /// Benchmark runs: no prompt echo on stderr.
@@ -83,7 +89,7 @@ unsafe extern "C" fn converse(
         return 19; // PAM_CONV_ERR
     }
     // SAFETY: appdata is the &mut Script given to pam_start, alive for the run.
-    let script = unsafe { &mut *appdata.cast::<Script>() };
+    let script = unsafe { &mut *appdata.cast::<Script<'_>>() };
     let count = num_msg as usize;
     // SAFETY: calloc of count responses; freed by the module (PAM convention).
     let replies =
@@ -109,8 +115,9 @@ unsafe extern "C" fn converse(
                     return 19;
                 };
                 script.next += 1;
-                // SAFETY: replies has count entries; strdup copies the answer.
-                unsafe { (*replies.add(i)).resp = libc::strdup(answer.as_ptr()) };
+                // SAFETY: replies has count entries; strdup copies the
+                // NUL-terminated answer (the module wipes and frees the copy).
+                unsafe { (*replies.add(i)).resp = libc::strdup(answer.as_ptr().cast()) };
             }
             _ if script.quiet => {}
             _ => eprintln!("message {text:?}"),
@@ -140,7 +147,9 @@ struct Options {
     service: CString,
     user: CString,
     ops: Vec<String>,
-    answers: Vec<CString>,
+    /// NUL-terminated; wiped before a core dump.
+    answers: Vec<Vec<u8>>,
+    core: Option<String>,
     fork: bool,
     repeat: usize,
     timings: bool,
@@ -159,6 +168,7 @@ fn parse() -> Options {
         user: CString::default(),
         ops: Vec::new(),
         answers: Vec::new(),
+        core: None,
         fork: false,
         repeat: 1,
         timings: false,
@@ -172,9 +182,22 @@ fn parse() -> Options {
                 let answer = args
                     .next()
                     .unwrap_or_else(|| usage("--answer needs a value"));
-                options
-                    .answers
-                    .push(CString::new(answer).unwrap_or_else(|_| usage("NUL in answer")));
+                options.answers.push(
+                    CString::new(answer)
+                        .unwrap_or_else(|_| usage("NUL in answer"))
+                        .into_bytes_with_nul(),
+                );
+            }
+            "--answer-hex" => {
+                let hex = args
+                    .next()
+                    .unwrap_or_else(|| usage("--answer-hex needs a value"));
+                options.answers.push(
+                    decode_hex(&hex).unwrap_or_else(|| usage("--answer-hex: bad hex or NUL")),
+                );
+            }
+            "--core" => {
+                options.core = Some(args.next().unwrap_or_else(|| usage("--core needs a value")))
             }
             "--fork" => options.fork = true,
             "--timings" => options.timings = true,
@@ -197,17 +220,62 @@ fn parse() -> Options {
     options
 }
 
+/// Hex to bytes plus a NUL, allocated once at its final size (a growing
+/// vector would leave partial copies in freed memory).
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(hex.len() / 2 + 1);
+    for pair in hex.as_bytes().chunks(2) {
+        let text = std::str::from_utf8(pair).ok()?;
+        let byte = u8::from_str_radix(text, 16).ok()?;
+        if byte == 0 {
+            return None;
+        }
+        bytes.push(byte);
+    }
+    bytes.push(0);
+    Some(bytes)
+}
+
+/// Overwrites the driver's own copies of the answers, so that a core dump
+/// shows only what libpam and the module left behind.
+fn wipe_answers(options: &mut Options) {
+    for answer in &mut options.answers {
+        // SAFETY: the vector's own initialised bytes.
+        unsafe { libc::explicit_bzero(answer.as_mut_ptr().cast(), answer.len()) };
+    }
+}
+
+/// Dumps this process's memory with gdb's gcore; returns the file name.
+fn dump_core(prefix: &str) -> String {
+    let pid = std::process::id();
+    let status = std::process::Command::new("gcore")
+        .args(["-o", prefix, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => format!("{prefix}.{pid}"),
+        other => {
+            println!("gcore failed: {other:?}");
+            std::process::exit(1)
+        }
+    }
+}
+
 /// One pam_start .. pam_end cycle; true when every call succeeded.
 fn cycle(options: &Options, phase: &str, quiet: bool) -> bool {
     let mut script = Script {
-        answers: options.answers.clone(),
+        answers: &options.answers,
         next: 0,
         prompts: 0,
         quiet,
     };
     let conv = PamConv {
         conv: Some(converse),
-        appdata_ptr: (&mut script as *mut Script).cast(),
+        appdata_ptr: (&mut script as *mut Script<'_>).cast(),
     };
     let before = thread_count();
     let mut pamh: *mut c_void = ptr::null_mut();
@@ -266,7 +334,7 @@ fn cycle(options: &Options, phase: &str, quiet: bool) -> bool {
 }
 
 fn main() {
-    let options = parse();
+    let mut options = parse();
     let mut ok = true;
     if options.repeat > 1 || options.timings {
         for _ in 0..options.repeat {
@@ -278,6 +346,10 @@ fn main() {
         }
     } else {
         ok = cycle(&options, "parent", false);
+    }
+    if let Some(prefix) = options.core.clone() {
+        wipe_answers(&mut options);
+        println!("core {}", dump_core(&prefix));
     }
     if options.fork {
         let _ = std::io::stdout().flush();

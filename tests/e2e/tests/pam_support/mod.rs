@@ -181,10 +181,20 @@ impl Env {
         std::fs::write(self.path("shadow"), shadow).expect("write shadow");
     }
 
-    /// Installs an offline cache at /var/lib/netauth/nss.cache.
+    /// Installs a cache at /var/lib/netauth/nss.cache (root's, mode 0644,
+    /// as the refresh writes it).
     pub fn write_cache(&self, content: &netauth_cache::CacheContent) {
+        use std::os::unix::fs::PermissionsExt;
         let bytes = netauth_cache::encode(content).expect("encode cache");
-        std::fs::write(self.path("varlib/netauth/nss.cache"), bytes).expect("write cache");
+        let path = self.path("varlib/netauth/nss.cache");
+        std::fs::write(&path, bytes).expect("write cache");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod cache");
+    }
+
+    /// Removes the cache: no user is a NetAuth user then.
+    pub fn remove_cache(&self) {
+        std::fs::remove_file(self.path("varlib/netauth/nss.cache")).expect("remove cache");
     }
 
     /// Runs `argv` inside the namespace with `stdin`.
@@ -391,8 +401,56 @@ pub fn seed(server: &TestServer) {
     d.lock("erin", true);
 }
 
+/// The cache the refresh would write for [`seed`]'s directory, now.
+pub fn seeded_cache() -> netauth_cache::CacheContent {
+    use netauth_cache::{CacheContent, UnixGroup, UnixUser};
+    let user = |name: &str, uid: u32, gid: u32, locked: bool| UnixUser {
+        name: name.into(),
+        uid,
+        gid,
+        gecos: String::new(),
+        home: format!("/home/{name}"),
+        shell: "/bin/sh".into(),
+        locked,
+    };
+    let group = |name: &str, gid: u32, members: &[&str]| UnixGroup {
+        name: name.into(),
+        gid,
+        members: members.iter().map(|m| m.to_string()).collect(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    CacheContent {
+        users: vec![
+            user("alice", 2001, 5002, false),
+            user("bob", 2002, 5001, false),
+            user("dave", 2003, 5002, false),
+            user("erin", 2004, 5002, true),
+        ],
+        groups: vec![
+            group("staff", 5001, &["bob"]),
+            group("developers", 5002, &["alice", "dave", "erin"]),
+            group("interns", 5004, &["dave"]),
+            group("engineering", 5005, &["alice", "erin"]),
+        ],
+        user_groups: [
+            ("alice", vec![5002, 5005]),
+            ("bob", vec![5001]),
+            ("dave", vec![5002, 5004]),
+            ("erin", vec![5002, 5005]),
+        ]
+        .into_iter()
+        .map(|(name, gids)| (name.to_string(), gids))
+        .collect(),
+        generated_at: i64::try_from(now.as_secs()).unwrap_or(0),
+        source: "test".into(),
+    }
+}
+
 /// A TLS test server with the seeded directory, its certificate written to
-/// `env`, and a config (plus `extra` TOML) pointing at it.
+/// `env`, a config (plus `extra` TOML) pointing at it, and the cache a
+/// refresh would have written (the module decides only for users it lists).
 pub fn start_world(env: &Env, extra: &str) -> World {
     let server = TestServer::start(Options {
         tls: Some(generate_tls_identity(&["localhost", "127.0.0.1"])),
@@ -402,6 +460,7 @@ pub fn start_world(env: &Env, extra: &str) -> World {
     let cert = env.path("tls.pem");
     std::fs::write(&cert, server.cert_pem().expect("tls server")).expect("write cert");
     env.write_config(&config_for(server.port(), &cert, extra));
+    env.write_cache(&seeded_cache());
     World { server, cert }
 }
 
@@ -431,3 +490,96 @@ account  required @MODULE@ @CONFIG@
 password required @MODULE@ @CONFIG@
 session  required @MODULE@ @CONFIG@
 ";
+
+/// The stack `pam-auth-update` builds on Debian from pam_unix's profile, the
+/// shipped NetAuth profile (packaging/debian/pam-config, read here, so the
+/// test follows the file) and optionally a second directory's lines placed
+/// as libpam-sss's profile places them (its priority is below ours):
+/// `directory_auth` after our auth line, `directory_account` after ours
+/// among the additional account lines. `pam_localuser` reads `local_passwd` instead of
+/// the namespace's /etc/passwd, which also carries NSS stand-ins.
+pub fn shipped_stack(
+    env: &Env,
+    directory_auth: Option<&str>,
+    directory_account: Option<&str>,
+) -> String {
+    let profile = include_str!("../../../../packaging/debian/pam-config");
+    let block = |name: &str| -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut inside = false;
+        for line in profile.lines() {
+            if let Some(body) = line.strip_prefix('\t') {
+                if inside {
+                    let body = body.replace("pam_netauth.so", "@MODULE@ @CONFIG@").replace(
+                        "pam_localuser.so",
+                        &format!(
+                            "pam_localuser.so file={}",
+                            env.path("local-passwd").display()
+                        ),
+                    );
+                    lines.push(body.replace('\t', " "));
+                }
+            } else {
+                inside = line == format!("{name}:");
+            }
+        }
+        assert!(!lines.is_empty(), "no {name} block in pam-config");
+        lines
+    };
+    let ours_auth = block("Auth");
+    assert_eq!(ours_auth.len(), 1, "{ours_auth:?}");
+    let mut auth = vec!["[success=end default=ignore] pam_unix.so nullok".to_string()];
+    auth.extend(ours_auth);
+    auth.extend(directory_auth.map(str::to_owned));
+    // success=end: jump over the rest of the primary block and pam_deny.
+    let count = auth.len();
+    let mut text = String::new();
+    for (i, line) in auth.iter().enumerate() {
+        let jump = (count - i).to_string();
+        text.push_str(&format!(
+            "auth {}\n",
+            line.replace("success=end", &format!("success={jump}"))
+        ));
+    }
+    text.push_str("auth requisite pam_deny.so\nauth required pam_permit.so\n");
+    text.push_str(
+        "account [success=1 new_authtok_reqd=done default=ignore] pam_unix.so\n\
+         account requisite pam_deny.so\naccount required pam_permit.so\n",
+    );
+    for line in block("Account")
+        .into_iter()
+        .chain(directory_account.map(str::to_owned))
+    {
+        text.push_str(&format!("account {line}\n"));
+    }
+    text.push_str("session required pam_permit.so\n");
+    for line in block("Session") {
+        text.push_str(&format!("session {line}\n"));
+    }
+    text
+}
+
+/// A stand-in for a second directory (SSSD, say) run by pam_exec: it knows
+/// `sssuser` (password `sss-pw`) and `ssslocked` (password `sss-pw`, refused
+/// in account); every other user is not its own (auth fails, account has no
+/// objection, as pam_sss's `user_unknown=ignore`). Returns the script's path.
+pub fn fake_directory(env: &Env) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = env.path("fake-directory");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\n\
+         case \"$PAM_TYPE:$PAM_USER\" in\n\
+           auth:sssuser|auth:ssslocked)\n\
+             pw=$(tr -d '\\000')\n\
+             [ \"$pw\" = sss-pw ] && exit 0\n\
+             exit 1 ;;\n\
+           auth:*) exit 1 ;;\n\
+           account:ssslocked) exit 1 ;;\n\
+           *) exit 0 ;;\n\
+         esac\n",
+    )
+    .expect("write fake directory");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
