@@ -104,7 +104,34 @@ enum Fault {
     /// The block's CRC does not match.
     Damaged(u32),
     /// The entry holds what the writer never writes.
-    Unsafe(&'static str),
+    Unsafe(Refusal),
+}
+
+/// What an entry holds that the writer never writes. A field-less code, so
+/// that [`Fault`] stays small enough to travel in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    UserName,
+    UserField,
+    UserId,
+    SupplementaryGid,
+    GroupName,
+    GroupId,
+    MemberName,
+}
+
+impl Refusal {
+    fn describe(self) -> &'static str {
+        match self {
+            Refusal::UserName => "user name holds a byte the writer never writes",
+            Refusal::UserField => "user gecos, home or shell holds a byte the writer never writes",
+            Refusal::UserId => "user with uid or gid 0 or -1",
+            Refusal::SupplementaryGid => "user with supplementary gid 0 or -1",
+            Refusal::GroupName => "group name holds a byte the writer never writes",
+            Refusal::GroupId => "group with gid 0 or -1",
+            Refusal::MemberName => "member name holds a byte the writer never writes",
+        }
+    }
 }
 
 impl Fault {
@@ -115,7 +142,7 @@ impl Fault {
             Fault::Damaged(block) => CacheError::DamagedBlock {
                 block: u32_to_usize(block),
             },
-            Fault::Unsafe(what) => CacheError::UnsafeEntry(what),
+            Fault::Unsafe(refusal) => CacheError::UnsafeEntry(refusal.describe()),
         }
     }
 }
@@ -533,6 +560,8 @@ impl<'a> Members<'a> {
 impl<'a> Iterator for Members<'a> {
     type Item = Result<&'a [u8], CacheError>;
 
+    // Inlined into the caller's loop: a group can have thousands of members.
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let (head, rest) = self.refs.split_first_chunk::<8>()?;
         self.refs = rest;
@@ -543,9 +572,7 @@ impl<'a> Iterator for Members<'a> {
                     if safe_name(name) {
                         Ok(name)
                     } else {
-                        Err(Fault::Unsafe(
-                            "member name holds a byte the writer never writes",
-                        ))
+                        Err(Fault::Unsafe(Refusal::MemberName))
                     }
                 })
                 .map_err(|f| f.error("member name out of bounds")),
@@ -560,31 +587,49 @@ impl<'a> Iterator for Members<'a> {
 
 impl ExactSizeIterator for Members<'_> {}
 
-/// Whether `b` may not appear in a served name: what a passwd or group line
-/// parser splits on (`:`, `,`, newline), other whitespace and control bytes,
-/// NUL. The writer refuses all of them.
+/// Per byte value: [`BAD_IN_NAME`] if a served name may not hold it (what a
+/// passwd or group line parser splits on, `:`, `,` and newline, other white
+/// space and control bytes, DEL, NUL), [`BAD_IN_FIELD`] if a gecos, home or
+/// shell may not (`:`, control bytes, DEL). The writer refuses them all.
+static BYTE_RULES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if byte <= b' ' || byte == b':' || byte == b',' || byte == 0x7f {
+            table[b] |= BAD_IN_NAME;
+        }
+        if byte < b' ' || byte == b':' || byte == 0x7f {
+            table[b] |= BAD_IN_FIELD;
+        }
+        b += 1;
+    }
+    table
+};
+const BAD_IN_NAME: u8 = 1;
+const BAD_IN_FIELD: u8 = 2;
+
+/// Whether a byte of `s` breaks `rule`: one table load a byte and no early
+/// exit, so the loop is short and branch-free (a lookup checks a few short
+/// strings; a group can have thousands of member names).
 #[inline(always)]
-fn bad_name_byte(b: u8) -> bool {
-    b <= b' ' || b == b':' || b == b',' || b == 0x7f
+fn breaks(s: &[u8], rule: u8) -> bool {
+    s.iter()
+        .fold(0u8, |found, &b| found | BYTE_RULES[usize::from(b)])
+        & rule
+        != 0
 }
 
-/// Whether `b` may not appear in a gecos, home or shell: `:` and control
-/// bytes (NUL and newline among them), as the writer refuses.
-#[inline(always)]
-fn bad_field_byte(b: u8) -> bool {
-    b < b' ' || b == b':' || b == 0x7f
-}
-
-/// Scans without an early exit, so the loop vectorizes: fields are short
-/// and a lookup pays a few nanoseconds for the check.
-#[inline(always)]
-fn any_byte(s: &[u8], bad: impl Fn(u8) -> bool) -> bool {
-    s.iter().fold(false, |found, &b| found | bad(b))
-}
-
+/// A name the writer could have written.
 #[inline(always)]
 fn safe_name(s: &[u8]) -> bool {
-    !s.is_empty() && !any_byte(s, bad_name_byte)
+    !s.is_empty() && !breaks(s, BAD_IN_NAME)
+}
+
+/// A gecos, home or shell the writer could have written.
+#[inline(always)]
+fn safe_field(s: &[u8]) -> bool {
+    !breaks(s, BAD_IN_FIELD)
 }
 
 /// Ids never served: 0 (root) and `(uid_t)-1` ("no change" to chown).
@@ -599,27 +644,16 @@ fn reserved_id(id: u32) -> bool {
 #[inline(always)]
 fn check_user(user: UserRecord<'_>) -> Result<UserRecord<'_>, Fault> {
     if !safe_name(user.name) {
-        return Err(Fault::Unsafe(
-            "user name holds a byte the writer never writes",
-        ));
+        return Err(Fault::Unsafe(Refusal::UserName));
     }
-    if any_byte(user.gecos, bad_field_byte)
-        || any_byte(user.home, bad_field_byte)
-        || any_byte(user.shell, bad_field_byte)
-    {
-        return Err(Fault::Unsafe(
-            "user gecos, home or shell holds a byte the writer never writes",
-        ));
+    if !safe_field(user.gecos) || !safe_field(user.home) || !safe_field(user.shell) {
+        return Err(Fault::Unsafe(Refusal::UserField));
     }
     if reserved_id(user.uid) || reserved_id(user.gid) {
-        return Err(Fault::Unsafe("user with uid or gid 0 or -1"));
+        return Err(Fault::Unsafe(Refusal::UserId));
     }
-    if user
-        .groups
-        .clone()
-        .fold(false, |found, g| found | reserved_id(g))
-    {
-        return Err(Fault::Unsafe("user with supplementary gid 0 or -1"));
+    if user.groups.clone().any(reserved_id) {
+        return Err(Fault::Unsafe(Refusal::SupplementaryGid));
     }
     Ok(user)
 }
@@ -629,12 +663,10 @@ fn check_user(user: UserRecord<'_>) -> Result<UserRecord<'_>, Fault> {
 #[inline(always)]
 fn check_group(group: GroupRecord<'_>) -> Result<GroupRecord<'_>, Fault> {
     if !safe_name(group.name) {
-        return Err(Fault::Unsafe(
-            "group name holds a byte the writer never writes",
-        ));
+        return Err(Fault::Unsafe(Refusal::GroupName));
     }
     if reserved_id(group.gid) {
-        return Err(Fault::Unsafe("group with gid 0 or -1"));
+        return Err(Fault::Unsafe(Refusal::GroupId));
     }
     Ok(group)
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use netauth_testserver::{generate_tls_identity, Options, TestServer};
 use netauth_unix::refresh::RefreshStatus;
-use support::{seed_directory, RefreshEnv, GROUPS};
+use support::{seed_directory, RefreshEnv, FETCHED_GROUPS};
 
 const RUNS: usize = 3;
 
@@ -178,7 +178,7 @@ fn main() {
         let peak_kib = runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0);
         rows.push(format!(
             "| {n} | {} | {:.0} ms | {:.0} ms | {} | {:.1} MiB | {:.2} MiB |",
-            GROUPS.len() + 1,
+            FETCHED_GROUPS,
             median(walls).as_secs_f64() * 1000.0,
             max_wall.as_secs_f64() * 1000.0,
             status.last_calls,

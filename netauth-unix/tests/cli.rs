@@ -6,7 +6,7 @@ mod support;
 use std::process::{Command, Output};
 
 use netauth_testserver::{Options, TestServer};
-use support::{seed_directory, RefreshEnv};
+use support::{require_stock_local_groups, seed_directory, RefreshEnv};
 
 fn netauth_unix(args: &[&str], config: &std::path::Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_netauth-unix"))
@@ -29,6 +29,7 @@ fn server(n: usize) -> TestServer {
 
 #[test]
 fn refresh_then_status() {
+    require_stock_local_groups();
     let server = server(25);
     let env = RefreshEnv::new(&server, "");
 
@@ -47,6 +48,25 @@ fn refresh_then_status() {
     assert!(stdout.contains("last error:   none"), "{stdout}");
     assert!(stdout.contains("reachable ("), "{stdout}");
     assert!(stdout.contains(" ago"), "{stdout}");
+    // The seed's users and staff meet the host's own /etc/group: the
+    // refresh warns and status names both as their own lines.
+    assert!(
+        stderr.contains("group \"users\" (gid 300200): a local group has that name"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("name clashes: 2 NetAuth groups have the name of a local group"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  left out:   group \"staff\" (gid 300201)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  left out:   group \"users\" (gid 300200)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("local groups: no NetAuth user"), "{stdout}");
 }
 
 #[test]

@@ -13,7 +13,10 @@ use netauth_testserver::{generate_tls_identity, BlackHole, Options, TestServer};
 use netauth_unix::refresh::{
     refresh_blocking, Notice, RefreshError, RefreshOptions, RefreshReport, RefreshStatus,
 };
-use support::{seed_directory, user_name, RefreshEnv, FIRST_UID, GROUPS};
+use support::{
+    primary_group, require_stock_local_groups, seed_directory, seed_stock_directory, user_name,
+    RefreshEnv, FIRST_UID, GROUPS, STOCK_NAMED_GROUPS,
+};
 
 fn run(env: &RefreshEnv, force: bool) -> Result<RefreshReport, RefreshError> {
     let config = Config::load(&env.config).expect("config");
@@ -96,18 +99,29 @@ fn negative_and_extreme_numbers_are_fetched() {
     let d = server.state();
     d.add_group("ng_users", 300_000, "users", None);
     // (-1 would ask the server to pick a number.)
-    for (i, n) in [i32::MIN, -70_000, -2, 1, 999, 1_000, 1_001, i32::MAX]
-        .iter()
-        .enumerate()
+    // min_uid is raised past the host's own accounts (a real host's first
+    // user often has 1000), so that only the minimum decides.
+    for (i, n) in [
+        i32::MIN,
+        -70_000,
+        -2,
+        1,
+        249_999,
+        250_000,
+        250_001,
+        i32::MAX,
+    ]
+    .iter()
+    .enumerate()
     {
         let name = format!("nx{i}");
         d.add_entity(&name, *n, "pw");
         d.set_entity_meta(&name, |m| m.primary_group = Some("ng_users".into()));
     }
-    let env = RefreshEnv::new(&server, "search_cap = 3");
+    let env = RefreshEnv::new(&server, "search_cap = 3\nmin_uid = 250000");
     let report = run(&env, false).expect("refresh");
     assert_eq!(report.entities_fetched, 8);
-    // Served: 1,000 and above (1,000, 1,001, i32::MAX); the rest is below min_uid.
+    // Served: 250,000 and above (250,000, 250,001, i32::MAX); the rest is below min_uid.
     assert_eq!(report.users, 3);
     let below = report
         .notices
@@ -122,11 +136,24 @@ fn negative_and_extreme_numbers_are_fetched() {
 /// restricted to what is served).
 #[test]
 fn memberships_equal_the_servers_group_members_and_entity_groups() {
+    require_stock_local_groups();
     let server = server_with(400, 16_000);
     let env = RefreshEnv::new(&server, "");
     let report = run(&env, false).expect("refresh");
+    // Every user is served although all have `users` or `staff`, which
+    // the host's /etc/group has, as primary group; those two are not
+    // served as groups.
     assert_eq!(report.users, 400);
     assert_eq!(report.groups, GROUPS.len());
+    let clashed: BTreeSet<&str> = report
+        .notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::GroupNameClash { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(clashed, BTreeSet::from(["staff", "users"]));
 
     let bytes = cache_bytes(&env);
     let view = CacheView::parse(&bytes).unwrap();
@@ -177,8 +204,23 @@ fn memberships_equal_the_servers_group_members_and_entity_groups() {
                 None => BTreeSet::new(),
             };
             assert_eq!(cached, answer, "groups of {name}");
+            let user = view.user_by_name(name.as_bytes()).unwrap().unwrap();
+            assert_eq!(user.gid, primary_group(i).1 as u32, "primary gid of {name}");
         }
     });
+    // The stock-named groups' numbers resolve to no group (nor does any
+    // user-private or other group take them), their names to none of ours.
+    for (name, gid) in STOCK_NAMED_GROUPS {
+        assert!(view.group_by_gid(*gid as u32).unwrap().is_none(), "{name}");
+        assert!(
+            view.group_by_name(name.as_bytes()).unwrap().is_none(),
+            "{name}"
+        );
+    }
+    let st = status(&env);
+    assert_eq!(st.group_name_clashes.len(), 2);
+    // Users with primary group users but a direct member of staff lose it.
+    assert!(st.users_without_clashing_groups > 0);
     // The rules matter here: someone is in ng_all only through ng_hidden,
     // and someone in ng_eng is kept out of ng_devs by the nested exclusion.
     let all = view.group_by_name(b"ng_all").unwrap().unwrap();
@@ -388,7 +430,13 @@ fn hostile_directory_data_is_skipped_or_cleaned_and_the_rest_is_served() {
             _ => None,
         })
         .collect();
-    assert!(skipped_groups.contains("bad group") && skipped_groups.contains("root"));
+    assert!(skipped_groups.contains("bad group"));
+    // The host's /etc/group has a "root": the NetAuth one is not served.
+    assert!(!skipped_groups.contains("root"));
+    assert!(report.notices.iter().any(|n| matches!(
+        n,
+        Notice::GroupNameClash { name, gid: 300_101, .. } if name == "root"
+    )));
 
     let bytes = cache_bytes(&env);
     let view = CacheView::parse(&bytes).unwrap();
@@ -403,4 +451,74 @@ fn hostile_directory_data_is_skipped_or_cleaned_and_the_rest_is_served() {
         b"nprivate"
     );
     assert!(view.user_by_uid(0).unwrap().is_none());
+}
+
+/// The directory most real ones look like, against the host's own
+/// /etc/group: every user is served; `users` and `staff` are omitted, or
+/// served renamed with the setting, and the status says which.
+#[test]
+fn a_directory_with_stock_group_names_is_served_whole() {
+    require_stock_local_groups();
+    let server = TestServer::start(Options::default());
+    seed_stock_directory(server.state());
+
+    let env = RefreshEnv::new(&server, "");
+    let report = run(&env, false).expect("refresh");
+    assert_eq!(report.users, 3);
+    assert_eq!(report.groups, 1); // nx-dev
+    let bytes = cache_bytes(&env);
+    let view = CacheView::parse(&bytes).unwrap();
+    let gid = |name: &str| view.user_by_name(name.as_bytes()).unwrap().unwrap().gid;
+    assert_eq!(
+        (gid("alice"), gid("bob"), gid("carol")),
+        (61100, 61101, 61100)
+    );
+    let groups = |name: &str| -> Vec<u32> {
+        view.groups_of_user(name.as_bytes())
+            .unwrap()
+            .map(Iterator::collect)
+            .unwrap_or_default()
+    };
+    assert_eq!(groups("alice"), vec![61102]);
+    assert_eq!(groups("carol"), Vec::<u32>::new());
+    assert!(view.group_by_gid(61100).unwrap().is_none());
+    let st = status(&env);
+    let clashes: Vec<(&str, Option<&str>, usize, usize)> = st
+        .group_name_clashes
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.served_as.as_deref(),
+                c.primary_users,
+                c.supplementary_users,
+            )
+        })
+        .collect();
+    assert_eq!(
+        clashes,
+        vec![("staff", None, 1, 2), ("users", None, 2, 1)],
+        "{st:?}"
+    );
+    assert_eq!(st.users_without_clashing_groups, 3);
+
+    let env = RefreshEnv::new(&server, "local_group_name_clash = \"rename\"");
+    let report = run(&env, false).expect("refresh");
+    assert_eq!((report.users, report.groups), (3, 3));
+    let bytes = cache_bytes(&env);
+    let view = CacheView::parse(&bytes).unwrap();
+    let users = view.group_by_name(b"netauth-users").unwrap().unwrap();
+    assert_eq!(users.gid, 61100);
+    let members: Vec<&[u8]> = users.members.map(Result::unwrap).collect();
+    assert_eq!(members, vec![&b"bob"[..], b"carol"]);
+    assert_eq!(
+        view.group_by_gid(61101).unwrap().unwrap().name,
+        b"netauth-staff"
+    );
+    let st = status(&env);
+    assert_eq!(
+        st.group_name_clashes[1].served_as.as_deref(),
+        Some("netauth-users")
+    );
+    assert_eq!(st.users_without_clashing_groups, 0);
 }

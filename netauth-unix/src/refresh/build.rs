@@ -525,6 +525,8 @@ pub fn map_directory(
             members: names,
         });
     }
+    // By name, whatever the answer order.
+    clashes.sort_by(|a, b| groups[a.0].name.cmp(&groups[b.0].name));
     for (gi, outcome) in clashes {
         let Some((gid, _)) = group_gid[gi] else {
             continue;
@@ -901,9 +903,9 @@ mod tests {
         assert_eq!(
             clashes(&m),
             vec![
+                ("staff".into(), 3301, ClashOutcome::Omitted, 1, 2),
                 // dave is a member of users but has it as primary: no loss.
                 ("users".into(), 3300, ClashOutcome::Omitted, 2, 2),
-                ("staff".into(), 3301, ClashOutcome::Omitted, 1, 2),
             ]
         );
         // alice (staff), bob (users), carol (both): each counted once.
@@ -943,17 +945,17 @@ mod tests {
             clashes(&m),
             vec![
                 (
-                    "users".into(),
-                    3300,
-                    ClashOutcome::Renamed("netauth-users".into()),
-                    2,
-                    0
-                ),
-                (
                     "staff".into(),
                     3301,
                     ClashOutcome::Renamed("netauth-staff".into()),
                     1,
+                    0
+                ),
+                (
+                    "users".into(),
+                    3300,
+                    ClashOutcome::Renamed("netauth-users".into()),
+                    2,
                     0
                 ),
             ]
@@ -999,11 +1001,11 @@ mod tests {
             clashes(&m),
             vec![
                 (
-                    "users".into(),
-                    3300,
-                    ClashOutcome::RenameRefused("netauth-users".into()),
-                    2,
-                    2
+                    long.clone(),
+                    3304,
+                    ClashOutcome::RenameRefused(format!("netauth-{long}")),
+                    1,
+                    0
                 ),
                 (
                     "staff".into(),
@@ -1013,11 +1015,11 @@ mod tests {
                     2
                 ),
                 (
-                    long.clone(),
-                    3304,
-                    ClashOutcome::RenameRefused(format!("netauth-{long}")),
-                    1,
-                    0
+                    "users".into(),
+                    3300,
+                    ClashOutcome::RenameRefused("netauth-users".into()),
+                    2,
+                    2
                 ),
             ]
         );

@@ -32,8 +32,57 @@ pub const GROUPS: &[(&str, i32)] = &[
 /// A group below the default `min_gid`: not served, but `ng_all` INCLUDEs it.
 pub const HIDDEN_GROUP: (&str, i32) = ("ng_hidden", 500);
 
-/// Seeds a company-like directory of `n` entities: everyone in `ng_users`
-/// (their primary group); direct memberships by index; nested rules:
+/// NetAuth groups named like groups of a stock Debian host's /etc/group
+/// (`users` 100, `staff` 50), as most directories have them: never served
+/// under those names (the local ones keep them), yet the users whose primary
+/// group they are keep their numbers as gid.
+pub const STOCK_NAMED_GROUPS: &[(&str, i32)] = &[("users", 300_200), ("staff", 300_201)];
+
+/// Every group the seeded directory holds.
+pub const FETCHED_GROUPS: usize = GROUPS.len() + 1 + STOCK_NAMED_GROUPS.len();
+
+/// The primary group of the `i`th seeded entity: `users` or `staff`.
+pub fn primary_group(i: usize) -> (&'static str, i32) {
+    STOCK_NAMED_GROUPS[i % 2]
+}
+
+/// Whether the `i`th seeded entity is a direct member of a stock-named group
+/// (left out of its supplementary groups unless renamed).
+pub fn in_stock_named_group(i: usize, group: &str) -> bool {
+    match group {
+        "users" => i % 4 == 0,
+        "staff" => i % 3 == 0,
+        _ => false,
+    }
+}
+
+/// The tests run against the host's own /etc/passwd and /etc/group, as on
+/// a real host; the seed is built to meet Debian's stock `users` and
+/// `staff` there. Fails loudly where they are missing, rather than pass
+/// without testing the clash.
+pub fn require_stock_local_groups() {
+    let text = std::fs::read_to_string("/etc/group").expect("read /etc/group");
+    for (name, _) in STOCK_NAMED_GROUPS {
+        assert!(
+            text.lines().any(|l| l.split(':').next() == Some(*name)),
+            "these tests expect a stock Debian /etc/group with a {name:?} group"
+        );
+    }
+}
+
+/// A small directory in the shape of most real ones (see
+/// `stock-directory.toml`): primary groups `users` and `staff`.
+pub const STOCK_DIRECTORY: &str = include_str!("stock-directory.toml");
+
+/// Loads [`STOCK_DIRECTORY`].
+pub fn seed_stock_directory(dir: &Directory) {
+    let fixture = netauth_testserver::Fixture::from_toml_str(STOCK_DIRECTORY).expect("fixture");
+    dir.load_fixture(&fixture).expect("load the fixture");
+}
+
+/// Seeds a company-like directory of `n` entities: everyone in `ng_users`;
+/// primary group `users` or `staff` (see [`STOCK_NAMED_GROUPS`]), some
+/// direct members of those too; direct memberships by index; nested rules:
 ///
 /// - ng_staff  = INCLUDE ng_eng, INCLUDE ng_ops, EXCLUDE ng_contractors (+ direct)
 /// - ng_all    = INCLUDE ng_staff, INCLUDE ng_hidden, EXCLUDE ng_interns
@@ -42,7 +91,11 @@ pub const HIDDEN_GROUP: (&str, i32) = ("ng_hidden", 500);
 ///
 /// Entity 2 is locked; every fourth has a gecos, home and bash.
 pub fn seed_directory(dir: &Directory, n: usize) {
-    for (name, gid) in GROUPS.iter().chain([&HIDDEN_GROUP]) {
+    for (name, gid) in GROUPS
+        .iter()
+        .chain([&HIDDEN_GROUP])
+        .chain(STOCK_NAMED_GROUPS)
+    {
         dir.add_group(name, *gid, name, None);
     }
     dir.add_rule("ng_staff", ExpansionRule::Include, "ng_eng");
@@ -74,8 +127,13 @@ pub fn seed_directory(dir: &Directory, n: usize) {
         if i % 100 == 1 {
             groups.push("ng_leads");
         }
+        for (group, _) in STOCK_NAMED_GROUPS {
+            if in_stock_named_group(i, group) {
+                groups.push(group);
+            }
+        }
         dir.set_entity_meta(&name, |m| {
-            m.primary_group = Some("ng_users".to_owned());
+            m.primary_group = Some(primary_group(i).0.to_owned());
             m.groups = groups.iter().map(|g| g.to_string()).collect();
             if i % 4 == 0 {
                 m.gecos = Some(format!("User {i},Room {i}"));
@@ -90,7 +148,10 @@ pub fn seed_directory(dir: &Directory, n: usize) {
 }
 
 /// A work folder holding a config for `server`, its certificate (if TLS),
-/// local passwd/group/shells files and the cache folder.
+/// a shells file and the cache folder. The local account files are the
+/// host's own /etc/passwd and /etc/group (the defaults), never a synthetic
+/// stand-in: an empty local group file once hid that every user of a
+/// directory vanished on a stock host.
 pub struct RefreshEnv {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
@@ -114,13 +175,24 @@ impl RefreshEnv {
 
     /// Writes config.toml from a `[core]`/`[tls]` body plus our tables.
     pub fn write_config(dir: &Path, core_and_tls: &str, extra: &str) -> PathBuf {
-        std::fs::write(dir.join("passwd"), "root:x:0:0:root:/root:/bin/bash\n").expect("passwd");
-        std::fs::write(dir.join("group"), "root:x:0:\n").expect("group");
+        Self::write_config_with_cache_dir(dir, core_and_tls, extra, &dir.join("cache"))
+    }
+
+    /// [`write_config`](Self::write_config) with another cache folder (a
+    /// refresh run inside a test's mount namespace writes where the NSS
+    /// module reads, `/var/lib/netauth`).
+    pub fn write_config_with_cache_dir(
+        dir: &Path,
+        core_and_tls: &str,
+        extra: &str,
+        cache_dir: &Path,
+    ) -> PathBuf {
         std::fs::write(dir.join("shells"), "/bin/sh\n/bin/bash\n").expect("shells");
         let d = dir.display();
+        let c = cache_dir.display();
         let text = format!(
-            "{core_and_tls}\n[unix]\ncache_dir = \"{d}/cache\"\n\n[unix.refresh]\n\
-             local_passwd = \"{d}/passwd\"\nlocal_group = \"{d}/group\"\nshells_file = \"{d}/shells\"\n{extra}\n"
+            "{core_and_tls}\n[unix]\ncache_dir = \"{c}\"\n\n[unix.refresh]\n\
+             shells_file = \"{d}/shells\"\n{extra}\n"
         );
         let path = dir.join("config.toml");
         std::fs::write(&path, text).expect("config");

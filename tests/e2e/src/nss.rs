@@ -81,8 +81,12 @@ pub struct NsRun<'a> {
     pub nsswitch: &'a str,
     /// Installed as /var/lib/netauth/nss.cache (mode 0644) when given.
     pub cache: Option<&'a [u8]>,
-    /// Bind-mounted over /etc/group when given (local group memberships).
-    pub etc_group: Option<&'a str>,
+    /// Lines appended to a copy of the host's own /etc/group, bind-mounted
+    /// over it in the namespace (a local group line naming a NetAuth user).
+    /// The host's accounts and groups stay visible either way: tests never
+    /// replace them with a synthetic file (a real host is not empty), and
+    /// the host's file itself is never written.
+    pub etc_group_extra: Option<&'a str>,
     /// Extra files placed in the scratch folder, passed to the program by
     /// path via `{scratch}` in its arguments.
     pub files: &'a [(&'a str, &'a [u8])],
@@ -107,8 +111,13 @@ pub fn run_in_namespace(run: &NsRun<'_>, program: &str, args: &[&str]) -> Output
         std::fs::write(&cache, bytes).expect("write the cache");
     }
     let etc_group = scratch.path().join("group");
-    if let Some(text) = run.etc_group {
-        std::fs::write(&etc_group, text).expect("write the test /etc/group");
+    if let Some(extra) = run.etc_group_extra {
+        let mut text = std::fs::read_to_string("/etc/group").expect("read /etc/group");
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(extra);
+        std::fs::write(&etc_group, text).expect("write the copy of /etc/group");
     }
     for (name, bytes) in run.files {
         std::fs::write(scratch.path().join(name), bytes).expect("write a scratch file");
@@ -148,7 +157,7 @@ exec "$@"
         .env("NA_E2E_NSSWITCH", &nsswitch)
         .env(
             "NA_E2E_GROUP",
-            if run.etc_group.is_some() {
+            if run.etc_group_extra.is_some() {
                 etc_group.as_os_str()
             } else {
                 "".as_ref()
@@ -205,22 +214,32 @@ pub fn user_groups_from_members(
     out
 }
 
-/// A small directory, as a refresh would leave it: `na_all` is the
-/// effective result of INCLUDE na_staff, INCLUDE na_admins, EXCLUDE na_bob.
-/// Names and ids are chosen not to clash with a host's /etc files.
+/// Primary gids of [`sample_content`] that no group names: the NetAuth
+/// groups `users` and `staff`, which the host's /etc/group has, as a refresh
+/// leaves them (`local_group_name_clash = "omit"`).
+pub const UNNAMED_PRIMARY_GIDS: [u32; 2] = [71100, 71101];
+
+/// A small directory, as a refresh would leave it on a stock host: `na_all`
+/// is the effective result of INCLUDE na_staff, INCLUDE na_admins, EXCLUDE
+/// na_bob; na_erin and na_frank have `users` and `staff` as primary groups,
+/// which are not served (a local group has each name), so their gids have
+/// no name. Other names and ids are chosen not to clash with a host's /etc
+/// files.
 pub fn sample_content() -> CacheContent {
     let mut users = vec![
         user("na_alice", 70001, 71001, "Alice Example,Room 1"),
         user("na_bob", 70002, 71001, "Bob"),
         user("na_carol", 70003, 71002, "Carol"),
         user("na_dave", 70004, 71003, ""),
+        user("na_erin", 70005, UNNAMED_PRIMARY_GIDS[0], "Erin"),
+        user("na_frank", 70006, UNNAMED_PRIMARY_GIDS[1], "Frank"),
     ];
     users[2].locked = true;
     users[3].shell = "/bin/sh".to_owned();
     let groups = vec![
         group("na_staff", 71001, &["na_alice", "na_bob"]),
         group("na_admins", 71002, &["na_carol"]),
-        group("na_devs", 71003, &["na_alice", "na_dave"]),
+        group("na_devs", 71003, &["na_alice", "na_dave", "na_erin"]),
         group("na_all", 71004, &["na_alice", "na_carol"]),
         group("na_empty", 71005, &[]),
     ];
@@ -232,6 +251,29 @@ pub fn sample_content() -> CacheContent {
         generated_at: 1_750_000_000,
         source: "netauth.test".to_owned(),
     }
+}
+
+/// Recomputes every checksum of a cache file (the block CRCs, then the
+/// header CRC), as a hostile writer would after changing bytes: the reader
+/// must then refuse the entry on its contents alone.
+pub fn reseal(bytes: &mut [u8]) {
+    let u32_at =
+        |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let header_len = u32_at(bytes, 16);
+    let sections = u32_at(bytes, 20);
+    let block_size = u32_at(bytes, 64);
+    let block_count = u32_at(bytes, 68);
+    let crc_table = 72 + 8 * sections;
+    let data_start = header_len.next_multiple_of(block_size);
+    for block in 0..block_count {
+        let start = data_start + block * block_size;
+        let end = (start + block_size).min(bytes.len());
+        let crc = crc32fast::hash(&bytes[start..end]);
+        let at = crc_table + 4 * block;
+        bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&bytes[12..data_start]);
+    bytes[8..12].copy_from_slice(&crc.to_le_bytes());
 }
 
 pub fn encode_content(content: &CacheContent) -> Vec<u8> {

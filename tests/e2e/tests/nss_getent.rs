@@ -2,8 +2,8 @@
 //! module, in a private mount namespace with a test cache at the fixed path.
 
 use netauth_e2e::nss::{
-    encode_content, group_line, passwd_line, run_in_namespace, sample_content, NsRun,
-    NSSWITCH_FILES_THEN_NETAUTH, NSSWITCH_NETAUTH_ONLY,
+    encode_content, group_line, passwd_line, reseal, run_in_namespace, sample_content, NsRun,
+    NSSWITCH_FILES_THEN_NETAUTH, NSSWITCH_NETAUTH_ONLY, UNNAMED_PRIMARY_GIDS,
 };
 use std::process::Output;
 
@@ -13,7 +13,7 @@ fn getent(cache: Option<&[u8]>, nsswitch: &str, args: &[&str]) -> Output {
             nsswitch,
             cache,
             files: &[],
-            etc_group: None,
+            etc_group_extra: None,
         },
         "getent",
         args,
@@ -131,19 +131,19 @@ fn id_lists_every_effective_group() {
                 nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
                 cache: Some(&cache),
                 files: &[],
-                etc_group: None,
+                etc_group_extra: None,
             },
             "id",
             &[&u.name],
         );
         let text = assert_ok(&out);
-        let name_of = |gid: u32| {
-            &content
-                .groups
-                .iter()
-                .find(|g| g.gid == gid)
-                .expect("known gid")
-                .name
+        // `id` prints a gid without a group as the bare number.
+        let label = |gid: u32| match content.groups.iter().find(|g| g.gid == gid) {
+            Some(g) => format!("{gid}({})", g.name),
+            None => {
+                assert!(UNNAMED_PRIMARY_GIDS.contains(&gid), "{gid}");
+                gid.to_string()
+            }
         };
         let mut expected_groups = vec![u.gid];
         for &gid in content
@@ -164,22 +164,13 @@ fn id_lists_every_effective_group() {
             .split(',')
             .map(str::to_owned)
             .collect();
-        let mut expected: Vec<String> = expected_groups
-            .iter()
-            .map(|&g| format!("{g}({})", name_of(g)))
-            .collect();
+        let mut expected: Vec<String> = expected_groups.iter().map(|&g| label(g)).collect();
         let mut listed_sorted = listed.clone();
         listed_sorted.sort();
         expected.sort();
         assert_eq!(listed_sorted, expected, "id {}: {text}", u.name);
         assert!(
-            text.starts_with(&format!(
-                "uid={}({}) gid={}({}) ",
-                u.uid,
-                u.name,
-                u.gid,
-                name_of(u.gid)
-            )),
+            text.starts_with(&format!("uid={}({}) gid={} ", u.uid, u.name, label(u.gid))),
             "{text}"
         );
     }
@@ -229,7 +220,7 @@ fn missing_cache_is_not_found_without_crash() {
             nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
             cache: None,
             files: &[],
-            etc_group: None,
+            etc_group_extra: None,
         },
         "id",
         &["na_alice"],
@@ -271,15 +262,14 @@ fn corrupt_or_foreign_cache_is_not_found_without_crash() {
 fn initgroups_merges_local_and_cached_groups_unless_an_initgroups_line_stops_it() {
     let content = sample_content();
     let cache = encode_content(&content);
-    let host_group = std::fs::read_to_string("/etc/group").expect("read /etc/group");
-    let etc_group = format!("{host_group}na_localgrp:x:60123:na_alice\n");
+    let etc_group = "na_localgrp:x:60123:na_alice\n";
     let id_groups = |nsswitch: &str| -> Vec<String> {
         let out = run_in_namespace(
             &NsRun {
                 nsswitch,
                 cache: Some(&cache),
                 files: &[],
-                etc_group: Some(&etc_group),
+                etc_group_extra: Some(etc_group),
             },
             "id",
             &["-Gn", "na_alice"],
@@ -315,7 +305,7 @@ fn fifo_at_the_cache_path_is_refused_without_blocking() {
             nsswitch: NSSWITCH_NETAUTH_ONLY,
             cache: None,
             files: &[],
-            etc_group: None,
+            etc_group_extra: None,
         },
         "sh",
         &["-c", &script],
@@ -328,4 +318,86 @@ fn fifo_at_the_cache_path_is_refused_without_blocking() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The host's own groups (Debian's users 100, staff 50, ...) keep their
+/// names, and a primary gid the cache gives no group stays unnamed: neither
+/// module invents an answer for it.
+#[test]
+fn local_groups_keep_their_names_and_unnamed_primary_gids_stay_unnamed() {
+    let content = sample_content();
+    let cache = encode_content(&content);
+    let host_group = std::fs::read_to_string("/etc/group").expect("read /etc/group");
+    for name in ["users", "staff"] {
+        let line = host_group
+            .lines()
+            .find(|l| l.split(':').next() == Some(name))
+            .unwrap_or_else(|| panic!("a stock Debian /etc/group has {name}"));
+        let out = assert_ok(&getent(
+            Some(&cache),
+            NSSWITCH_FILES_THEN_NETAUTH,
+            &["group", name],
+        ));
+        assert_eq!(out.trim_end(), line);
+    }
+    for gid in UNNAMED_PRIMARY_GIDS {
+        let out = getent(
+            Some(&cache),
+            NSSWITCH_FILES_THEN_NETAUTH,
+            &["group", &gid.to_string()],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    }
+    let erin = &content.users[4];
+    assert_eq!(erin.gid, UNNAMED_PRIMARY_GIDS[0]);
+    let out = assert_ok(&getent(
+        Some(&cache),
+        NSSWITCH_FILES_THEN_NETAUTH,
+        &["passwd", &erin.name],
+    ));
+    assert_eq!(out.trim_end(), passwd_line(erin));
+}
+
+/// A crafted cache, checksums right, whose na_bob has a `:` in its home
+/// (a second passwd line hidden in one field): lookups of na_bob fail, an
+/// enumeration lists every other entry and skips it, and nothing else
+/// changes.
+#[test]
+fn an_entry_the_writer_never_writes_is_refused_and_skipped_by_enumeration() {
+    let content = sample_content();
+    let mut cache = encode_content(&content);
+    let home = b"/home/na_bob";
+    let at = cache
+        .windows(home.len())
+        .position(|w| w == home)
+        .expect("na_bob's home in the string pool");
+    cache[at + 8] = b':';
+    reseal(&mut cache);
+
+    for args in [&["passwd", "na_bob"][..], &["passwd", "70002"]] {
+        let out = getent(Some(&cache), NSSWITCH_NETAUTH_ONLY, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
+        assert!(out.stdout.is_empty());
+    }
+    let listed = assert_ok(&getent(Some(&cache), NSSWITCH_NETAUTH_ONLY, &["passwd"]));
+    let expected: Vec<String> = content
+        .users
+        .iter()
+        .filter(|u| u.name != "na_bob")
+        .map(passwd_line)
+        .collect();
+    assert_eq!(listed.lines().collect::<Vec<_>>(), expected);
+    // The others answer as before, groups too.
+    let alice = assert_ok(&getent(
+        Some(&cache),
+        NSSWITCH_NETAUTH_ONLY,
+        &["passwd", "na_alice"],
+    ));
+    assert_eq!(alice.trim_end(), passwd_line(&content.users[0]));
+    let staff = assert_ok(&getent(
+        Some(&cache),
+        NSSWITCH_NETAUTH_ONLY,
+        &["group", "na_staff"],
+    ));
+    assert_eq!(staff.trim_end(), group_line(&content.groups[0]));
 }

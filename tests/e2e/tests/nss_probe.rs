@@ -16,7 +16,7 @@ fn probe(cache: Option<&[u8]>, files: &[(&str, &[u8])], args: &[&str]) -> Output
             nsswitch: NSSWITCH_NETAUTH_ONLY,
             cache,
             files,
-            etc_group: None,
+            etc_group_extra: None,
         },
         PROBE,
         args,
@@ -117,7 +117,7 @@ fn corruption_under_valgrind_has_no_memory_errors() {
             nsswitch: NSSWITCH_NETAUTH_ONLY,
             cache: Some(&cache),
             files: &[("good", &cache)],
-            etc_group: None,
+            etc_group_extra: None,
         },
         "valgrind",
         &[

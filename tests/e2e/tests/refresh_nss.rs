@@ -1,7 +1,10 @@
 //! End to end: the test server, `netauth-unix refresh --config` into a temp
 //! cache folder, then real glibc NSS (`getent`, `id`) loading the freshly
 //! built module in a private mount namespace, compared with what the
-//! server's GroupMembers and EntityGroups answer.
+//! server's GroupMembers and EntityGroups answer. The host's own
+//! /etc/passwd and /etc/group stay in place (Debian's stock users and
+//! groups), and the directories use `users` and `staff` as primary groups,
+//! as most real ones do.
 
 #[path = "../../../netauth-unix/tests/refresh_support/mod.rs"]
 mod support;
@@ -18,7 +21,10 @@ use netauth_e2e::nss::{
     require_root, run_in_namespace, workspace_root, NsRun, NSSWITCH_FILES_THEN_NETAUTH,
 };
 use netauth_testserver::{generate_tls_identity, Options, TestServer};
-use support::{seed_directory, user_name, RefreshEnv, GROUPS};
+use support::{
+    require_stock_local_groups, seed_directory, seed_stock_directory, user_name, RefreshEnv,
+    GROUPS, STOCK_NAMED_GROUPS,
+};
 
 const USERS: usize = 60;
 
@@ -58,7 +64,7 @@ fn in_namespace(cache: &[u8], script: &str) -> String {
         &NsRun {
             nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
             cache: Some(cache),
-            etc_group: None,
+            etc_group_extra: None,
             files: &[("script.sh", script.as_bytes())],
         },
         "sh",
@@ -104,7 +110,15 @@ struct Truth {
 
 fn truth(config: &Path) -> Truth {
     let client = BlockingClient::new(ClientBuilder::from_config(Config::load(config).unwrap()));
+    // Served groups: supplementary groups are these only.
     let gid_of: BTreeMap<&str, u32> = GROUPS.iter().map(|(n, g)| (*n, *g as u32)).collect();
+    // Primary groups: also users and staff, which a local group's name
+    // keeps from being served; their users keep the NetAuth numbers.
+    let primary_gid_of: BTreeMap<&str, u32> = GROUPS
+        .iter()
+        .chain(STOCK_NAMED_GROUPS)
+        .map(|(n, g)| (*n, *g as u32))
+        .collect();
     let users: BTreeSet<String> = (0..USERS).map(user_name).collect();
     let mut t = Truth {
         passwd: BTreeMap::new(),
@@ -115,7 +129,7 @@ fn truth(config: &Path) -> Truth {
     for name in &users {
         let e = client.entity_info(name).expect("EntityInfo");
         let uid = e.number.expect("number") as u32;
-        let primary = gid_of[e.meta.primary_group.as_deref().expect("primary group")];
+        let primary = primary_gid_of[e.meta.primary_group.as_deref().expect("primary group")];
         let home = e
             .meta
             .home
@@ -223,6 +237,7 @@ fn check_nss_against_truth(cache: &[u8], t: &Truth) {
 #[test]
 fn refresh_then_getent_and_id_match_the_server() {
     require_root();
+    require_stock_local_groups();
     let server = TestServer::start(Options {
         tls: Some(generate_tls_identity(&["localhost", "127.0.0.1"])),
         ..Default::default()
@@ -259,4 +274,127 @@ fn refresh_then_getent_and_id_match_the_server() {
     let name = user_name(5);
     let text = in_namespace(&after, &format!("getent passwd {name}\n"));
     assert_eq!(text.trim_end(), t.passwd[&name]);
+}
+
+/// The directory most real ones look like, refreshed on a stock host: the
+/// refresh itself runs in the namespace (so it reads the same /etc/group as
+/// glibc, where one line names carol) and writes where the module reads.
+#[test]
+fn a_directory_using_stock_group_names_is_served_on_a_stock_host() {
+    require_root();
+    require_stock_local_groups();
+    let server = TestServer::start(Options {
+        tls: Some(generate_tls_identity(&["localhost", "127.0.0.1"])),
+        ..Default::default()
+    });
+    seed_stock_directory(server.state());
+    let dir = tempfile::Builder::new()
+        .prefix("netauth-stock-")
+        .tempdir()
+        .expect("temp dir");
+    let cert = dir.path().join("tls.pem");
+    std::fs::write(&cert, server.cert_pem().expect("TLS")).unwrap();
+    let core = server.config_toml(Some(&cert));
+    let config = |name: &str, extra: &str| {
+        let sub = dir.path().join(name);
+        std::fs::create_dir(&sub).unwrap();
+        RefreshEnv::write_config_with_cache_dir(&sub, &core, extra, Path::new("/var/lib/netauth"))
+    };
+    let omit = config("omit", "");
+    let rename = config("rename", "local_group_name_clash = \"rename\"");
+    let bin = netauth_unix().display().to_string();
+    let (omit, rename) = (omit.display(), rename.display());
+    let script = format!(
+        "set -u\n\
+         echo '== refresh'; {bin} refresh --config {omit} 2>&1; echo \"exit=$?\"\n\
+         echo '== pw'; getent passwd alice\n\
+         echo '== id'; id alice\n\
+         echo '== carol'; id -G carol\n\
+         echo '== gid'; getent group 61100; echo \"exit=$?\"\n\
+         echo '== users'; getent group users\n\
+         echo '== staff'; getent group staff\n\
+         echo '== status'; {bin} status --config {omit}\n\
+         echo '== rename'; {bin} refresh --config {rename} 2>&1; echo \"exit=$?\"\n\
+         echo '== renamed'; getent group netauth-users\n\
+         echo '== id renamed'; id alice\n\
+         echo '== users renamed'; getent group users\n"
+    );
+    let out = run_in_namespace(
+        &NsRun {
+            nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
+            cache: None,
+            etc_group_extra: Some("na-admins:x:60999:carol\n"),
+            files: &[("script.sh", script.as_bytes())],
+        },
+        "sh",
+        &["{scratch}/script.sh"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sections(&text);
+    let host_line = |name: &str| {
+        std::fs::read_to_string("/etc/group")
+            .unwrap()
+            .lines()
+            .find(|l| l.split(':').next() == Some(name))
+            .unwrap()
+            .to_owned()
+    };
+
+    let refresh = out["refresh"].join("\n");
+    assert!(refresh.contains("exit=0"), "{text}");
+    assert!(refresh.contains("3 users"), "{refresh}");
+    assert!(
+        refresh.contains("user \"carol\" is listed in the local group \"na-admins\""),
+        "{refresh}"
+    );
+    // Served, with the NetAuth number of users as primary gid.
+    assert_eq!(
+        out["pw"],
+        vec!["alice:*:61001:61100:Alice Anderson,,,:/home/alice:/bin/bash"]
+    );
+    // No name for 61100, and staff (NetAuth 61101) is not among alice's
+    // groups, neither by number nor as the host's staff.
+    assert_eq!(
+        out["id"],
+        vec!["uid=61001(alice) gid=61100 groups=61100,61102(nx-dev)"]
+    );
+    // glibc adds the local group whose line names carol.
+    let carol: BTreeSet<&str> = out["carol"][0].split_whitespace().collect();
+    assert_eq!(carol, BTreeSet::from(["61100", "60999"]));
+    assert_eq!(out["gid"], vec!["exit=2"]);
+    // By name, the host's own groups.
+    assert_eq!(out["users"], vec![host_line("users")]);
+    assert_eq!(out["staff"], vec![host_line("staff")]);
+
+    let status = out["status"].join("\n");
+    assert!(
+        status.contains("name clashes: 2 NetAuth groups have the name of a local group: 2 left out, 0 renamed; 3 users lost a supplementary group"),
+        "{status}"
+    );
+    assert!(
+        status.contains("  left out:   group \"users\" (gid 61100): 2 users keep gid 61100"),
+        "{status}"
+    );
+    assert!(
+        status.contains("  member:     user \"carol\" of local group \"na-admins\""),
+        "{status}"
+    );
+
+    // Renamed: the groups answer under the prefix, with their members.
+    assert!(out["rename"].join("\n").contains("exit=0"), "{text}");
+    assert_eq!(out["renamed"], vec!["netauth-users:*:61100:bob,carol"]);
+    assert_eq!(
+        out["id renamed"],
+        vec![
+            "uid=61001(alice) gid=61100(netauth-users) \
+             groups=61100(netauth-users),61101(netauth-staff),61102(nx-dev)"
+        ]
+    );
+    assert_eq!(out["users renamed"], vec![host_line("users")]);
 }
