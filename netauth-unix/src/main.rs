@@ -19,7 +19,7 @@ use netauth_core::blocking::BlockingClient;
 use netauth_core::config::{Config, DEFAULT_CONFIG_PATH};
 use netauth_core::ClientBuilder;
 use netauth_unix::refresh::{
-    self, server_label, Notice, RefreshError, RefreshOptions, RefreshSettings, RefreshStatus,
+    self, server_label, Notice, RefreshOptions, RefreshSettings, RefreshStatus,
 };
 
 /// Deadline of the reachability check of `status`.
@@ -88,7 +88,7 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 
 fn load_config(path: &Path) -> Result<(Config, RefreshSettings), ExitCode> {
     let config = Config::load(path).map_err(|e| fail(2, e))?;
-    let settings = RefreshSettings::from_config(&config).map_err(|e| fail(2, e))?;
+    let settings = RefreshSettings::from_config(&config);
     Ok((config, settings))
 }
 
@@ -115,7 +115,6 @@ fn run_refresh(config_path: &Path, force: bool, verbose: bool) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e @ RefreshError::Settings(_)) => fail(2, e),
         Err(e) => fail(1, format!("refresh failed: {e}")),
     }
 }

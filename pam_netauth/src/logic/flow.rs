@@ -99,13 +99,17 @@ where
             ),
         },
         Op::Authenticate | Op::AcctMgmt | Op::Chauthtok => match load(&args) {
-            Err(problem) => verdict(
-                PamCode::ServiceErr,
-                format!(
-                    "configuration problem in {}: {problem}",
-                    args.config.display()
-                ),
-            ),
+            Err(problem) => {
+                // The line says whose login the broken file refused.
+                user = host.user().ok();
+                verdict(
+                    PamCode::ServiceErr,
+                    format!(
+                        "configuration problem in {}: {problem}",
+                        args.config.display()
+                    ),
+                )
+            }
             Ok((settings, mut backend)) => {
                 let mut flow = Flow {
                     host: &mut *host,

@@ -527,6 +527,7 @@ fn bad_configuration_is_service_err_naming_the_problem_without_prompting() {
         line.contains("/nowhere/config.toml") && line.contains("core.server"),
         "{line}"
     );
+    assert!(line.contains("user=\"alice\" service=\"sshd\""), "{line}");
     assert_eq!(host.logs.last().map(|l| l.0), Some(LogLevel::Err));
 }
 
