@@ -211,11 +211,21 @@ fn clash_lines(st: &RefreshStatus) -> Vec<String> {
     lines
 }
 
+/// Where PAM service files live: a `[unix.pam.service.NAME]` table should
+/// name one of them.
+const PAM_DIR: &str = "/etc/pam.d";
+
 fn run_status(config_path: &Path) -> ExitCode {
-    let (config, settings) = match load_config(config_path) {
+    // The whole file, every table of ours (PAM's included): a file the PAM
+    // module would refuse is not a healthy host.
+    let (config, warnings) = match Config::load_checked(config_path, Path::new(PAM_DIR)) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(e) => return fail(2, e),
     };
+    for w in &warnings {
+        eprintln!("netauth-unix: warning: {w}");
+    }
+    let settings = RefreshSettings::from_config(&config);
     let now = unix_now();
     let cache_path = settings.cache_dir.join(CACHE_FILE_NAME);
     let mut cache_ok = false;

@@ -117,6 +117,85 @@ fn configuration_errors_exit_2_naming_the_file_and_key() {
     }
 }
 
+/// `status` checks the whole file like the PAM module does: a problem only
+/// PAM reads (a misspelt PAM table, a bad value in one) is a configuration
+/// error, not a green status while every login fails.
+#[test]
+fn status_checks_the_pam_tables_too() {
+    let server = server(3);
+    let env = RefreshEnv::new(&server, "");
+    assert_eq!(
+        netauth_unix(&["refresh"], &env.config).status.code(),
+        Some(0)
+    );
+    let good = std::fs::read_to_string(&env.config).unwrap();
+    for (extra, at, named) in [
+        (
+            "[unix.Pam]\nallow_groups = [\"admins\"]\n",
+            "Pam",
+            "key unix.Pam: unknown key `Pam`",
+        ),
+        (
+            "[unix.pam]\nallow_groups = [\"\"]\n",
+            "allow_groups",
+            "key unix.pam.allow_groups: holds an empty group name",
+        ),
+        (
+            "[unix.pam.service.sshd]\nalow_groups = []\n",
+            "alow_groups",
+            "key unix.pam.service.sshd.alow_groups: unknown key",
+        ),
+    ] {
+        let body = format!("{good}{extra}");
+        let offset = good.len() + extra.find(at).unwrap();
+        let line = body[..offset].matches('\n').count() + 1;
+        std::fs::write(&env.config, &body).unwrap();
+        let out = netauth_unix(&["status"], &env.config);
+        assert_eq!(out.status.code(), Some(2), "{extra}");
+        let stderr = text(&out.stderr);
+        let expected = format!(
+            "netauth-unix: config file {}, line {line}, {named}",
+            env.config.display()
+        );
+        assert!(stderr.starts_with(&expected), "{expected}\n{stderr}");
+    }
+}
+
+/// Legal but likely mistakes are warnings: a top-level table named like
+/// ours (not read), a per-service PAM table for a service /etc/pam.d
+/// does not have.
+#[test]
+fn status_warns_of_look_alike_tables_and_unknown_pam_services() {
+    let server = server(3);
+    let env = RefreshEnv::new(&server, "");
+    assert_eq!(
+        netauth_unix(&["refresh"], &env.config).status.code(),
+        Some(0)
+    );
+    let mut body = std::fs::read_to_string(&env.config).unwrap();
+    body.push_str(
+        "[unix.pam.service.other]\n[unix.pam.service.no-such-service-here]\n\
+         allow_groups = [\"admins\"]\n[unix_pam]\nallow_groups = [\"admins\"]\n[UNIX]\n[netkeys]\n",
+    );
+    std::fs::write(&env.config, &body).unwrap();
+    let out = netauth_unix(&["status"], &env.config);
+    let stderr = text(&out.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("netauth-unix: warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{stderr}");
+    for key in ["unix.pam.service.no-such-service-here", "unix_pam", "UNIX"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(&format!(", key {key}: "))),
+            "{key}: {stderr}"
+        );
+    }
+    assert!(text(&out.stdout).contains("users:        3"));
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_netauth-unix"))
