@@ -71,9 +71,12 @@ fn a_failed_refresh_exits_1_with_one_line_and_status_reports_it() {
     assert!(stderr.contains("cannot reach"), "{stderr}");
     assert_eq!(std::fs::read(env.cache_path()).unwrap(), before);
 
+    // The cache is still usable; the server being down explains the failed
+    // refresh, so it is the status's verdict.
     let out = netauth_unix(&["status"], &env.config);
-    assert_eq!(out.status.code(), Some(0), "the cache is still usable");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
+    assert!(stdout.contains("users:        25"), "{stdout}");
     assert!(stdout.contains("FAILED"), "{stdout}");
     assert!(
         stdout.contains("last error:   EntitySearch failed"),
@@ -83,13 +86,191 @@ fn a_failed_refresh_exits_1_with_one_line_and_status_reports_it() {
 }
 
 #[test]
-fn status_without_a_cache_exits_1() {
+fn status_without_a_cache_exits_3() {
     let server = server(1);
     let env = RefreshEnv::new(&server, "");
     let out = netauth_unix(&["status"], &env.config);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stdout).contains("MISSING"));
-    assert!(text(&out.stderr).contains("no usable cache"));
+    assert!(text(&out.stderr).contains("the NSS module would refuse the cache"));
+}
+
+/// `status` with a fresh refresh behind it: exit 0.
+fn refreshed(n: usize) -> (TestServer, RefreshEnv) {
+    let server = server(n);
+    let env = RefreshEnv::new(&server, "");
+    let out = netauth_unix(&["refresh"], &env.config);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = netauth_unix(&["status"], &env.config);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("health:       ok"));
+    (server, env)
+}
+
+/// Replaces the cache atomically (as the refresh does) with `change` applied.
+fn rewrite_cache(env: &RefreshEnv, change: impl FnOnce(&mut netauth_cache::CacheContent)) {
+    let bytes = std::fs::read(env.cache_path()).unwrap();
+    let mut content = netauth_cache::CacheView::parse(&bytes)
+        .unwrap()
+        .to_content()
+        .unwrap();
+    change(&mut content);
+    let bytes = netauth_cache::encode(&content).unwrap();
+    netauth_cache::write_atomic(&env.cache_dir(), "nss.cache", &bytes).unwrap();
+}
+
+fn status(env: &RefreshEnv) -> (Option<i32>, String, String) {
+    let out = netauth_unix(&["status"], &env.config);
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Exit 1: a cache older than status_max_age_s (default 3600 s), or one
+/// dated ahead of the clock, with the server up and the refresh fine.
+#[test]
+fn status_exits_1_for_a_stale_cache() {
+    let (_server, env) = refreshed(5);
+    rewrite_cache(&env, |c| c.generated_at = unix_now() - 7200);
+    let (code, stdout, stderr) = status(&env);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("2 h 0 min ago"), "{stdout}");
+    assert!(
+        stderr.contains(
+            "stale: the cache was written 2 h 0 min ago, more than status_max_age_s = 3600"
+        ),
+        "{stderr}"
+    );
+    // The threshold is a setting.
+    let text_of_config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text_of_config.replace("[unix]\n", "[unix]\nstatus_max_age_s = 10000\n"),
+    )
+    .unwrap();
+    assert_eq!(status(&env).0, Some(0));
+    std::fs::write(&env.config, &text_of_config).unwrap();
+
+    rewrite_cache(&env, |c| c.generated_at = unix_now() + 3600);
+    let (code, _, stderr) = status(&env);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("ahead of the clock"), "{stderr}");
+}
+
+/// Exit 1: the last refresh failed although the server answers (here a
+/// local account file that is not trusted), and the cache is fresh.
+#[test]
+fn status_exits_1_when_the_last_refresh_failed() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_server, env) = refreshed(5);
+    let passwd = env.dir.path().join("passwd");
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(
+        netauth_unix(&["refresh"], &env.config).status.code(),
+        Some(1)
+    );
+    let (code, stdout, stderr) = status(&env);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("reachable ("), "{stdout}");
+    assert!(
+        stderr.contains("stale: the last refresh failed: "),
+        "{stderr}"
+    );
+    // The next good refresh clears it.
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        netauth_unix(&["refresh"], &env.config).status.code(),
+        Some(0)
+    );
+    assert_eq!(status(&env).0, Some(0));
+}
+
+/// Exit 3: a cache the NSS module would refuse, although it parses: the
+/// same trust checks (mode, owner, folder), readable by every user,
+/// every block intact. It wins over a server that is down.
+#[test]
+fn status_exits_3_for_a_cache_the_nss_module_would_refuse() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let (server, env) = refreshed(5);
+    let cache = env.cache_path();
+    let dir = env.cache_dir();
+    for (path, mode, needle) in [
+        (&cache, 0o666, "writable by group or others (mode 0666)"),
+        (&cache, 0o600, "not readable by other users (mode 0600)"),
+        (&dir, 0o775, "writable by group or others (mode 0775)"),
+        (
+            &dir,
+            0o700,
+            "folder not searchable by other users (mode 0700)",
+        ),
+    ] {
+        let before = std::fs::metadata(path).unwrap().permissions();
+        chmod(path, mode);
+        let (code, stdout, stderr) = status(&env);
+        std::fs::set_permissions(path, before).unwrap();
+        assert_eq!(code, Some(3), "{mode:o}: {stdout}{stderr}");
+        assert!(stdout.contains("UNTRUSTED"), "{stdout}");
+        assert!(
+            stderr.contains("the NSS module would refuse the cache: ") && stderr.contains(needle),
+            "{needle}: {stderr}"
+        );
+    }
+    assert_eq!(status(&env).0, Some(0));
+
+    // A damaged block (the header is intact).
+    let mut bytes = std::fs::read(&cache).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    netauth_cache::write_atomic(&dir, "nss.cache", &bytes).unwrap();
+    let (code, stdout, stderr) = status(&env);
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    assert!(stdout.contains("UNUSABLE"), "{stdout}");
+
+    // With the server down too, the refused cache is the verdict.
+    drop(server);
+    let (code, stdout, _) = status(&env);
+    assert_eq!(code, Some(3));
+    assert!(stdout.contains("NOT reachable"), "{stdout}");
+}
+
+/// Exit 4: the server cannot be reached, all else being well.
+#[test]
+fn status_exits_4_when_the_server_is_unreachable() {
+    let (server, env) = refreshed(5);
+    drop(server);
+    let (code, stdout, stderr) = status(&env);
+    assert_eq!(code, Some(4), "{stdout}{stderr}");
+    assert!(stdout.contains("NOT reachable"), "{stdout}");
+    assert!(stdout.contains("last error:   none"), "{stdout}");
+    assert!(stderr.contains("server unreachable: "), "{stderr}");
+}
+
+/// Exit 2: a certificate the PAM module would refuse is a configuration
+/// problem (every login answers PAM_SERVICE_ERR), whatever the rest.
+#[test]
+fn status_exits_2_for_a_missing_certificate() {
+    let (_server, env) = refreshed(2);
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let broken = config.replace(
+        "pwn_me = true",
+        "pwn_me = false\ncertificate = \"/nonexistent/tls.pem\"",
+    );
+    assert_ne!(broken, config, "the test server's config turns TLS off");
+    std::fs::write(&env.config, broken).unwrap();
+    let (code, _, stderr) = status(&env);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("key tls.certificate: ") && stderr.contains("/nonexistent/tls.pem"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -123,6 +123,7 @@ fn uncommented_the_example_gives_the_defaults() {
     assert_eq!(unix.connect_timeout(), defaults.unix.connect_timeout());
     assert_eq!(unix.request_timeout(), defaults.unix.request_timeout());
     assert_eq!(unix.cache_dir(), defaults.unix.cache_dir());
+    assert_eq!(unix.status_max_age(), defaults.unix.status_max_age());
     assert_eq!(
         RefreshSettings::from_config(&config),
         RefreshSettings::from_config(&defaults)

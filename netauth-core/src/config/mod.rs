@@ -11,6 +11,7 @@
 //! | `token.cache` | `fs` (or `memory`) |
 //! | `unix.connect_timeout_ms` | 2000 |
 //! | `unix.request_timeout_ms` | 5000 |
+//! | `unix.status_max_age_s` | 3600 |
 //!
 //! The file is read one way: serde structs for every table we read, then
 //! one validation step, and one error type ([`Error::Config`]) naming the
@@ -470,6 +471,7 @@ mod tests {
         assert_eq!(c.token_cache, TokenCacheKind::Fs);
         assert_eq!(c.connect_timeout, Duration::from_millis(2000));
         assert_eq!(c.request_timeout, Duration::from_millis(5000));
+        assert_eq!(c.unix.status_max_age(), Duration::from_secs(3600));
         assert_eq!(
             c.file.as_deref(),
             Some(Path::new("/etc/netauth/config.toml"))
@@ -894,6 +896,11 @@ mod tests {
                 4,
             ),
             ("[core]\nserver=\" \"\n", "core.server", 2),
+            (
+                "[core]\nserver=\"s\"\n[unix]\nstatus_max_age_s = 0\n",
+                "unix.status_max_age_s",
+                4,
+            ),
             (
                 "[core]\nserver=\"s\"\n[unix]\nconnect_timeout_ms = 0\n",
                 "unix.connect_timeout_ms",

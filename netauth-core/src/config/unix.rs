@@ -12,6 +12,7 @@
 //! | `unix.connect_timeout_ms` | 2000 |
 //! | `unix.request_timeout_ms` | 5000 |
 //! | `unix.cache_dir` | `/var/lib/netauth` |
+//! | `unix.status_max_age_s` | 3600 |
 //! | `[unix.refresh]` | see [`RefreshSettings`] |
 //! | `[unix.pam]`, `[unix.pam.service.NAME]` | see [`PamSection`] |
 //!
@@ -33,6 +34,11 @@ use super::pam::PamSection;
 use super::refresh::{RefreshSettings, DEFAULT_CACHE_DIR};
 use super::{InvalidSetting, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 
+/// Default of `unix.status_max_age_s`: an hour, a dozen refresh intervals
+/// of the shipped timer (5 minutes plus up to 2 of jitter), so that one or
+/// two failed runs are not an alarm but a refresh stuck for an hour is.
+pub const DEFAULT_STATUS_MAX_AGE_S: u64 = 3600;
+
 /// The `[unix]` table as written, after [`UnixSection::validated`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields, expecting = "a table")]
@@ -43,6 +49,9 @@ pub struct UnixSection {
     pub request_timeout_ms: Option<i64>,
     /// Folder of the cache; see [`UnixSection::cache_dir`].
     pub cache_dir: Option<PathBuf>,
+    /// Oldest cache `netauth-unix status` calls fresh, in seconds; see
+    /// [`UnixSection::status_max_age`].
+    pub status_max_age_s: Option<u64>,
     /// `[unix.refresh]`; its `cache_dir` is `[unix] cache_dir`.
     #[serde(deserialize_with = "table")]
     pub refresh: RefreshSettings,
@@ -63,6 +72,12 @@ impl UnixSection {
                 "must be an absolute path",
             ));
         }
+        if self.status_max_age_s == Some(0) {
+            return Err(InvalidSetting::new(
+                "unix.status_max_age_s",
+                "must be a number of seconds above 0",
+            ));
+        }
         self.refresh.validate()?;
         self.pam.validate()?;
         self.refresh.cache_dir = self.cache_dir().to_owned();
@@ -77,6 +92,11 @@ impl UnixSection {
     /// `request_timeout_ms`, or its default.
     pub fn request_timeout(&self) -> Duration {
         millis(self.request_timeout_ms).unwrap_or(DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    /// `status_max_age_s`, or its default.
+    pub fn status_max_age(&self) -> Duration {
+        Duration::from_secs(self.status_max_age_s.unwrap_or(DEFAULT_STATUS_MAX_AGE_S))
     }
 
     /// `cache_dir`, or `/var/lib/netauth`.
