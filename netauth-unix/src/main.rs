@@ -9,6 +9,9 @@
 //! configuration; `status` has its own (see the `status` module). Messages
 //! go to stderr, one line per problem; `status` prints its report on stdout.
 //! Each command lives in its own module; `main` only parses and dispatches.
+//! A closed pipe (`netauth-unix status | head -1`) never aborts a command:
+//! output to it is dropped and the exit status is the one the command would
+//! have had (see the `output` module).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,7 +20,10 @@ use clap::{Args, Parser, Subcommand};
 use netauth_core::config::{Config, DEFAULT_CONFIG_PATH};
 use netauth_unix::refresh::{self, server_label, Notice, RefreshOptions, RefreshSettings};
 
+mod output;
 mod status;
+
+use output::tell;
 
 /// Notices printed without --verbose; the rest are counted.
 const NOTICE_LIMIT: usize = 50;
@@ -80,7 +86,7 @@ fn main() -> ExitCode {
 pub(crate) fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     // One line, whatever the message holds.
     let line = message.to_string().replace(['\n', '\r'], " ");
-    eprintln!("netauth-unix: {line}");
+    tell!("netauth-unix: {line}");
     ExitCode::from(code)
 }
 
@@ -98,7 +104,7 @@ fn run_refresh(config_path: &Path, force: bool, verbose: bool) -> ExitCode {
     match refresh::refresh_blocking(&config, RefreshOptions { force }) {
         Ok(report) => {
             print_notices(&report.notices, verbose);
-            eprintln!(
+            tell!(
                 "netauth-unix: refreshed {} from {}: {} users, {} groups ({} user-private), \
                  {} entities and {} groups fetched in {} calls, {:.2} s",
                 report.cache_path.display(),
@@ -132,14 +138,14 @@ fn print_notices(notices: &[Notice], verbose: bool) {
     let (always, others): (Vec<&Notice>, Vec<&Notice>) =
         notices.iter().partition(|n| always_shown(n));
     for n in always {
-        eprintln!("netauth-unix: warning: {n}");
+        tell!("netauth-unix: warning: {n}");
     }
     let shown = if verbose { others.len() } else { NOTICE_LIMIT };
     for n in others.iter().take(shown) {
-        eprintln!("netauth-unix: warning: {n}");
+        tell!("netauth-unix: warning: {n}");
     }
     if others.len() > shown {
-        eprintln!(
+        tell!(
             "netauth-unix: warning: ... and {} more (use --verbose to see all)",
             others.len() - shown
         );

@@ -26,6 +26,7 @@ use netauth_core::{ClientBuilder, Error};
 use netauth_unix::refresh::{self, server_label, RefreshSettings, RefreshStatus};
 
 use crate::fail;
+use crate::output::{say, tell};
 
 /// Deadline of the reachability check.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
@@ -141,7 +142,7 @@ pub fn run(config_path: &Path) -> ExitCode {
         Err(e) => return fail(CONFIG_INVALID, e),
     };
     for w in &warnings {
-        eprintln!("netauth-unix: warning: {w}");
+        tell!("netauth-unix: warning: {w}");
     }
     if let Err(e) = certificate_usable(&config) {
         return fail(CONFIG_INVALID, e);
@@ -157,12 +158,12 @@ pub fn run(config_path: &Path) -> ExitCode {
 
     let code = findings.exit_code();
     if code == 0 {
-        println!("health:       ok");
+        say!("health:       ok");
         return ExitCode::SUCCESS;
     }
-    println!("health:       exit {code}");
+    say!("health:       exit {code}");
     for line in findings.lines() {
-        eprintln!("netauth-unix: {}", line.replace(['\n', '\r'], " "));
+        tell!("netauth-unix: {}", line.replace(['\n', '\r'], " "));
     }
     ExitCode::from(code)
 }
@@ -189,9 +190,9 @@ fn certificate_usable(config: &Config) -> Result<(), Error> {
 
 fn report_cache(cache_dir: &Path, now: i64, max_age: Duration, findings: &mut Findings) {
     let cache_path = cache_dir.join(CACHE_FILE_NAME);
-    println!("cache:        {}", cache_path.display());
+    say!("cache:        {}", cache_path.display());
     if cache_dir != Path::new(CACHE_DIR) {
-        println!("note:         nss_netauth reads {CACHE_DIR}/{CACHE_FILE_NAME}, not this file");
+        say!("note:         nss_netauth reads {CACHE_DIR}/{CACHE_FILE_NAME}, not this file");
     }
     let (bytes, check) = match cache_nss_would_serve(&cache_path) {
         Ok(cache) => cache,
@@ -201,7 +202,7 @@ fn report_cache(cache_dir: &Path, now: i64, max_age: Duration, findings: &mut Fi
                 Refusal::Untrusted(why) => ("UNTRUSTED", why),
                 Refusal::Unusable(why) => ("UNUSABLE", why),
             };
-            println!("state:        {state} ({why})");
+            say!("state:        {state} ({why})");
             findings.cache_refused = Some(why);
             return;
         }
@@ -209,22 +210,22 @@ fn report_cache(cache_dir: &Path, now: i64, max_age: Duration, findings: &mut Fi
     let view = match check.view(&bytes) {
         Ok(view) => view,
         Err(e) => {
-            println!("state:        UNUSABLE ({e})");
+            say!("state:        UNUSABLE ({e})");
             findings.cache_refused = Some(e.to_string());
             return;
         }
     };
     let generated = view.generated_at();
     let age = now - generated;
-    println!(
+    say!(
         "written:      {} ({} ago)",
         format_time(generated),
         format_age(age)
     );
-    println!("users:        {}", view.user_count());
-    println!("groups:       {}", view.group_count());
+    say!("users:        {}", view.user_count());
+    say!("groups:       {}", view.group_count());
     if let Ok(source) = view.source() {
-        println!("source:       {source}");
+        say!("source:       {source}");
     }
     let max_age_s = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
     if age > max_age_s {
@@ -244,14 +245,14 @@ fn report_refresh(cache_dir: &Path, now: i64, findings: &mut Findings) {
     let st = match RefreshStatus::load(cache_dir) {
         Ok(Some(st)) => st,
         Ok(None) => {
-            println!("last attempt: never (no status file)");
+            say!("last attempt: never (no status file)");
             findings
                 .stale
                 .push("no refresh is recorded (no status file)".to_owned());
             return;
         }
         Err(e) => {
-            println!("last attempt: unknown (status file unreadable: {e})");
+            say!("last attempt: unknown (status file unreadable: {e})");
             findings
                 .stale
                 .push(format!("the refresh status file is unreadable: {e}"));
@@ -259,7 +260,7 @@ fn report_refresh(cache_dir: &Path, now: i64, findings: &mut Findings) {
         }
     };
     if let Some(t) = st.last_attempt {
-        println!(
+        say!(
             "last attempt: {} ({} ago), {} calls, {} ms, {}",
             format_time(t),
             format_age(now - t),
@@ -273,7 +274,7 @@ fn report_refresh(cache_dir: &Path, now: i64, findings: &mut Findings) {
         );
     }
     match st.last_success {
-        Some(t) => println!(
+        Some(t) => say!(
             "last success: {} ({} ago): {} users, {} groups, {} skipped users, {} skipped groups",
             format_time(t),
             format_age(now - t),
@@ -282,15 +283,15 @@ fn report_refresh(cache_dir: &Path, now: i64, findings: &mut Findings) {
             st.skipped_users,
             st.skipped_groups
         ),
-        None => println!("last success: never"),
+        None => say!("last success: never"),
     }
     match &st.last_error {
         Some(e) => {
             let e = e.replace(['\n', '\r'], " ");
-            println!("last error:   {e}");
+            say!("last error:   {e}");
             findings.stale.push(format!("the last refresh failed: {e}"));
         }
-        None => println!("last error:   none"),
+        None => say!("last error:   none"),
     }
     if st.last_success.is_none() && st.last_error.is_none() {
         findings
@@ -299,7 +300,7 @@ fn report_refresh(cache_dir: &Path, now: i64, findings: &mut Findings) {
     }
     if st.last_success.is_some() {
         for line in clash_lines(&st) {
-            println!("{line}");
+            say!("{line}");
         }
     }
 }
@@ -314,13 +315,13 @@ fn report_server(config: Config, findings: &mut Findings) {
     );
     let started = std::time::Instant::now();
     match client.ping() {
-        Ok(()) => println!(
+        Ok(()) => say!(
             "server:       {server} reachable ({} ms)",
             started.elapsed().as_millis()
         ),
         Err(e) => {
             let why = e.to_string().replace(['\n', '\r'], " ");
-            println!("server:       {server} NOT reachable: {why}");
+            say!("server:       {server} NOT reachable: {why}");
             findings.unreachable = Some(why);
         }
     }

@@ -395,3 +395,82 @@ fn usage_errors_exit_2() {
         "{help}"
     );
 }
+
+/// Runs netauth-unix with standard output and/or error a pipe whose
+/// reading end is already closed: every write fails with EPIPE.
+fn with_closed_pipes(args: &[&str], close_stdout: bool, close_stderr: bool) -> Output {
+    let closed = || {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        std::process::Stdio::from(writer)
+    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_netauth-unix"));
+    cmd.args(args);
+    if close_stdout {
+        cmd.stdout(closed());
+    }
+    if close_stderr {
+        cmd.stderr(closed());
+    }
+    cmd.output().expect("run netauth-unix")
+}
+
+/// A closed pipe never aborts a command (it used to panic: exit 101); the
+/// exit status is the one the command would have had.
+#[test]
+fn a_closed_pipe_changes_no_exit_status() {
+    let (server, env) = refreshed(5);
+    let config = env.config.to_str().unwrap();
+    for (args, expected) in [
+        (&["status", "--config", config][..], 0),
+        (&["refresh", "--config", config][..], 0),
+        (&["refresh", "--verbose", "--config", config][..], 0),
+        (&["--help"][..], 0),
+        (&["status", "--help"][..], 0),
+        (&["--version"][..], 0),
+        (&["frobnicate"][..], 2),
+    ] {
+        for (out, err) in [(true, false), (false, true), (true, true)] {
+            let run = with_closed_pipes(args, out, err);
+            assert_eq!(
+                run.status.code(),
+                Some(expected),
+                "{args:?} stdout closed {out}, stderr closed {err}: {}",
+                text(&run.stderr)
+            );
+            assert!(!text(&run.stderr).contains("panicked"), "{args:?}");
+        }
+    }
+    // Unhealthy: the status code still comes through.
+    drop(server);
+    for (out, err) in [(true, false), (false, true), (true, true)] {
+        let run = with_closed_pipes(&["status", "--config", config], out, err);
+        assert_eq!(run.status.code(), Some(4), "{}", text(&run.stderr));
+    }
+    let missing = env.dir.path().join("missing.toml");
+    let run = with_closed_pipes(
+        &["status", "--config", missing.to_str().unwrap()],
+        true,
+        true,
+    );
+    assert_eq!(run.status.code(), Some(2));
+}
+
+/// As an admin types it: `status | head -1` prints one line and the status
+/// exits 0, not 101.
+#[test]
+fn status_piped_into_head() {
+    let (_server, env) = refreshed(5);
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("\"$0\" status --config \"$1\" | head -1; exit \"${PIPESTATUS[0]}\"")
+        .arg(env!("CARGO_BIN_EXE_netauth-unix"))
+        .arg(&env.config)
+        .output()
+        .expect("bash");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("cache:        "), "{stdout}");
+    assert!(!text(&out.stderr).contains("panicked"));
+}
