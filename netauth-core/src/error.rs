@@ -89,7 +89,7 @@ pub enum Error {
     Runtime(String),
 }
 
-fn config_message(
+pub(crate) fn config_message(
     file: &std::path::Path,
     key: Option<&str>,
     line: Option<usize>,

@@ -12,12 +12,16 @@
 //! allow_groups = ["admins"]       # replaces the list above for PAM service sshd
 //! ```
 //!
-//! Unknown keys in these tables are configuration errors (PAM_SERVICE_ERR):
-//! a misspelt `allow_groups` must not silently admit everybody.
+//! Unknown keys and tables here are configuration errors (PAM_SERVICE_ERR),
+//! like anywhere under `[unix]`: a misspelt `allow_groups` must not silently
+//! admit everybody. [`PamSection::validate`] is this table's part of the one
+//! validation step ([`super::unix::UnixSection::validated`]).
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use super::InvalidSetting;
 
 /// Longest deadline we accept; anything above is certainly a typo (ms vs s).
 const MAX_TIMEOUT_MS: u64 = 600_000;
@@ -26,7 +30,7 @@ pub const DEFAULT_OFFLINE_MAX_AGE_S: u64 = 86_400;
 
 /// The raw `[unix.pam]` table as written.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub struct PamSection {
     #[serde(default)]
     pub allow_groups: Option<Vec<String>>,
@@ -36,13 +40,13 @@ pub struct PamSection {
     pub connect_timeout_ms: Option<u64>,
     #[serde(default)]
     pub offline_max_age_s: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::unix::tables")]
     pub service: BTreeMap<String, ServiceSection>,
 }
 
 /// A `[unix.pam.service.NAME]` table.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub struct ServiceSection {
     /// Present (even empty) replaces the host-wide list for this service.
     #[serde(default)]
@@ -72,70 +76,78 @@ impl Default for PamSettings {
     }
 }
 
-fn check_groups(key: &str, groups: &[String]) -> Result<(), String> {
+fn check_groups(key: &str, groups: &[String]) -> Result<(), InvalidSetting> {
     match groups.iter().find(|g| g.trim().is_empty()) {
-        Some(_) => Err(format!("{key} holds an empty group name")),
+        Some(_) => Err(InvalidSetting::new(key, "holds an empty group name")),
         None => Ok(()),
     }
 }
 
-fn check_timeout(key: &str, value: Option<u64>) -> Result<Option<Duration>, String> {
+fn check_timeout(key: &str, value: Option<u64>) -> Result<(), InvalidSetting> {
     match value {
-        None => Ok(None),
-        Some(0) => Err(format!("{key} must be greater than 0")),
-        Some(ms) if ms > MAX_TIMEOUT_MS => Err(format!(
-            "{key} = {ms} is above the limit of {MAX_TIMEOUT_MS} ms"
+        Some(0) => Err(InvalidSetting::new(key, "must be greater than 0")),
+        Some(ms) if ms > MAX_TIMEOUT_MS => Err(InvalidSetting::new(
+            key,
+            format!("{ms} is above the limit of {MAX_TIMEOUT_MS} ms"),
         )),
-        Some(ms) => Ok(Some(Duration::from_millis(ms))),
+        _ => Ok(()),
+    }
+}
+
+impl PamSection {
+    /// Checks the values serde cannot; the error names the dotted key.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        check_groups(
+            "unix.pam.allow_groups",
+            self.allow_groups.as_deref().unwrap_or_default(),
+        )?;
+        for (service, table) in &self.service {
+            if let Some(groups) = &table.allow_groups {
+                let key = format!(
+                    "unix.pam.service.{}.allow_groups",
+                    super::locate::key_segment(service)
+                );
+                check_groups(&key, groups)?;
+            }
+        }
+        check_timeout("unix.pam.request_timeout_ms", self.request_timeout_ms)?;
+        check_timeout("unix.pam.connect_timeout_ms", self.connect_timeout_ms)?;
+        Ok(())
     }
 }
 
 impl PamSettings {
-    /// Validates a parsed table; the error names the offending key.
-    pub fn from_section(section: PamSection) -> Result<PamSettings, String> {
-        let allow_groups = section.allow_groups.unwrap_or_default();
-        check_groups("unix.pam.allow_groups", &allow_groups)?;
-        let mut service_allow_groups = BTreeMap::new();
-        for (service, table) in section.service {
-            if let Some(groups) = table.allow_groups {
-                check_groups(&format!("unix.pam.service.{service}.allow_groups"), &groups)?;
-                service_allow_groups.insert(service, groups);
-            }
-        }
-        Ok(PamSettings {
-            allow_groups,
-            service_allow_groups,
-            request_timeout: check_timeout(
-                "unix.pam.request_timeout_ms",
-                section.request_timeout_ms,
-            )?,
-            connect_timeout: check_timeout(
-                "unix.pam.connect_timeout_ms",
-                section.connect_timeout_ms,
-            )?,
+    /// The settings a validated table gives (see [`PamSection::validate`]).
+    pub fn from_section(section: &PamSection) -> PamSettings {
+        let timeout = |ms: Option<u64>| ms.filter(|ms| *ms > 0).map(Duration::from_millis);
+        PamSettings {
+            allow_groups: section.allow_groups.clone().unwrap_or_default(),
+            service_allow_groups: section
+                .service
+                .iter()
+                .filter_map(|(name, table)| Some((name.clone(), table.allow_groups.clone()?)))
+                .collect(),
+            request_timeout: timeout(section.request_timeout_ms),
+            connect_timeout: timeout(section.connect_timeout_ms),
             offline_max_age: Duration::from_secs(
                 section
                     .offline_max_age_s
                     .unwrap_or(DEFAULT_OFFLINE_MAX_AGE_S),
             ),
-        })
+        }
     }
 
-    /// Parses and validates the `[unix.pam]` table from a whole config file
-    /// text (used by tests; the module goes through the core's `Config`).
-    pub fn from_config_text(text: &str) -> Result<PamSettings, String> {
-        #[derive(Deserialize, Default)]
-        struct Root {
-            #[serde(default)]
-            unix: Option<Unix>,
-        }
-        #[derive(Deserialize, Default)]
-        struct Unix {
-            #[serde(default)]
-            pam: Option<PamSection>,
-        }
-        let root: Root = toml::from_str(text).map_err(|e| format!("unix.pam: {e}"))?;
-        PamSettings::from_section(root.unix.and_then(|u| u.pam).unwrap_or_default())
+    /// The settings of `config` (validated when it was read).
+    pub fn from_config(config: &super::Config) -> PamSettings {
+        PamSettings::from_section(&config.unix.pam)
+    }
+
+    /// Parses and validates the `[unix]` tables of a whole config file
+    /// text, other tables ignored (for tests; the module reads the file
+    /// with [`super::Config::load`]).
+    pub fn from_config_text(text: &str) -> Result<PamSettings, crate::Error> {
+        let unix = super::unix::UnixSection::from_toml_str(text, "config.toml")?;
+        Ok(PamSettings::from_section(&unix.pam))
     }
 
     /// The groups that admit a user to `service`; empty means everybody.
@@ -201,12 +213,18 @@ mod tests {
 
     #[test]
     fn misspelt_key_is_an_error_naming_it() {
-        let err =
-            PamSettings::from_config_text("[unix.pam]\nallowed_groups = [\"a\"]\n").unwrap_err();
+        let err = PamSettings::from_config_text("[unix.pam]\nallowed_groups = [\"a\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("allowed_groups"), "{err}");
+        assert!(err.contains("line 2, key unix.pam.allowed_groups"), "{err}");
         let err = PamSettings::from_config_text("[unix.pam.service.sshd]\nallow_group = [\"a\"]\n")
-            .unwrap_err();
-        assert!(err.contains("allow_group"), "{err}");
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2, key unix.pam.service.sshd.allow_group:"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -221,8 +239,9 @@ mod tests {
             ("[unix.pam.service.sshd]\nallow_groups = [\" \"]\n", "sshd"),
             ("[unix.pam]\nallow_groups = \"staff\"\n", "allow_groups"),
         ] {
-            let err = PamSettings::from_config_text(text).unwrap_err();
+            let err = PamSettings::from_config_text(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
+            assert!(err.contains("line 2"), "{text}: {err}");
         }
     }
 }

@@ -1,11 +1,15 @@
 //! The refresh's settings, read from our own tables of NetAuth's config.toml.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use netauth_cache::clean;
+use serde::Deserialize;
+
+use super::InvalidSetting;
 
 /// What to do with a user whose primary group is not served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MissingPrimaryGroup {
     /// The user is not served (and the skip is logged).
     Skip,
@@ -18,7 +22,8 @@ pub enum MissingPrimaryGroup {
 /// What to do with a NetAuth group whose name a local group already has
 /// (its number being free). Either way the group's members are served, and
 /// a user whose primary group it is keeps its number as gid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LocalGroupNameClash {
     /// Not served as a group: its gid has no name on this host, and it is
     /// left out of its members' supplementary groups.
@@ -28,11 +33,15 @@ pub enum LocalGroupNameClash {
     Rename,
 }
 
-/// Settings of `netauth-unix refresh`. See the module documentation for the
-/// keys and their defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Settings of `netauth-unix refresh`: the `[unix.refresh]` table as
+/// written (every key optional, defaults below). See the refresh module
+/// documentation for the keys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
 pub struct RefreshSettings {
-    /// `[unix] cache_dir`: where the cache and the status file are written.
+    /// `[unix] cache_dir` (not a key of this table): where the cache and
+    /// the status file are written.
+    #[serde(skip)]
     pub cache_dir: PathBuf,
     pub min_uid: u32,
     pub min_gid: u32,
@@ -75,164 +84,68 @@ impl Default for RefreshSettings {
     }
 }
 
-/// A setting that is present but unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: [{table}] {key}: {reason}")]
-pub struct SettingsError {
-    pub file: String,
-    pub table: &'static str,
-    pub key: String,
-    pub reason: String,
-}
-
 impl RefreshSettings {
-    /// Reads the settings from the `[unix]` table (`unix`: `None` when the
-    /// file has none) of the config file `file` (named in errors only).
-    /// Keys of `[unix]` other than `cache_dir` and `refresh` belong to others
-    /// and are ignored; an unknown key in `[unix.refresh]` is an error.
-    pub fn from_unix_table(
-        unix: Option<&toml::Value>,
-        file: &Path,
-    ) -> Result<RefreshSettings, SettingsError> {
-        let err = |table: &'static str, key: &str, reason: &str| SettingsError {
-            file: file.display().to_string(),
-            table,
-            key: key.to_owned(),
-            reason: reason.to_owned(),
+    /// Checks the values serde cannot: absolute paths, ranges, templates.
+    /// The error names the dotted key.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let err = |key: &str, problem: &str| {
+            Err(InvalidSetting::new(format!("unix.refresh.{key}"), problem))
         };
-        let mut s = RefreshSettings::default();
-        let empty = toml::Table::new();
-        let unix = match unix {
-            None => &empty,
-            Some(toml::Value::Table(t)) => t,
-            Some(_) => return Err(err("unix", "", "must be a table")),
-        };
-        if let Some(v) = unix.get("cache_dir") {
-            s.cache_dir =
-                path_value(v).ok_or_else(|| err("unix", "cache_dir", "must be a path"))?;
-        }
-        let refresh = match unix.get("refresh") {
-            None => &empty,
-            Some(toml::Value::Table(t)) => t,
-            Some(_) => return Err(err("unix", "refresh", "must be a table")),
-        };
-        for (key, v) in refresh {
-            let bad = |reason: &str| err("unix.refresh", key, reason);
-            match key.as_str() {
-                "min_uid" => {
-                    s.min_uid = u32_value(v).ok_or_else(|| bad("must be a number 0-4294967295"))?
-                }
-                "min_gid" => {
-                    s.min_gid = u32_value(v).ok_or_else(|| bad("must be a number 0-4294967295"))?
-                }
-                "home_template" => {
-                    s.home_template = string_value(v).ok_or_else(|| bad("must be a string"))?
-                }
-                "use_entity_home" => {
-                    s.use_entity_home = v.as_bool().ok_or_else(|| bad("must be true or false"))?
-                }
-                "default_shell" => {
-                    s.default_shell = string_value(v).ok_or_else(|| bad("must be a string"))?
-                }
-                "shells_file" => {
-                    s.shells_file = path_value(v).ok_or_else(|| bad("must be a path"))?
-                }
-                "missing_primary_group" => {
-                    s.missing_primary_group = match v.as_str() {
-                        Some("skip") => MissingPrimaryGroup::Skip,
-                        Some("private") => MissingPrimaryGroup::Private,
-                        _ => return Err(bad("must be \"skip\" or \"private\"")),
-                    }
-                }
-                "local_group_name_clash" => {
-                    s.local_group_name_clash = match v.as_str() {
-                        Some("omit") => LocalGroupNameClash::Omit,
-                        Some("rename") => LocalGroupNameClash::Rename,
-                        _ => return Err(bad("must be \"omit\" or \"rename\"")),
-                    }
-                }
-                "renamed_group_prefix" => {
-                    s.renamed_group_prefix =
-                        string_value(v).ok_or_else(|| bad("must be a string"))?
-                }
-                "local_passwd" => {
-                    s.local_passwd = path_value(v).ok_or_else(|| bad("must be a path"))?
-                }
-                "local_group" => {
-                    s.local_group = path_value(v).ok_or_else(|| bad("must be a path"))?
-                }
-                "max_shrink_percent" => {
-                    s.max_shrink_percent = v
-                        .as_integer()
-                        .and_then(|n| u8::try_from(n).ok())
-                        .filter(|n| *n <= 100)
-                        .ok_or_else(|| bad("must be between 0 and 100"))?
-                }
-                "request_timeout_ms" => {
-                    s.request_timeout_ms = v
-                        .as_integer()
-                        .and_then(|n| u64::try_from(n).ok())
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| bad("must be a number of milliseconds above 0"))?
-                }
-                "search_cap" => {
-                    s.search_cap = v
-                        .as_integer()
-                        .and_then(|n| usize::try_from(n).ok())
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| bad("must be a number above 0"))?
-                }
-                _ => return Err(bad("unknown key (a typo would silently keep a default)")),
-            }
-        }
-
-        if !s.cache_dir.is_absolute() {
-            return Err(err("unix", "cache_dir", "must be an absolute path"));
-        }
         for (key, path) in [
-            ("shells_file", &s.shells_file),
-            ("local_passwd", &s.local_passwd),
-            ("local_group", &s.local_group),
+            ("shells_file", &self.shells_file),
+            ("local_passwd", &self.local_passwd),
+            ("local_group", &self.local_group),
         ] {
             if !path.is_absolute() {
-                return Err(err("unix.refresh", key, "must be an absolute path"));
+                return err(key, "must be an absolute path");
             }
         }
-        let sample_home = s.home_template.replace("{name}", "x").replace("{uid}", "1");
+        if self.max_shrink_percent > 100 {
+            return err("max_shrink_percent", "must be between 0 and 100");
+        }
+        if self.request_timeout_ms == 0 {
+            return err(
+                "request_timeout_ms",
+                "must be a number of milliseconds above 0",
+            );
+        }
+        if self.search_cap == 0 {
+            return err("search_cap", "must be a number above 0");
+        }
+        let sample_home = self
+            .home_template
+            .replace("{name}", "x")
+            .replace("{uid}", "1");
         if clean::usable_path(&sample_home).is_none() {
-            return Err(err(
-                "unix.refresh",
+            return err(
                 "home_template",
                 "must give an absolute path without ':', control characters or '..' \
                  ({name} and {uid} are replaced)",
-            ));
+            );
         }
         // Checked as the start of a name (the rest is a group name that
         // passed the name rule): never empty, so a renamed name differs.
-        if s.renamed_group_prefix.is_empty()
-            || clean::check_name(&format!("{}x", s.renamed_group_prefix)).is_err()
+        if self.renamed_group_prefix.is_empty()
+            || clean::check_name(&format!("{}x", self.renamed_group_prefix)).is_err()
         {
-            return Err(err(
-                "unix.refresh",
+            return err(
                 "renamed_group_prefix",
                 "must be a non-empty start of a name: letters, digits, '.', '_' and '-', \
                  not starting with '.' or '-'",
-            ));
+            );
         }
-        if clean::usable_path(&s.default_shell).is_none() {
-            return Err(err(
-                "unix.refresh",
+        if clean::usable_path(&self.default_shell).is_none() {
+            return err(
                 "default_shell",
                 "must be an absolute path without ':', control characters or '..'",
-            ));
+            );
         }
-        Ok(s)
+        Ok(())
     }
 
-    /// Reads the settings from the `[unix]` table of `config`'s document.
-    pub fn from_config(config: &super::Config) -> Result<RefreshSettings, SettingsError> {
-        let file = config.file.clone().unwrap_or_default();
-        RefreshSettings::from_unix_table(config.document().get("unix"), &file)
+    /// The settings of `config` (validated when it was read).
+    pub fn from_config(config: &super::Config) -> RefreshSettings {
+        config.unix.refresh.clone()
     }
 
     /// The home directory the template gives `name` / `uid`.
@@ -243,25 +156,15 @@ impl RefreshSettings {
     }
 }
 
-fn string_value(v: &toml::Value) -> Option<String> {
-    v.as_str().map(str::to_owned)
-}
-
-fn path_value(v: &toml::Value) -> Option<PathBuf> {
-    v.as_str().filter(|s| !s.is_empty()).map(PathBuf::from)
-}
-
-fn u32_value(v: &toml::Value) -> Option<u32> {
-    v.as_integer().and_then(|n| u32::try_from(n).ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::unix::UnixSection;
+    use crate::Error;
+    use std::path::Path;
 
-    fn parse(text: &str) -> Result<RefreshSettings, SettingsError> {
-        let doc: toml::Table = toml::from_str(text).unwrap();
-        RefreshSettings::from_unix_table(doc.get("unix"), Path::new("/etc/netauth/config.toml"))
+    fn parse(text: &str) -> Result<RefreshSettings, Error> {
+        UnixSection::from_toml_str(text, "/etc/netauth/config.toml").map(|u| u.refresh)
     }
 
     #[test]
@@ -378,9 +281,34 @@ mod tests {
             ),
         ] {
             let e = parse(text).unwrap_err();
-            assert_eq!(e.key, key, "{text}: {e}");
+            let Error::Config {
+                file,
+                key: got,
+                line,
+                problem,
+            } = &e
+            else {
+                panic!("{text}: {e:?}")
+            };
+            assert_eq!(file, Path::new("/etc/netauth/config.toml"));
+            let table = if key == "refresh" || key == "cache_dir" {
+                "unix"
+            } else {
+                "unix.refresh"
+            };
+            assert_eq!(
+                got.as_deref(),
+                Some(&*format!("{table}.{key}")),
+                "{text}: {e}"
+            );
+            // The key is on the second line of every case.
+            assert_eq!(*line, Some(2), "{text}: {e}");
+            assert!(!problem.is_empty());
             let msg = e.to_string();
-            assert!(msg.starts_with("/etc/netauth/config.toml: [unix"), "{msg}");
+            assert!(
+                msg.starts_with("config file /etc/netauth/config.toml, line 2, key unix"),
+                "{msg}"
+            );
         }
     }
 
@@ -407,47 +335,15 @@ mod tests {
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
-    /// The shipped example config lists every key of `[unix.refresh]`,
-    /// commented out, with its real default: uncommented, it parses to
-    /// exactly the defaults.
+    /// The list above is the parser's own (a key added to the struct must
+    /// be documented, and shown in the example: see `config::example`).
     #[test]
-    fn the_example_config_shows_every_key_with_its_default() {
-        let text = repository_file("packaging/common/config.toml");
-        let start = text
-            .find("\n[unix.refresh]\n")
-            .expect("[unix.refresh] in the example");
-        let table = &text[start + 1..];
-        let end = table[1..].find("\n[").map_or(table.len(), |e| e + 1);
-        let uncommented: String = table[..end]
-            .lines()
-            .map(|l| match l.strip_prefix('#') {
-                Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
-                _ => l,
-            })
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let doc: toml::Table =
-            toml::from_str(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
-        let refresh = doc["unix"]["refresh"].as_table().unwrap();
-        let shown: Vec<&str> = refresh.keys().map(String::as_str).collect();
-        let mut known = KEYS.to_vec();
+    fn the_key_list_is_the_parsers() {
+        let mut known = crate::config::known_keys::<RefreshSettings>();
         known.sort_unstable();
-        let mut shown_sorted = shown.clone();
-        shown_sorted.sort_unstable();
-        assert_eq!(shown_sorted, known, "keys of the example's [unix.refresh]");
-        let parsed = RefreshSettings::from_unix_table(doc.get("unix"), Path::new("example"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            RefreshSettings {
-                cache_dir: PathBuf::from(DEFAULT_CACHE_DIR),
-                ..parsed
-            },
-            RefreshSettings::default()
-        );
-        // Each key is accepted by the parser (none is a leftover).
-        for key in KEYS {
-            assert!(refresh.contains_key(*key), "{key}");
-        }
+        let mut listed: Vec<String> = KEYS.iter().map(|k| k.to_string()).collect();
+        listed.sort_unstable();
+        assert_eq!(known, listed);
     }
 
     /// The module documentation, the man page and the README name every key.

@@ -31,8 +31,9 @@
 //! | `[unix.refresh] request_timeout_ms` | `60000` | deadline of each search call of the refresh (big answers take seconds) |
 //! | `[unix.refresh] search_cap` | `16000` | the server's search answer cap; change only if your server's differs |
 //!
-//! Paths must be absolute; an unknown key in `[unix.refresh]` is an error
-//! (a typo would otherwise silently keep a default).
+//! Paths must be absolute; an unknown key or table anywhere under `[unix]`
+//! is an error naming file, line and key (a typo would otherwise silently
+//! keep a default); see `netauth_core::config::unix`.
 //!
 //! # Fetching
 //!
@@ -176,7 +177,7 @@ use netauth_cache::trusted::{
 use netauth_cache::{temp_file_prefix, CacheContent, CacheError, CacheView, CACHE_FILE_NAME};
 use netauth_core::client::{Client, ClientBuilder};
 pub use netauth_core::config::refresh::{
-    LocalGroupNameClash, MissingPrimaryGroup, RefreshSettings, SettingsError,
+    LocalGroupNameClash, MissingPrimaryGroup, RefreshSettings,
 };
 use netauth_core::config::Config;
 pub use status::{RefreshStatus, ShrinkRefused};
@@ -223,9 +224,6 @@ impl RefreshReport {
 /// Why a refresh failed. The cache was not touched.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
-    /// A setting in our tables is unusable.
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
     /// The client could not be set up (config, certificate, ...).
     #[error("{0}")]
     Client(Box<dyn std::error::Error + Send + Sync>),
@@ -353,7 +351,7 @@ pub async fn refresh(
     config: &Config,
     options: RefreshOptions,
 ) -> Result<RefreshReport, RefreshError> {
-    let settings = RefreshSettings::from_config(config)?;
+    let settings = RefreshSettings::from_config(config);
     let server = server_label(config);
     let client = ClientBuilder::from_config(config.clone())
         .service_name(SERVICE_NAME)

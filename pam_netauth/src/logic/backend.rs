@@ -6,15 +6,13 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{
-    AccountInfo, Backend, BackendError, CacheAnswer, Listing, ModuleArgs, PamSection, PamSettings,
-    SERVICE_NAME,
+    AccountInfo, Backend, BackendError, CacheAnswer, Listing, ModuleArgs, PamSettings, SERVICE_NAME,
 };
 use netauth_cache::clean::LocalAccounts;
 use netauth_cache::trusted::{open_trusted, read_trusted, Owner, TrustRule};
 use netauth_cache::{CacheView, LazyCheck, CACHE_PATH};
 use netauth_core::blocking::BlockingClient;
 use netauth_core::client::ClientBuilder;
-use netauth_core::config::refresh::RefreshSettings;
 use netauth_core::config::{Config, TokenCacheKind};
 use netauth_core::error::Error;
 use netauth_core::secret::Secret as CoreSecret;
@@ -29,16 +27,14 @@ pub struct NetAuthBackend {
 }
 
 impl NetAuthBackend {
-    /// Reads the configuration named by the module arguments, validates our
-    /// `[unix.pam]` table and prepares (does not connect) the client. Every
-    /// error names the file and the key at fault.
+    /// Reads and validates the configuration named by the module arguments
+    /// (the whole file: an unknown key or table anywhere under `[unix]` is
+    /// an error too) and prepares (does not connect) the client. Every
+    /// error names the file, the key and the line at fault.
     pub fn load(args: &ModuleArgs) -> Result<(PamSettings, NetAuthBackend), String> {
         let config = Config::load(&args.config).map_err(|e| e.to_string())?;
-        let section: PamSection = config.section("unix.pam").map_err(|e| e.to_string())?;
-        let settings = PamSettings::from_section(section)?;
-        let local_passwd = RefreshSettings::from_config(&config)
-            .map_err(|e| e.to_string())?
-            .local_passwd;
+        let settings = PamSettings::from_config(&config);
+        let local_passwd = config.unix.refresh.local_passwd.clone();
         if !config.pwn_me {
             // Checked now rather than at the first call, so that a missing
             // or untrusted certificate reads as a configuration error, not

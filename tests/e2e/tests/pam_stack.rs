@@ -582,6 +582,63 @@ fn bad_configuration_is_service_err_naming_the_problem() {
     assert!(env.last_decision().contains("/nonexistent/config.toml"));
 }
 
+/// Every table and key under [unix] is ours: a misspelt one is a
+/// configuration error naming file, line, key, user and service, never an
+/// ignored table. (`[unix.Pam]` holding allow_groups used to be skipped
+/// silently, letting every entity in.)
+#[test]
+fn misspelt_table_or_key_under_unix_is_service_err_not_an_open_host() {
+    let mut env = Env::new();
+    let world = start_world(&env, "");
+    env.service("na", NETAUTH_ONLY);
+    // alice is a NetAuth user the cache lists: the module decides for her.
+    env.write_cache(&offline_cache(Duration::from_secs(60)));
+    assert_ok(&env.pamtester("na", "alice", &["authenticate", "acct_mgmt"], "alice-pw\n"));
+
+    for (extra, key) in [
+        ("[unix.Pam]\nallow_groups = [\"admins\"]\n", "unix.Pam"),
+        ("[unix.PAM]\nallow_groups = [\"admins\"]\n", "unix.PAM"),
+        ("[unix.refesh]\nmin_uid = 5000\n", "unix.refesh"),
+        ("conect_timeout_ms = 300\n", "unix.conect_timeout_ms"),
+        (
+            "[unix.pam.service.na]\nallow_group = [\"admins\"]\n",
+            "unix.pam.service.na.allow_group",
+        ),
+    ] {
+        let config = config_for(world.server.port(), &world.cert, extra);
+        let needle = key.rsplit('.').next().unwrap();
+        let line = 1 + config
+            .lines()
+            .position(|l| l.contains(needle))
+            .expect("key in the config");
+        env.write_config(&config);
+        let calls = world.server.faults().call_count("AuthEntity");
+        for (ops, stdin) in [
+            (&["authenticate"][..], "alice-pw\n"),
+            (&["acct_mgmt"][..], ""),
+        ] {
+            assert_fails_with(&env.pamtester("na", "alice", ops, stdin), SERVICE_ERR);
+            let decision = env.last_decision();
+            for part in [
+                format!("config file {}", env.config_path().display()),
+                format!("line {line}, key {key}: unknown key `{needle}`"),
+                "user=\"alice\" service=\"na\"".to_owned(),
+                "outcome=PAM_SERVICE_ERR".to_owned(),
+            ] {
+                assert!(
+                    decision.contains(&part),
+                    "{key} {ops:?}: {part}: {decision}"
+                );
+            }
+        }
+        assert_eq!(
+            world.server.faults().call_count("AuthEntity"),
+            calls,
+            "{key}"
+        );
+    }
+}
+
 // ------------------------------------------------------------------ password
 
 #[test]
