@@ -280,6 +280,17 @@ fn check_id(
     Ok(n as u32)
 }
 
+/// Of a group's effective members (entity indexes), the served ones, as
+/// indexes into the served users.
+fn served_members<'a>(
+    effective: &'a [u32],
+    served_user: &'a [Option<usize>],
+) -> impl Iterator<Item = usize> + 'a {
+    effective
+        .iter()
+        .filter_map(|&ei| served_user.get(ei as usize).copied().flatten())
+}
+
 /// Maps entities and groups to passwd/group entries, applying every
 /// cleaning rule of the module documentation.
 pub fn map_directory(
@@ -303,7 +314,7 @@ pub fn map_directory(
     let mut primary_gid: HashMap<&str, u32> = HashMap::new();
     let mut served_group_names: HashSet<String> = HashSet::new();
     let mut clashes: Vec<(usize, ClashOutcome)> = Vec::new();
-    for (gi, g) in groups.iter().enumerate() {
+    for (gi, (g, slot)) in groups.iter().zip(group_gid.iter_mut()).enumerate() {
         let verdict = (|| {
             if dup_group_names.contains(g.name.as_str()) {
                 return Err(SkipReason::DuplicateName);
@@ -354,7 +365,7 @@ pub fn map_directory(
         if let Some(name) = &served_as {
             served_group_names.insert(name.clone());
         }
-        group_gid[gi] = Some((gid, served_as));
+        *slot = Some((gid, served_as));
     }
 
     // ---- users ----
@@ -366,7 +377,7 @@ pub fn map_directory(
     // entity index -> served user index
     let mut served_user: Vec<Option<usize>> = vec![None; entities.len()];
     let mut private_groups: Vec<UnixGroup> = Vec::new();
-    for (ei, e) in entities.iter().enumerate() {
+    for (e, slot) in entities.iter().zip(served_user.iter_mut()) {
         let verdict = (|| {
             if dup_ids.contains(e.id.as_str()) {
                 return Err(SkipReason::DuplicateName);
@@ -458,7 +469,7 @@ pub fn map_directory(
             None => settings.default_shell.clone(),
         };
 
-        served_user[ei] = Some(out.users.len());
+        *slot = Some(out.users.len());
         out.users.push(UnixUser {
             name: e.id.clone(),
             uid,
@@ -489,7 +500,7 @@ pub fn map_directory(
     // Served users who lost a supplementary group to a name clash.
     let mut lost_a_group: HashSet<usize> = HashSet::new();
     let mut supplementary_lost: HashMap<usize, usize> = HashMap::new();
-    for (gi, verdict) in group_gid.iter().enumerate() {
+    for ((gi, verdict), effective) in group_gid.iter().enumerate().zip(&membership.members) {
         // Skipped groups, duplicated names included, have no gid here.
         let Some((gid, served_as)) = verdict else {
             continue;
@@ -500,22 +511,20 @@ pub fn map_directory(
             // users who have it as primary group, and is no one's
             // supplementary group.
             let mut lost = 0;
-            for &ei in &membership.members[gi] {
-                if let Some(ui) = served_user[ei as usize] {
-                    if out.users[ui].gid != gid {
-                        lost += 1;
-                        lost_a_group.insert(ui);
-                    }
+            for ui in served_members(effective, &served_user) {
+                if out.users.get(ui).is_some_and(|u| u.gid != gid) {
+                    lost += 1;
+                    lost_a_group.insert(ui);
                 }
             }
             supplementary_lost.insert(gi, lost);
             continue;
         };
         let mut names = Vec::new();
-        for &ei in &membership.members[gi] {
-            if let Some(ui) = served_user[ei as usize] {
-                names.push(out.users[ui].name.clone());
-                user_gids[ui].push(gid);
+        for ui in served_members(effective, &served_user) {
+            if let (Some(user), Some(gids)) = (out.users.get(ui), user_gids.get_mut(ui)) {
+                names.push(user.name.clone());
+                gids.push(gid);
             }
         }
         names.sort_unstable();
@@ -526,11 +535,12 @@ pub fn map_directory(
         });
     }
     for (gi, outcome) in clashes {
-        let Some((gid, _)) = group_gid[gi] else {
+        let (Some(Some((gid, _))), Some(group)) = (group_gid.get(gi), groups.get(gi)) else {
             continue;
         };
+        let gid = *gid;
         out.notices.push(Notice::GroupNameClash {
-            name: groups[gi].name.clone(),
+            name: group.name.clone(),
             gid,
             outcome,
             primary_users: out.users.iter().filter(|u| u.gid == gid).count(),
@@ -557,13 +567,13 @@ pub fn map_directory(
     out.groups.extend(private_groups);
     out.groups.sort_by_key(|g| g.gid);
 
-    for (ui, mut gids) in user_gids.into_iter().enumerate() {
+    for (user, mut gids) in out.users.iter().zip(user_gids) {
         if gids.is_empty() {
             continue;
         }
         gids.sort_unstable();
         gids.dedup();
-        out.user_groups.insert(out.users[ui].name.clone(), gids);
+        out.user_groups.insert(user.name.clone(), gids);
     }
     out.users.sort_by_key(|u| u.uid);
     out
