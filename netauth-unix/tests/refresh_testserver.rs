@@ -1,4 +1,9 @@
 //! The refresh against the test server over real gRPC (and real TLS).
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test helpers (outside #[test], so clippy.toml does not cover them): a failed setup must stop the test loudly"
+)]
 
 #[path = "refresh_support/mod.rs"]
 mod support;

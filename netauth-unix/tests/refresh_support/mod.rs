@@ -1,6 +1,10 @@
 //! Shared helpers of the refresh tests, the refresh end-to-end tests and the
 //! refresh benchmark (included elsewhere with `#[path]`).
 #![allow(dead_code)]
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers (outside #[test], so clippy.toml does not cover them): a failed setup must stop the test loudly"
+)]
 
 use std::path::{Path, PathBuf};
 

@@ -271,7 +271,7 @@ pub fn generated_content(first: u32, count: u32, tag: &str) -> CacheContent {
             gid: 81_000 + g,
             members: users
                 .iter()
-                .filter(|u| (u.uid + salt) % (g + 2) == 0)
+                .filter(|u| (u.uid + salt).is_multiple_of(g + 2))
                 .map(|u| u.name.clone())
                 .collect(),
         })
