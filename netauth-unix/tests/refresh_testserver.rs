@@ -16,7 +16,8 @@ use netauth_core::config::Config;
 use netauth_core::{ClientBuilder, Error};
 use netauth_testserver::{generate_tls_identity, BlackHole, Options, TestServer};
 use netauth_unix::refresh::{
-    refresh_blocking, Notice, RefreshError, RefreshOptions, RefreshReport, RefreshStatus,
+    refresh_blocking, ClashOutcome, Notice, RefreshError, RefreshOptions, RefreshReport,
+    RefreshStatus,
 };
 use support::{seed_directory, user_name, RefreshEnv, FIRST_UID, GROUPS};
 
@@ -393,10 +394,21 @@ fn hostile_directory_data_is_skipped_or_cleaned_and_the_rest_is_served() {
             _ => None,
         })
         .collect();
-    assert!(skipped_groups.contains("bad group") && skipped_groups.contains("root"));
+    assert!(skipped_groups.contains("bad group"), "{skipped_groups:?}");
+    // The host has a local group "root": the NetAuth group of that name is
+    // not served as a group (local_group_name_clash = "omit"), and says so.
+    assert!(
+        report.notices.iter().any(|n| matches!(
+            n,
+            Notice::GroupNameClash { name, outcome: ClashOutcome::Omitted, .. } if name == "root"
+        )),
+        "{:?}",
+        report.notices
+    );
 
     let bytes = cache_bytes(&env);
     let view = CacheView::parse(&bytes).unwrap();
+    assert!(view.group_by_gid(300_101).unwrap().is_none());
     let u = view.user_by_name(b"nfields").unwrap().unwrap();
     assert_eq!(u.gecos, b"Eve  root  0 0");
     assert_eq!(u.home, b"/home/nfields");
