@@ -91,21 +91,32 @@ impl Memberships {
 
 /// Computes the effective members of every group.
 pub fn compute(input: &MembershipInput<'_>) -> Memberships {
-    let n = input.group_names.len();
     let mut issues = Vec::new();
+    let index = index_by_name(&input.group_names);
+    let direct = direct_members(input, &index);
+    let mut edges = expansion_edges(input, &index, &mut issues);
+    drop_cycle_edges(input, &mut edges, &mut issues);
+    let members = evaluate(direct, &edges);
+    Memberships { members, issues }
+}
+
+/// Group name -> group index. Every index handed out below comes from this
+/// map or from enumerating a vector of one element per group, so the
+/// `get`s on such vectors never miss; they keep the code free of panic
+/// paths.
+fn index_by_name<'a>(group_names: &[&'a str]) -> HashMap<&'a str, u32> {
     // When a name is duplicated (the caller should have prevented it), the
     // first index wins deterministically.
-    let mut index: HashMap<&str, u32> = HashMap::with_capacity(n);
-    for (i, name) in input.group_names.iter().enumerate() {
+    let mut index: HashMap<&str, u32> = HashMap::with_capacity(group_names.len());
+    for (i, name) in group_names.iter().enumerate() {
         index.entry(*name).or_insert(i as u32);
     }
-    // Every index below comes from `index` or from enumerating a vector of
-    // `n` elements, so the `get`s never miss; they keep the code free of
-    // panic paths.
-    let name_of = |g: u32| input.group_names.get(g as usize).copied().unwrap_or("");
+    index
+}
 
-    // Direct members per group.
-    let mut direct: Vec<Vec<u32>> = vec![Vec::new(); n];
+/// Direct members (entity indexes) per group, unsorted.
+fn direct_members(input: &MembershipInput<'_>, index: &HashMap<&str, u32>) -> Vec<Vec<u32>> {
+    let mut direct: Vec<Vec<u32>> = vec![Vec::new(); input.group_names.len()];
     for (e, groups) in input.entity_direct_groups.iter().enumerate() {
         for g in groups {
             if let Some(list) = index.get(g).and_then(|&gi| direct.get_mut(gi as usize)) {
@@ -113,9 +124,17 @@ pub fn compute(input: &MembershipInput<'_>) -> Memberships {
             }
         }
     }
+    direct
+}
 
-    // Expansion edges.
-    let mut edges: Vec<Vec<(ExpansionMode, u32)>> = vec![Vec::new(); n];
+/// Per group, its well-formed expansions to known groups; the others are
+/// reported.
+fn expansion_edges(
+    input: &MembershipInput<'_>,
+    index: &HashMap<&str, u32>,
+    issues: &mut Vec<MembershipIssue>,
+) -> Vec<Vec<(ExpansionMode, u32)>> {
+    let mut edges: Vec<Vec<(ExpansionMode, u32)>> = vec![Vec::new(); input.group_names.len()];
     for ((group, exps), list) in input
         .group_names
         .iter()
@@ -138,9 +157,18 @@ pub fn compute(input: &MembershipInput<'_>) -> Memberships {
             }
         }
     }
+    edges
+}
 
-    // Drop every edge inside a strongly connected component.
-    let scc = strongly_connected_components(&edges);
+/// Drops (and reports) every edge inside a strongly connected component,
+/// which leaves the graph acyclic.
+fn drop_cycle_edges(
+    input: &MembershipInput<'_>,
+    edges: &mut [Vec<(ExpansionMode, u32)>],
+    issues: &mut Vec<MembershipIssue>,
+) {
+    let name_of = |g: u32| input.group_names.get(g as usize).copied().unwrap_or("");
+    let scc = strongly_connected_components(edges);
     for ((group, list), component) in input.group_names.iter().zip(edges.iter_mut()).zip(&scc) {
         list.retain(|&(_, t)| {
             let cyclic = scc.get(t as usize) == Some(component);
@@ -153,11 +181,13 @@ pub fn compute(input: &MembershipInput<'_>) -> Memberships {
             !cyclic
         });
     }
+}
 
-    // The graph is now acyclic: evaluate in post-order.
-    let order = post_order(&edges);
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); n];
-    for g in order {
+/// Effective members of every group of an acyclic graph, each group
+/// evaluated once, after the groups it expands (post-order).
+fn evaluate(mut direct: Vec<Vec<u32>>, edges: &[Vec<(ExpansionMode, u32)>]) -> Vec<Vec<u32>> {
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); edges.len()];
+    for g in post_order(edges) {
         let mut set = direct.get_mut(g).map(std::mem::take).unwrap_or_default();
         set.sort_unstable();
         set.dedup();
@@ -176,7 +206,7 @@ pub fn compute(input: &MembershipInput<'_>) -> Memberships {
             *slot = difference(&set, &excluded);
         }
     }
-    Memberships { members, issues }
+    members
 }
 
 /// Sorted union of two sorted, deduplicated lists.
