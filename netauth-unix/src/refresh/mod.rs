@@ -530,6 +530,49 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The login shells the shells file lists. Unreadable or untrusted: none
+/// is listed (everyone gets the default shell), as the setting documents.
+fn read_shells(settings: &RefreshSettings, notices: &mut Vec<Notice>) -> HashSet<String> {
+    match read_trusted(&settings.shells_file, &TrustRule::LOCAL_ACCOUNTS) {
+        Ok(bytes) => clean::parse_shells(&String::from_utf8_lossy(&bytes)),
+        Err(e) => {
+            notices.push(Notice::ShellsFileUnreadable {
+                path: settings.shells_file.clone(),
+                error: e.describe_for(&settings.shells_file),
+            });
+            HashSet::new()
+        }
+    }
+}
+
+/// The user and group counts of the cache about to be replaced, for the
+/// shrink guard; `None` when there is none. A damaged previous cache is
+/// replaced (with a notice); one that is not to be trusted (another owner,
+/// writable by others, a link) means someone else had a hand in the
+/// folder: stop and say so.
+fn previous_counts(
+    cache_path: &Path,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<(usize, usize)>, RefreshError> {
+    Ok(match read_cache(cache_path) {
+        Ok(bytes) => match counts_of(&bytes) {
+            Ok(n) => Some(n),
+            Err(error) => {
+                notices.push(Notice::PreviousCacheUnreadable { error });
+                None
+            }
+        },
+        Err(e) if e.is_not_found() => None,
+        Err(e) if e.is_untrusted() => return Err(RefreshError::Untrusted(e)),
+        Err(e) => {
+            notices.push(Notice::PreviousCacheUnreadable {
+                error: e.to_string(),
+            });
+            None
+        }
+    })
+}
+
 /// The refresh proper, against any directory source, holding the folder's
 /// `_lock`. `server` labels the cache's source. Does not write the status
 /// file.
@@ -555,39 +598,9 @@ where
             untrusted => RefreshError::Untrusted(untrusted),
         },
     )?;
-    // Unreadable or untrusted: no shell is listed (everyone gets the
-    // default shell), as the setting documents.
-    let shells = match read_trusted(&settings.shells_file, &TrustRule::LOCAL_ACCOUNTS) {
-        Ok(bytes) => clean::parse_shells(&String::from_utf8_lossy(&bytes)),
-        Err(e) => {
-            notices.push(Notice::ShellsFileUnreadable {
-                path: settings.shells_file.clone(),
-                error: e.describe_for(&settings.shells_file),
-            });
-            HashSet::new()
-        }
-    };
+    let shells = read_shells(settings, &mut notices);
     let cache_path = dir.join(CACHE_FILE_NAME);
-    // A damaged previous cache is replaced (with a notice); one that is
-    // not to be trusted (another owner, writable by others, a link) means
-    // someone else had a hand in the folder: stop and say so.
-    let previous = match read_cache(&cache_path) {
-        Ok(bytes) => match counts_of(&bytes) {
-            Ok(n) => Some(n),
-            Err(error) => {
-                notices.push(Notice::PreviousCacheUnreadable { error });
-                None
-            }
-        },
-        Err(e) if e.is_not_found() => None,
-        Err(e) if e.is_untrusted() => return Err(RefreshError::Untrusted(e)),
-        Err(e) => {
-            notices.push(Notice::PreviousCacheUnreadable {
-                error: e.to_string(),
-            });
-            None
-        }
-    };
+    let previous = previous_counts(&cache_path, &mut notices)?;
 
     let fetched = fetch::fetch_all(source, settings.search_cap).await?;
     let mapped = build::map_directory(
