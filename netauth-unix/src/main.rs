@@ -219,11 +219,23 @@ fn run_status(config_path: &Path) -> ExitCode {
     };
     let now = unix_now();
     let cache_path = settings.cache_dir.join(CACHE_FILE_NAME);
+    let cache_ok = print_cache_state(&cache_path, now);
+    print_refresh_status(&settings.cache_dir, now);
+    print_server_state(config);
+    if cache_ok {
+        ExitCode::SUCCESS
+    } else {
+        fail(1, format!("no usable cache at {}", cache_path.display()))
+    }
+}
+
+/// Prints what the cache holds; false if there is no usable cache.
+fn print_cache_state(cache_path: &Path, now: i64) -> bool {
     let mut cache_ok = false;
     println!("cache:        {}", cache_path.display());
     // The same checks as every reader: a FIFO or a file others may write
     // there is reported, not read.
-    match refresh::read_cache(&cache_path) {
+    match refresh::read_cache(cache_path) {
         Ok(bytes) => match CacheView::parse(&bytes) {
             Ok(view) => {
                 cache_ok = true;
@@ -244,8 +256,12 @@ fn run_status(config_path: &Path) -> ExitCode {
         Err(e) if e.is_untrusted() => println!("state:        UNTRUSTED ({e})"),
         Err(e) => println!("state:        MISSING ({e})"),
     }
+    cache_ok
+}
 
-    match RefreshStatus::load(&settings.cache_dir) {
+/// Prints the last refresh attempt, success and error from the status file.
+fn print_refresh_status(cache_dir: &Path, now: i64) {
+    match RefreshStatus::load(cache_dir) {
         Ok(Some(st)) => {
             if let Some(t) = st.last_attempt {
                 println!(
@@ -286,7 +302,10 @@ fn run_status(config_path: &Path) -> ExitCode {
         Ok(None) => println!("last attempt: never (no status file)"),
         Err(e) => println!("last attempt: unknown (status file unreadable: {e})"),
     }
+}
 
+/// Prints whether the server answers a ping (with a short deadline).
+fn print_server_state(config: Config) {
     let server = server_label(&config);
     let client = BlockingClient::new(
         ClientBuilder::from_config(config)
@@ -304,12 +323,6 @@ fn run_status(config_path: &Path) -> ExitCode {
             "server:       {server} NOT reachable: {}",
             e.to_string().replace(['\n', '\r'], " ")
         ),
-    }
-
-    if cache_ok {
-        ExitCode::SUCCESS
-    } else {
-        fail(1, format!("no usable cache at {}", cache_path.display()))
     }
 }
 
