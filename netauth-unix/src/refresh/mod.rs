@@ -507,16 +507,6 @@ pub fn read_cache(path: &Path) -> Result<Vec<u8>, TrustError> {
     read_trusted(path, &TrustRule::CACHE)
 }
 
-/// Users and groups in the cache at `path`: `Ok(None)` when there is none,
-/// `Err` with the reason when the file is there but unreadable or corrupt.
-pub fn cached_counts(path: &Path) -> Result<Option<(usize, usize)>, String> {
-    match read_cache(path) {
-        Ok(bytes) => counts_of(&bytes).map(Some),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 fn counts_of(bytes: &[u8]) -> Result<(usize, usize), String> {
     CacheView::parse(bytes)
         .map(|v| (v.user_count(), v.group_count()))
