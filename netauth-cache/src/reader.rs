@@ -591,6 +591,8 @@ impl ExactSizeIterator for Members<'_> {}
 /// passwd or group line parser splits on, `:`, `,` and newline, other white
 /// space and control bytes, DEL, NUL), [`BAD_IN_FIELD`] if a gecos, home or
 /// shell may not (`:`, control bytes, DEL). The writer refuses them all.
+// Indexes are below 256 (a byte value) in a table of 256: cannot panic.
+#[allow(clippy::indexing_slicing)]
 static BYTE_RULES: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
@@ -612,6 +614,8 @@ const BAD_IN_FIELD: u8 = 2;
 /// Whether a byte of `s` breaks `rule`: one table load a byte and no early
 /// exit, so the loop is short and branch-free (a lookup checks a few short
 /// strings; a group can have thousands of member names).
+// A `u8` index into a table of 256 entries cannot panic.
+#[allow(clippy::indexing_slicing)]
 #[inline(always)]
 fn breaks(s: &[u8], rule: u8) -> bool {
     s.iter()

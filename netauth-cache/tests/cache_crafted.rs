@@ -3,6 +3,11 @@
 //! them. The reader must never panic or read out of bounds, eagerly
 //! (`CacheView::parse`) or lazily (`LazyCheck`, as the NSS module reads),
 //! and every answer it gives must match the key asked for.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "helpers that craft hostile files (outside #[test]): a crafting bug must fail the test"
+)]
 
 use netauth_cache::{
     encode, encode_with_block_size, CacheContent, CacheError, CacheView, GroupRecord, LazyCheck,

@@ -405,7 +405,7 @@ fn membership_request(group: &str, entity: &str) -> pb::EntityRequest {
 fn kv_request(target: &str, action: Action, key: &str, value: Option<&str>) -> pb::KvRequest {
     pb::KvRequest {
         target: Some(target.to_owned()),
-        action: Some(action.number()),
+        action: Some(i32::from(action)),
         key: Some(key.to_owned()),
         value: value.map(str::to_owned),
     }
@@ -639,8 +639,8 @@ impl Client {
     }
 
     /// Untyped metadata of an entity. `Action::Read` (no token) answers
-    /// `key:value` strings (`key` `"*"` for all); `Upsert`, `ClearFuzzy` and
-    /// `ClearExact` change it and answer nothing.
+    /// `key:value` strings (`key` `"*"` for all); `Upsert`, `Clearfuzzy` and
+    /// `Clearexact` change it and answer nothing.
     pub async fn entity_um(
         &self,
         id: &str,
@@ -981,7 +981,7 @@ impl Client {
         let message = pb::GroupRulesRequest {
             group: Some(group_ref(name)),
             target: Some(group_ref(target)),
-            rule_action: Some(action.number()),
+            rule_action: Some(i32::from(action)),
         };
         self.write(
             message,
@@ -1049,10 +1049,10 @@ impl Client {
         direct: bool,
     ) -> Result<()> {
         let message = pb::CapabilityRequest {
-            capability: Some(capability.number()),
+            capability: Some(i32::from(capability)),
             direct: Some(direct),
             target: Some(target.to_owned()),
-            action: Some(action.number()),
+            action: Some(i32::from(action)),
         };
         self.write(
             message,

@@ -279,7 +279,7 @@ async fn entity_untyped_meta() {
     assert_eq!(parsed["room"], vec!["C3".to_string()]);
 
     admin
-        .entity_um("alice", Action::ClearExact, "room", Some("C3"))
+        .entity_um("alice", Action::Clearexact, "room", Some("C3"))
         .await
         .unwrap();
     let room = reader
@@ -288,7 +288,7 @@ async fn entity_untyped_meta() {
         .unwrap();
     assert!(room.is_empty(), "{room:?}");
     admin
-        .entity_um("alice", Action::ClearFuzzy, "phone", None)
+        .entity_um("alice", Action::Clearfuzzy, "phone", None)
         .await
         .unwrap();
     let all = reader
@@ -687,7 +687,7 @@ async fn group_untyped_meta_and_kv() {
         vec!["floor:3".to_string()]
     );
     admin
-        .group_um("staff", Action::ClearFuzzy, "floor", None)
+        .group_um("staff", Action::Clearfuzzy, "floor", None)
         .await
         .unwrap();
     assert!(reader

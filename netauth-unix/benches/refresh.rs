@@ -13,6 +13,11 @@
 //!
 //! Each refresh runs as a child process so that its peak resident memory
 //! (`ru_maxrss` from `wait4`) is its own; the server's is not counted.
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark program, not shipped: a failed setup must stop it"
+)]
 
 #[path = "../tests/refresh_support/mod.rs"]
 mod support;

@@ -1,4 +1,11 @@
 //! The `netauth-unix` binary: exit codes, messages, and `status`.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers (outside #[test], so clippy.toml does not cover them): a failed setup must stop the test loudly"
+)]
 
 #[path = "refresh_support/mod.rs"]
 mod support;

@@ -1,4 +1,9 @@
 //! The refresh against the test server over real gRPC (and real TLS).
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test helpers (outside #[test], so clippy.toml does not cover them): a failed setup must stop the test loudly"
+)]
 
 #[path = "refresh_support/mod.rs"]
 mod support;
@@ -11,7 +16,8 @@ use netauth_core::config::Config;
 use netauth_core::{ClientBuilder, Error};
 use netauth_testserver::{generate_tls_identity, BlackHole, Options, TestServer};
 use netauth_unix::refresh::{
-    refresh_blocking, Notice, RefreshError, RefreshOptions, RefreshReport, RefreshStatus,
+    refresh_blocking, ClashOutcome, Notice, RefreshError, RefreshOptions, RefreshReport,
+    RefreshStatus,
 };
 use support::{
     primary_group, require_stock_local_groups, seed_directory, seed_stock_directory, user_name,
@@ -430,16 +436,21 @@ fn hostile_directory_data_is_skipped_or_cleaned_and_the_rest_is_served() {
             _ => None,
         })
         .collect();
-    assert!(skipped_groups.contains("bad group"));
-    // The host's /etc/group has a "root": the NetAuth one is not served.
-    assert!(!skipped_groups.contains("root"));
-    assert!(report.notices.iter().any(|n| matches!(
-        n,
-        Notice::GroupNameClash { name, gid: 300_101, .. } if name == "root"
-    )));
+    assert!(skipped_groups.contains("bad group"), "{skipped_groups:?}");
+    // The host has a local group "root": the NetAuth group of that name is
+    // not served as a group (local_group_name_clash = "omit"), and says so.
+    assert!(
+        report.notices.iter().any(|n| matches!(
+            n,
+            Notice::GroupNameClash { name, outcome: ClashOutcome::Omitted, .. } if name == "root"
+        )),
+        "{:?}",
+        report.notices
+    );
 
     let bytes = cache_bytes(&env);
     let view = CacheView::parse(&bytes).unwrap();
+    assert!(view.group_by_gid(300_101).unwrap().is_none());
     let u = view.user_by_name(b"nfields").unwrap().unwrap();
     assert_eq!(u.gecos, b"Eve  root  0 0");
     assert_eq!(u.home, b"/home/nfields");

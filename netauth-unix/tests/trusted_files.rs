@@ -1,6 +1,12 @@
 //! `netauth-unix refresh` and the files around the cache: explicit modes
 //! whatever the umask, a folder others can write, a link planted at the
 //! lock, an untrusted config, temporary files left by a killed refresh.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers (outside #[test], so clippy.toml does not cover them): a failed setup must stop the test loudly"
+)]
 
 #[path = "refresh_support/mod.rs"]
 mod support;

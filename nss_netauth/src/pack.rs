@@ -173,8 +173,6 @@ pub fn pack_group(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
-
     use super::*;
     use netauth_cache::{encode, CacheContent, CacheView, UnixGroup, UnixUser};
     use std::collections::BTreeMap;

@@ -5,13 +5,6 @@
 //! gives the decision logic access to the PAM handle. Everything that
 //! decides lives (unit-tested) in [`logic`].
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 mod host;
 pub mod logic;
 mod wiping_alloc;

@@ -1,6 +1,10 @@
 //! Shared helpers of the client_* integration tests (included with
 //! `#[path]`).
 #![allow(dead_code)]
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers (outside #[test], so clippy.toml does not cover them): a failed setup must stop the test loudly"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use super::members::{self, MembershipInput, MembershipIssue};
+use super::members::{self, MembershipInput, MembershipIssue, Memberships};
 use super::model::{SourceEntity, SourceGroup};
 use netauth_cache::clean::{self, LocalAccounts, NameProblem};
 use netauth_cache::{UnixGroup, UnixUser};
@@ -281,7 +281,9 @@ fn check_id(
 }
 
 /// Maps entities and groups to passwd/group entries, applying every
-/// cleaning rule of the module documentation.
+/// cleaning rule of the module documentation. Groups come first (a user
+/// needs its primary group's gid), then users, then memberships (which
+/// need both).
 pub fn map_directory(
     entities: &[SourceEntity],
     groups: &[SourceGroup],
@@ -290,20 +292,77 @@ pub fn map_directory(
     shells: &HashSet<String>,
 ) -> Mapped {
     let mut out = Mapped::default();
+    let group_verdicts = judge_groups(groups, settings, local, &mut out.notices);
+    let served = map_users(
+        entities,
+        groups,
+        &group_verdicts,
+        settings,
+        local,
+        shells,
+        &mut out.notices,
+    );
+    out.users = served.users;
+    let user_gids = map_memberships(
+        entities,
+        groups,
+        &group_verdicts,
+        &served.user_of_entity,
+        &mut out,
+    );
+    report_local_group_members(&out.users, local, &mut out.notices);
 
-    // ---- groups ----
+    out.private_groups = served.private_groups.len();
+    out.groups.extend(served.private_groups);
+    out.groups.sort_by_key(|g| g.gid);
+
+    for (user, mut gids) in out.users.iter().zip(user_gids) {
+        if gids.is_empty() {
+            continue;
+        }
+        gids.sort_unstable();
+        gids.dedup();
+        out.user_groups.insert(user.name.clone(), gids);
+    }
+    out.users.sort_by_key(|u| u.uid);
+    out
+}
+
+/// What became of each fetched group, decided before any user is mapped.
+struct GroupVerdicts<'a> {
+    /// Per group: its gid and the name it is served under (`None`: a local
+    /// group has its name and it is not served). `None` for skipped groups.
+    gid: Vec<Option<(u32, Option<String>)>>,
+    /// Name -> gid of every group a user may have as its primary group: the
+    /// served ones and the ones only a local name keeps from being served.
+    primary_gid: HashMap<&'a str, u32>,
+    /// The names groups are served under.
+    served_names: HashSet<String>,
+    /// Every fetched group name, served or not.
+    all_names: HashSet<&'a str>,
+    /// Groups whose name a local group has (by index), and what became of them.
+    clashes: Vec<(usize, ClashOutcome)>,
+}
+
+/// Decides what becomes of each group: its name and gid checked against
+/// the rules and the local groups, and, when a local group has its name,
+/// what `local_group_name_clash` makes of it.
+fn judge_groups<'a>(
+    groups: &'a [SourceGroup],
+    settings: &RefreshSettings,
+    local: &LocalAccounts,
+    notices: &mut Vec<Notice>,
+) -> GroupVerdicts<'a> {
     let dup_group_names = duplicated(groups.iter().map(|g| g.name.as_str()));
     let dup_gids = duplicated(groups.iter().filter_map(|g| g.number));
-    let all_group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
-    // Per group: its gid and the name it is served under (`None`: a local
-    // group has its name and it is not served). `None` for skipped groups.
-    let mut group_gid: Vec<Option<(u32, Option<String>)>> = vec![None; groups.len()];
-    // Name -> gid of every group a user may have as its primary group: the
-    // served ones and the ones only a local name keeps from being served.
-    let mut primary_gid: HashMap<&str, u32> = HashMap::new();
-    let mut served_group_names: HashSet<String> = HashSet::new();
-    let mut clashes: Vec<(usize, ClashOutcome)> = Vec::new();
-    for (gi, g) in groups.iter().enumerate() {
+    let mut verdicts = GroupVerdicts {
+        gid: vec![None; groups.len()],
+        primary_gid: HashMap::new(),
+        served_names: HashSet::new(),
+        all_names: groups.iter().map(|g| g.name.as_str()).collect(),
+        clashes: Vec::new(),
+    };
+    for (gi, (g, slot)) in groups.iter().zip(verdicts.gid.iter_mut()).enumerate() {
         let verdict = (|| {
             if dup_group_names.contains(g.name.as_str()) {
                 return Err(SkipReason::DuplicateName);
@@ -319,54 +378,88 @@ pub fn map_directory(
         let gid = match verdict {
             Ok(gid) => gid,
             Err(reason) => {
-                out.notices.push(Notice::GroupSkipped {
+                notices.push(Notice::GroupSkipped {
                     name: g.name.clone(),
                     reason,
                 });
                 continue;
             }
         };
-        primary_gid.insert(g.name.as_str(), gid);
+        verdicts.primary_gid.insert(g.name.as_str(), gid);
         let served_as = if local.group_names.contains(&g.name) {
-            let outcome = match settings.local_group_name_clash {
-                LocalGroupNameClash::Omit => ClashOutcome::Omitted,
-                LocalGroupNameClash::Rename => {
-                    let renamed = format!("{}{}", settings.renamed_group_prefix, g.name);
-                    let free = clean::check_name(&renamed).is_ok()
-                        && !local.group_names.contains(&renamed)
-                        && !all_group_names.contains(renamed.as_str());
-                    if free {
-                        ClashOutcome::Renamed(renamed)
-                    } else {
-                        ClashOutcome::RenameRefused(renamed)
-                    }
-                }
-            };
+            let outcome = clash_outcome(&g.name, settings, local, &verdicts.all_names);
             let served_as = match &outcome {
                 ClashOutcome::Renamed(name) => Some(name.clone()),
                 _ => None,
             };
-            clashes.push((gi, outcome));
+            verdicts.clashes.push((gi, outcome));
             served_as
         } else {
             Some(g.name.clone())
         };
         if let Some(name) = &served_as {
-            served_group_names.insert(name.clone());
+            verdicts.served_names.insert(name.clone());
         }
-        group_gid[gi] = Some((gid, served_as));
+        *slot = Some((gid, served_as));
     }
+    verdicts
+}
 
-    // ---- users ----
+/// What `local_group_name_clash` makes of a group whose name a local group
+/// has.
+fn clash_outcome(
+    name: &str,
+    settings: &RefreshSettings,
+    local: &LocalAccounts,
+    all_group_names: &HashSet<&str>,
+) -> ClashOutcome {
+    match settings.local_group_name_clash {
+        LocalGroupNameClash::Omit => ClashOutcome::Omitted,
+        LocalGroupNameClash::Rename => {
+            let renamed = format!("{}{}", settings.renamed_group_prefix, name);
+            let free = clean::check_name(&renamed).is_ok()
+                && !local.group_names.contains(&renamed)
+                && !all_group_names.contains(renamed.as_str());
+            if free {
+                ClashOutcome::Renamed(renamed)
+            } else {
+                ClashOutcome::RenameRefused(renamed)
+            }
+        }
+    }
+}
+
+/// The served users, in entity order.
+struct ServedUsers {
+    users: Vec<UnixUser>,
+    /// Entity index -> served user index.
+    user_of_entity: Vec<Option<usize>>,
+    /// The user-private groups made for users without a primary group.
+    private_groups: Vec<UnixGroup>,
+}
+
+/// Checks every entity against the rules and the local accounts, finds its
+/// primary gid (or makes a user-private group) and cleans its fields.
+fn map_users(
+    entities: &[SourceEntity],
+    groups: &[SourceGroup],
+    group_verdicts: &GroupVerdicts<'_>,
+    settings: &RefreshSettings,
+    local: &LocalAccounts,
+    shells: &HashSet<String>,
+    notices: &mut Vec<Notice>,
+) -> ServedUsers {
     let dup_ids = duplicated(entities.iter().map(|e| e.id.as_str()));
     let dup_uids = duplicated(entities.iter().filter_map(|e| e.number));
     // Every fetched gid, so that a user-private group never takes the
     // number of a group that is skipped or not served under its name.
     let all_gids: HashSet<i32> = groups.iter().filter_map(|g| g.number).collect();
-    // entity index -> served user index
-    let mut served_user: Vec<Option<usize>> = vec![None; entities.len()];
-    let mut private_groups: Vec<UnixGroup> = Vec::new();
-    for (ei, e) in entities.iter().enumerate() {
+    let mut served = ServedUsers {
+        users: Vec::new(),
+        user_of_entity: vec![None; entities.len()],
+        private_groups: Vec::new(),
+    };
+    for (e, slot) in entities.iter().zip(served.user_of_entity.iter_mut()) {
         let verdict = (|| {
             if dup_ids.contains(e.id.as_str()) {
                 return Err(SkipReason::DuplicateName);
@@ -382,7 +475,7 @@ pub fn map_directory(
             let primary = e
                 .primary_group
                 .as_deref()
-                .and_then(|g| primary_gid.get(g).copied());
+                .and_then(|g| group_verdicts.primary_gid.get(g).copied());
             let (gid, private) = match (primary, settings.missing_primary_group) {
                 (Some(gid), _) => (gid, false),
                 (None, MissingPrimaryGroup::Skip) => {
@@ -391,8 +484,8 @@ pub fn map_directory(
                 (None, MissingPrimaryGroup::Private) => {
                     let taken = uid < settings.min_gid
                         || all_gids.contains(&(uid as i32))
-                        || all_group_names.contains(e.id.as_str())
-                        || served_group_names.contains(&e.id)
+                        || group_verdicts.all_names.contains(e.id.as_str())
+                        || group_verdicts.served_names.contains(&e.id)
                         || local.gids.contains(&uid)
                         || local.group_names.contains(&e.id);
                     if taken {
@@ -406,7 +499,7 @@ pub fn map_directory(
         let (uid, gid, private) = match verdict {
             Ok(v) => v,
             Err(reason) => {
-                out.notices.push(Notice::UserSkipped {
+                notices.push(Notice::UserSkipped {
                     name: e.id.clone(),
                     reason,
                 });
@@ -414,64 +507,82 @@ pub fn map_directory(
             }
         };
         if private {
-            private_groups.push(UnixGroup {
+            served.private_groups.push(UnixGroup {
                 name: e.id.clone(),
                 gid,
                 members: Vec::new(),
             });
         }
+        *slot = Some(served.users.len());
+        served
+            .users
+            .push(clean_user(e, uid, gid, settings, shells, notices));
+    }
+    served
+}
 
-        let raw_gecos = e
-            .gecos
-            .as_deref()
-            .or(e.display_name.as_deref())
-            .unwrap_or("");
-        let (gecos, changed) = clean::clean_gecos(raw_gecos);
-        if changed {
-            out.notices
-                .push(Notice::GecosCleaned { user: e.id.clone() });
-        }
-
-        let home = match e.home.as_deref().filter(|_| settings.use_entity_home) {
-            Some(h) => match clean::usable_path(h) {
-                Some(h) => h.to_owned(),
-                None => {
-                    out.notices.push(Notice::HomeReplaced {
-                        user: e.id.clone(),
-                        home: h.to_owned(),
-                    });
-                    settings.templated_home(&e.id, uid)
-                }
-            },
-            None => settings.templated_home(&e.id, uid),
-        };
-
-        let shell = match e.shell.as_deref() {
-            Some(s) if shells.contains(s) && clean::usable_path(s).is_some() => s.to_owned(),
-            Some(s) => {
-                out.notices.push(Notice::ShellReplaced {
-                    user: e.id.clone(),
-                    shell: s.to_owned(),
-                });
-                settings.default_shell.clone()
-            }
-            None => settings.default_shell.clone(),
-        };
-
-        served_user[ei] = Some(out.users.len());
-        out.users.push(UnixUser {
-            name: e.id.clone(),
-            uid,
-            gid,
-            gecos,
-            home,
-            shell,
-            locked: e.locked,
-        });
+/// The passwd entry of a served entity: gecos cleaned, an unusable home or
+/// unlisted shell replaced (each with a notice).
+fn clean_user(
+    e: &SourceEntity,
+    uid: u32,
+    gid: u32,
+    settings: &RefreshSettings,
+    shells: &HashSet<String>,
+    notices: &mut Vec<Notice>,
+) -> UnixUser {
+    let raw_gecos = e
+        .gecos
+        .as_deref()
+        .or(e.display_name.as_deref())
+        .unwrap_or("");
+    let (gecos, changed) = clean::clean_gecos(raw_gecos);
+    if changed {
+        notices.push(Notice::GecosCleaned { user: e.id.clone() });
     }
 
-    // ---- memberships (over everything fetched, served or not) ----
-    let membership = members::compute(&MembershipInput {
+    let home = match e.home.as_deref().filter(|_| settings.use_entity_home) {
+        Some(h) => match clean::usable_path(h) {
+            Some(h) => h.to_owned(),
+            None => {
+                notices.push(Notice::HomeReplaced {
+                    user: e.id.clone(),
+                    home: h.to_owned(),
+                });
+                settings.templated_home(&e.id, uid)
+            }
+        },
+        None => settings.templated_home(&e.id, uid),
+    };
+
+    let shell = match e.shell.as_deref() {
+        Some(s) if shells.contains(s) && clean::usable_path(s).is_some() => s.to_owned(),
+        Some(s) => {
+            notices.push(Notice::ShellReplaced {
+                user: e.id.clone(),
+                shell: s.to_owned(),
+            });
+            settings.default_shell.clone()
+        }
+        None => settings.default_shell.clone(),
+    };
+
+    UnixUser {
+        name: e.id.clone(),
+        uid,
+        gid,
+        gecos,
+        home,
+        shell,
+        locked: e.locked,
+    }
+}
+
+/// Effective members of every fetched group (indexed like `groups`),
+/// over every fetched entity: a skipped group or entity still passes
+/// memberships on.
+fn effective_memberships(entities: &[SourceEntity], groups: &[SourceGroup]) -> Memberships {
+    members::compute(&MembershipInput {
         group_names: groups.iter().map(|g| g.name.as_str()).collect(),
         group_expansions: groups
             .iter()
@@ -481,7 +592,32 @@ pub fn map_directory(
             .iter()
             .map(|e| e.groups.iter().map(String::as_str).collect())
             .collect(),
-    });
+    })
+}
+
+/// Of a group's effective members (entity indexes), the served ones, as
+/// indexes into the served users.
+fn served_members<'a>(
+    effective: &'a [u32],
+    served_user: &'a [Option<usize>],
+) -> impl Iterator<Item = usize> + 'a {
+    effective
+        .iter()
+        .filter_map(|&ei| served_user.get(ei as usize).copied().flatten())
+}
+
+/// Computes memberships over everything fetched (served or not), pushes
+/// the served groups with their served members to `out.groups`, and
+/// reports what name clashes cost. Returns, per served user, the gids of
+/// its served groups (unsorted).
+fn map_memberships(
+    entities: &[SourceEntity],
+    groups: &[SourceGroup],
+    group_verdicts: &GroupVerdicts<'_>,
+    served_user: &[Option<usize>],
+    out: &mut Mapped,
+) -> Vec<Vec<u32>> {
+    let membership = effective_memberships(entities, groups);
     out.notices
         .extend(membership.issues.iter().cloned().map(Notice::Expansion));
 
@@ -489,7 +625,12 @@ pub fn map_directory(
     // Served users who lost a supplementary group to a name clash.
     let mut lost_a_group: HashSet<usize> = HashSet::new();
     let mut supplementary_lost: HashMap<usize, usize> = HashMap::new();
-    for (gi, verdict) in group_gid.iter().enumerate() {
+    for ((gi, verdict), effective) in group_verdicts
+        .gid
+        .iter()
+        .enumerate()
+        .zip(&membership.members)
+    {
         // Skipped groups, duplicated names included, have no gid here.
         let Some((gid, served_as)) = verdict else {
             continue;
@@ -500,22 +641,20 @@ pub fn map_directory(
             // users who have it as primary group, and is no one's
             // supplementary group.
             let mut lost = 0;
-            for &ei in &membership.members[gi] {
-                if let Some(ui) = served_user[ei as usize] {
-                    if out.users[ui].gid != gid {
-                        lost += 1;
-                        lost_a_group.insert(ui);
-                    }
+            for ui in served_members(effective, served_user) {
+                if out.users.get(ui).is_some_and(|u| u.gid != gid) {
+                    lost += 1;
+                    lost_a_group.insert(ui);
                 }
             }
             supplementary_lost.insert(gi, lost);
             continue;
         };
         let mut names = Vec::new();
-        for &ei in &membership.members[gi] {
-            if let Some(ui) = served_user[ei as usize] {
-                names.push(out.users[ui].name.clone());
-                user_gids[ui].push(gid);
+        for ui in served_members(effective, served_user) {
+            if let (Some(user), Some(gids)) = (out.users.get(ui), user_gids.get_mut(ui)) {
+                names.push(user.name.clone());
+                gids.push(gid);
             }
         }
         names.sort_unstable();
@@ -526,17 +665,23 @@ pub fn map_directory(
         });
     }
     // By name, whatever the answer order.
-    clashes.sort_by(|a, b| groups[a.0].name.cmp(&groups[b.0].name));
+    let mut clashes: Vec<&(usize, ClashOutcome)> = group_verdicts.clashes.iter().collect();
+    clashes.sort_by(|a, b| {
+        let name = |gi: usize| groups.get(gi).map(|g| g.name.as_str());
+        name(a.0).cmp(&name(b.0))
+    });
     for (gi, outcome) in clashes {
-        let Some((gid, _)) = group_gid[gi] else {
+        let (Some(Some((gid, _))), Some(group)) = (group_verdicts.gid.get(*gi), groups.get(*gi))
+        else {
             continue;
         };
+        let gid = *gid;
         out.notices.push(Notice::GroupNameClash {
-            name: groups[gi].name.clone(),
+            name: group.name.clone(),
             gid,
-            outcome,
+            outcome: outcome.clone(),
             primary_users: out.users.iter().filter(|u| u.gid == gid).count(),
-            supplementary_users: supplementary_lost.get(&gi).copied().unwrap_or(0),
+            supplementary_users: supplementary_lost.get(gi).copied().unwrap_or(0),
         });
     }
     if !lost_a_group.is_empty() {
@@ -544,31 +689,26 @@ pub fn map_directory(
             users: lost_a_group.len(),
         });
     }
-    // By user name (the map is sorted), whatever the answer order.
-    let served_names: HashSet<&str> = out.users.iter().map(|u| u.name.as_str()).collect();
+    user_gids
+}
+
+/// Reports the served users a local group line names: glibc adds that
+/// local group to their groups. By user name (the map is sorted), whatever
+/// the answer order.
+fn report_local_group_members(
+    users: &[UnixUser],
+    local: &LocalAccounts,
+    notices: &mut Vec<Notice>,
+) {
+    let served_names: HashSet<&str> = users.iter().map(|u| u.name.as_str()).collect();
     for (user, local_groups) in &local.member_of {
         if served_names.contains(user.as_str()) {
-            out.notices
-                .extend(local_groups.iter().map(|group| Notice::LocalGroupMember {
-                    user: user.clone(),
-                    group: group.clone(),
-                }));
+            notices.extend(local_groups.iter().map(|group| Notice::LocalGroupMember {
+                user: user.clone(),
+                group: group.clone(),
+            }));
         }
     }
-    out.private_groups = private_groups.len();
-    out.groups.extend(private_groups);
-    out.groups.sort_by_key(|g| g.gid);
-
-    for (ui, mut gids) in user_gids.into_iter().enumerate() {
-        if gids.is_empty() {
-            continue;
-        }
-        gids.sort_unstable();
-        gids.dedup();
-        out.user_groups.insert(out.users[ui].name.clone(), gids);
-    }
-    out.users.sort_by_key(|u| u.uid);
-    out
 }
 
 #[cfg(test)]

@@ -158,7 +158,9 @@ impl RangePlanner {
             });
         }
         nums.sort_unstable();
-        let median = nums[nums.len() / 2];
+        // `nums` holds at least `cap` (>= 1) numbers; were it empty, `lo`
+        // would still give a valid split below.
+        let median = nums.get(nums.len() / 2).copied().unwrap_or(range.lo);
         // The median can equal `lo` when many results share the lowest
         // number; splitting just above it still shrinks both halves.
         let at = if median > range.lo {

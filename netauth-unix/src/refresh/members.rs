@@ -91,113 +91,160 @@ impl Memberships {
 
 /// Computes the effective members of every group.
 pub fn compute(input: &MembershipInput<'_>) -> Memberships {
-    let n = input.group_names.len();
     let mut issues = Vec::new();
+    let index = index_by_name(&input.group_names);
+    let direct = direct_members(input, &index);
+    let mut edges = expansion_edges(input, &index, &mut issues);
+    drop_cycle_edges(input, &mut edges, &mut issues);
+    let members = evaluate(direct, &edges);
+    Memberships { members, issues }
+}
+
+/// Group name -> group index. Every index handed out below comes from this
+/// map or from enumerating a vector of one element per group, so the
+/// `get`s on such vectors never miss; they keep the code free of panic
+/// paths.
+fn index_by_name<'a>(group_names: &[&'a str]) -> HashMap<&'a str, u32> {
     // When a name is duplicated (the caller should have prevented it), the
     // first index wins deterministically.
-    let mut index: HashMap<&str, u32> = HashMap::with_capacity(n);
-    for (i, name) in input.group_names.iter().enumerate() {
+    let mut index: HashMap<&str, u32> = HashMap::with_capacity(group_names.len());
+    for (i, name) in group_names.iter().enumerate() {
         index.entry(*name).or_insert(i as u32);
     }
+    index
+}
 
-    // Direct members per group.
-    let mut direct: Vec<Vec<u32>> = vec![Vec::new(); n];
+/// Direct members (entity indexes) per group, unsorted.
+fn direct_members(input: &MembershipInput<'_>, index: &HashMap<&str, u32>) -> Vec<Vec<u32>> {
+    let mut direct: Vec<Vec<u32>> = vec![Vec::new(); input.group_names.len()];
     for (e, groups) in input.entity_direct_groups.iter().enumerate() {
         for g in groups {
-            if let Some(&gi) = index.get(g) {
-                direct[gi as usize].push(e as u32);
+            if let Some(list) = index.get(g).and_then(|&gi| direct.get_mut(gi as usize)) {
+                list.push(e as u32);
             }
         }
     }
+    direct
+}
 
-    // Expansion edges.
-    let mut edges: Vec<Vec<(ExpansionMode, u32)>> = vec![Vec::new(); n];
-    for (g, exps) in input.group_expansions.iter().enumerate() {
+/// Per group, its well-formed expansions to known groups; the others are
+/// reported.
+fn expansion_edges(
+    input: &MembershipInput<'_>,
+    index: &HashMap<&str, u32>,
+    issues: &mut Vec<MembershipIssue>,
+) -> Vec<Vec<(ExpansionMode, u32)>> {
+    let mut edges: Vec<Vec<(ExpansionMode, u32)>> = vec![Vec::new(); input.group_names.len()];
+    for ((group, exps), list) in input
+        .group_names
+        .iter()
+        .zip(&input.group_expansions)
+        .zip(edges.iter_mut())
+    {
         for raw in exps {
             match parse_expansion(raw) {
                 None => issues.push(MembershipIssue::BadExpansion {
-                    group: input.group_names[g].to_owned(),
+                    group: (*group).to_owned(),
                     expansion: (*raw).to_owned(),
                 }),
                 Some((mode, target)) => match index.get(target) {
                     None => issues.push(MembershipIssue::UnknownTarget {
-                        group: input.group_names[g].to_owned(),
+                        group: (*group).to_owned(),
                         target: target.to_owned(),
                     }),
-                    Some(&t) => edges[g].push((mode, t)),
+                    Some(&t) => list.push((mode, t)),
                 },
             }
         }
     }
+    edges
+}
 
-    // Drop every edge inside a strongly connected component.
-    let scc = strongly_connected_components(&edges);
-    for (g, list) in edges.iter_mut().enumerate() {
+/// Drops (and reports) every edge inside a strongly connected component,
+/// which leaves the graph acyclic.
+fn drop_cycle_edges(
+    input: &MembershipInput<'_>,
+    edges: &mut [Vec<(ExpansionMode, u32)>],
+    issues: &mut Vec<MembershipIssue>,
+) {
+    let name_of = |g: u32| input.group_names.get(g as usize).copied().unwrap_or("");
+    let scc = strongly_connected_components(edges);
+    for ((group, list), component) in input.group_names.iter().zip(edges.iter_mut()).zip(&scc) {
         list.retain(|&(_, t)| {
-            let cyclic = scc[g] == scc[t as usize];
+            let cyclic = scc.get(t as usize) == Some(component);
             if cyclic {
                 issues.push(MembershipIssue::Cycle {
-                    group: input.group_names[g].to_owned(),
-                    target: input.group_names[t as usize].to_owned(),
+                    group: (*group).to_owned(),
+                    target: name_of(t).to_owned(),
                 });
             }
             !cyclic
         });
     }
+}
 
-    // The graph is now acyclic: evaluate in post-order.
-    let order = post_order(&edges);
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); n];
-    for g in order {
-        let mut set = std::mem::take(&mut direct[g]);
+/// Effective members of every group of an acyclic graph, each group
+/// evaluated once, after the groups it expands (post-order).
+fn evaluate(mut direct: Vec<Vec<u32>>, edges: &[Vec<(ExpansionMode, u32)>]) -> Vec<Vec<u32>> {
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); edges.len()];
+    for g in post_order(edges) {
+        let mut set = direct.get_mut(g).map(std::mem::take).unwrap_or_default();
         set.sort_unstable();
         set.dedup();
         let mut excluded: Vec<u32> = Vec::new();
-        for &(mode, t) in &edges[g] {
-            let other = &members[t as usize];
+        for &(mode, t) in edges.get(g).map(Vec::as_slice).unwrap_or_default() {
+            // Post-order: `t` was evaluated before `g`.
+            let Some(other) = members.get(t as usize) else {
+                continue;
+            };
             match mode {
                 ExpansionMode::Include => set = union(&set, other),
                 ExpansionMode::Exclude => excluded = union(&excluded, other),
             }
         }
-        members[g] = difference(&set, &excluded);
+        if let Some(slot) = members.get_mut(g) {
+            *slot = difference(&set, &excluded);
+        }
     }
-    Memberships { members, issues }
+    members
 }
 
-fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
+/// Sorted union of two sorted, deduplicated lists.
+fn union(mut a: &[u32], mut b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
+    while let (&[x, ref rest_a @ ..], &[y, ref rest_b @ ..]) = (a, b) {
+        match x.cmp(&y) {
             std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
+                out.push(x);
+                a = rest_a;
             }
             std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
+                out.push(y);
+                b = rest_b;
             }
             std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
+                out.push(x);
+                a = rest_a;
+                b = rest_b;
             }
         }
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
     out
 }
 
-fn difference(a: &[u32], b: &[u32]) -> Vec<u32> {
+/// The elements of sorted `a` that are not in sorted `b`.
+fn difference(a: &[u32], mut b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len());
-    let mut j = 0;
     for &x in a {
-        while j < b.len() && b[j] < x {
-            j += 1;
+        while let &[y, ref rest @ ..] = b {
+            if y >= x {
+                break;
+            }
+            b = rest;
         }
-        if j < b.len() && b[j] == x {
+        if b.first() == Some(&x) {
             continue;
         }
         out.push(x);
@@ -205,59 +252,87 @@ fn difference(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-/// Tarjan's algorithm, iterative (hostile data may nest deeply).
-/// Returns the component id of every node.
-fn strongly_connected_components(edges: &[Vec<(ExpansionMode, u32)>]) -> Vec<u32> {
+/// Tarjan's bookkeeping for one node.
+#[derive(Clone, Copy)]
+struct TarjanNode {
+    index: u32,
+    low: u32,
+    on_stack: bool,
+    component: u32,
+}
+
+impl TarjanNode {
     const UNVISITED: u32 = u32::MAX;
-    let n = edges.len();
-    let mut index = vec![UNVISITED; n];
-    let mut low = vec![0u32; n];
-    let mut on_stack = vec![false; n];
-    let mut comp = vec![UNVISITED; n];
+
+    /// Gives the node the next index and puts it on the stack.
+    fn discover(&mut self, next_index: &mut u32) {
+        self.index = *next_index;
+        self.low = *next_index;
+        self.on_stack = true;
+        *next_index += 1;
+    }
+}
+
+/// Tarjan's algorithm, iterative (hostile data may nest deeply).
+/// Returns the component id of every node. An edge to a node that does not
+/// exist is ignored.
+fn strongly_connected_components(edges: &[Vec<(ExpansionMode, u32)>]) -> Vec<u32> {
+    let mut nodes = vec![
+        TarjanNode {
+            index: TarjanNode::UNVISITED,
+            low: 0,
+            on_stack: false,
+            component: TarjanNode::UNVISITED,
+        };
+        edges.len()
+    ];
     let mut stack: Vec<u32> = Vec::new();
     let mut next_index = 0u32;
     let mut next_comp = 0u32;
     // (node, next edge position)
     let mut call: Vec<(u32, usize)> = Vec::new();
 
-    for root in 0..n {
-        if index[root] != UNVISITED {
-            continue;
+    for root in 0..nodes.len() {
+        match nodes.get_mut(root) {
+            Some(node) if node.index == TarjanNode::UNVISITED => node.discover(&mut next_index),
+            _ => continue,
         }
-        call.push((root as u32, 0));
-        index[root] = next_index;
-        low[root] = next_index;
-        next_index += 1;
         stack.push(root as u32);
-        on_stack[root] = true;
+        call.push((root as u32, 0));
 
         while let Some(&mut (v, ref mut pos)) = call.last_mut() {
-            let v = v as usize;
-            if let Some(&(_, w)) = edges[v].get(*pos) {
+            if let Some(&(_, w)) = edges.get(v as usize).and_then(|out| out.get(*pos)) {
                 *pos += 1;
-                let w = w as usize;
-                if index[w] == UNVISITED {
-                    index[w] = next_index;
-                    low[w] = next_index;
-                    next_index += 1;
-                    stack.push(w as u32);
-                    on_stack[w] = true;
-                    call.push((w as u32, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
+                let Some(&target) = nodes.get(w as usize) else {
+                    continue;
+                };
+                if target.index == TarjanNode::UNVISITED {
+                    if let Some(node) = nodes.get_mut(w as usize) {
+                        node.discover(&mut next_index);
+                        stack.push(w);
+                        call.push((w, 0));
+                    }
+                } else if target.on_stack {
+                    if let Some(node) = nodes.get_mut(v as usize) {
+                        node.low = node.low.min(target.index);
+                    }
                 }
                 continue;
             }
             call.pop();
-            if let Some(&(parent, _)) = call.last() {
-                let p = parent as usize;
-                low[p] = low[p].min(low[v]);
+            let Some(&node) = nodes.get(v as usize) else {
+                continue;
+            };
+            if let Some(parent) = call.last().and_then(|&(p, _)| nodes.get_mut(p as usize)) {
+                parent.low = parent.low.min(node.low);
             }
-            if low[v] == index[v] {
+            if node.low == node.index {
                 while let Some(w) = stack.pop() {
-                    on_stack[w as usize] = false;
-                    comp[w as usize] = next_comp;
-                    if w as usize == v {
+                    if let Some(member) = nodes.get_mut(w as usize) {
+                        member.on_stack = false;
+                        member.component = next_comp;
+                    }
+                    if w == v {
                         break;
                     }
                 }
@@ -265,7 +340,18 @@ fn strongly_connected_components(edges: &[Vec<(ExpansionMode, u32)>]) -> Vec<u32
             }
         }
     }
-    comp
+    nodes.iter().map(|node| node.component).collect()
+}
+
+/// Marks `v` seen; true if it was not seen before (and exists).
+fn first_visit(seen: &mut [bool], v: usize) -> bool {
+    match seen.get_mut(v) {
+        Some(seen) if !*seen => {
+            *seen = true;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Post-order of an acyclic graph (children before parents), iterative.
@@ -275,17 +361,15 @@ fn post_order(edges: &[Vec<(ExpansionMode, u32)>]) -> Vec<usize> {
     let mut out = Vec::with_capacity(n);
     let mut call: Vec<(usize, usize)> = Vec::new();
     for root in 0..n {
-        if seen[root] {
+        if !first_visit(&mut seen, root) {
             continue;
         }
-        seen[root] = true;
         call.push((root, 0));
         while let Some(&mut (v, ref mut pos)) = call.last_mut() {
-            if let Some(&(_, w)) = edges[v].get(*pos) {
+            if let Some(&(_, w)) = edges.get(v).and_then(|out| out.get(*pos)) {
                 *pos += 1;
                 let w = w as usize;
-                if !seen[w] {
-                    seen[w] = true;
+                if first_visit(&mut seen, w) {
                     call.push((w, 0));
                 }
                 continue;
@@ -503,6 +587,28 @@ mod tests {
         });
         assert_eq!(m.members[0], vec![0]);
         assert_eq!(m.groups_of_entities(1)[0].len(), n);
+    }
+
+    #[test]
+    fn set_operations_agree_with_btreeset() {
+        use std::collections::BTreeSet;
+        // A small linear congruential generator: reproducible lists of
+        // every shape (empty, disjoint, overlapping, one inside the other).
+        let mut state = 0x2545_f491_u32;
+        let mut next = move |m: u32| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 8) % m
+        };
+        for _ in 0..2_000 {
+            let a: BTreeSet<u32> = (0..next(12)).map(|_| next(30)).collect();
+            let b: BTreeSet<u32> = (0..next(12)).map(|_| next(30)).collect();
+            let (va, vb): (Vec<u32>, Vec<u32>) =
+                (a.iter().copied().collect(), b.iter().copied().collect());
+            let want_union: Vec<u32> = a.union(&b).copied().collect();
+            let want_difference: Vec<u32> = a.difference(&b).copied().collect();
+            assert_eq!(union(&va, &vb), want_union, "{va:?} | {vb:?}");
+            assert_eq!(difference(&va, &vb), want_difference, "{va:?} - {vb:?}");
+        }
     }
 
     #[test]

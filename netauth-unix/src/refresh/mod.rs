@@ -505,16 +505,6 @@ pub fn read_cache(path: &Path) -> Result<Vec<u8>, TrustError> {
     read_trusted(path, &TrustRule::CACHE)
 }
 
-/// Users and groups in the cache at `path`: `Ok(None)` when there is none,
-/// `Err` with the reason when the file is there but unreadable or corrupt.
-pub fn cached_counts(path: &Path) -> Result<Option<(usize, usize)>, String> {
-    match read_cache(path) {
-        Ok(bytes) => counts_of(&bytes).map(Some),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 fn counts_of(bytes: &[u8]) -> Result<(usize, usize), String> {
     CacheView::parse(bytes)
         .map(|v| (v.user_count(), v.group_count()))
@@ -526,6 +516,49 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The login shells the shells file lists. Unreadable or untrusted: none
+/// is listed (everyone gets the default shell), as the setting documents.
+fn read_shells(settings: &RefreshSettings, notices: &mut Vec<Notice>) -> HashSet<String> {
+    match read_trusted(&settings.shells_file, &TrustRule::LOCAL_ACCOUNTS) {
+        Ok(bytes) => clean::parse_shells(&String::from_utf8_lossy(&bytes)),
+        Err(e) => {
+            notices.push(Notice::ShellsFileUnreadable {
+                path: settings.shells_file.clone(),
+                error: e.describe_for(&settings.shells_file),
+            });
+            HashSet::new()
+        }
+    }
+}
+
+/// The user and group counts of the cache about to be replaced, for the
+/// shrink guard; `None` when there is none. A damaged previous cache is
+/// replaced (with a notice); one that is not to be trusted (another owner,
+/// writable by others, a link) means someone else had a hand in the
+/// folder: stop and say so.
+fn previous_counts(
+    cache_path: &Path,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<(usize, usize)>, RefreshError> {
+    Ok(match read_cache(cache_path) {
+        Ok(bytes) => match counts_of(&bytes) {
+            Ok(n) => Some(n),
+            Err(error) => {
+                notices.push(Notice::PreviousCacheUnreadable { error });
+                None
+            }
+        },
+        Err(e) if e.is_not_found() => None,
+        Err(e) if e.is_untrusted() => return Err(RefreshError::Untrusted(e)),
+        Err(e) => {
+            notices.push(Notice::PreviousCacheUnreadable {
+                error: e.to_string(),
+            });
+            None
+        }
+    })
 }
 
 /// The refresh proper, against any directory source, holding the folder's
@@ -553,39 +586,9 @@ where
             untrusted => RefreshError::Untrusted(untrusted),
         },
     )?;
-    // Unreadable or untrusted: no shell is listed (everyone gets the
-    // default shell), as the setting documents.
-    let shells = match read_trusted(&settings.shells_file, &TrustRule::LOCAL_ACCOUNTS) {
-        Ok(bytes) => clean::parse_shells(&String::from_utf8_lossy(&bytes)),
-        Err(e) => {
-            notices.push(Notice::ShellsFileUnreadable {
-                path: settings.shells_file.clone(),
-                error: e.describe_for(&settings.shells_file),
-            });
-            HashSet::new()
-        }
-    };
+    let shells = read_shells(settings, &mut notices);
     let cache_path = dir.join(CACHE_FILE_NAME);
-    // A damaged previous cache is replaced (with a notice); one that is
-    // not to be trusted (another owner, writable by others, a link) means
-    // someone else had a hand in the folder: stop and say so.
-    let previous = match read_cache(&cache_path) {
-        Ok(bytes) => match counts_of(&bytes) {
-            Ok(n) => Some(n),
-            Err(error) => {
-                notices.push(Notice::PreviousCacheUnreadable { error });
-                None
-            }
-        },
-        Err(e) if e.is_not_found() => None,
-        Err(e) if e.is_untrusted() => return Err(RefreshError::Untrusted(e)),
-        Err(e) => {
-            notices.push(Notice::PreviousCacheUnreadable {
-                error: e.to_string(),
-            });
-            None
-        }
-    };
+    let previous = previous_counts(&cache_path, &mut notices)?;
 
     let fetched = fetch::fetch_all(source, settings.search_cap).await?;
     let mapped = build::map_directory(

@@ -181,7 +181,10 @@ fn the_shrink_guard_refuses_a_sudden_loss_unless_forced() {
     // --force overrides the guard.
     let report = env.run(&mut directory(10, 16_000), true).unwrap();
     assert_eq!((report.previous_users, report.users), (Some(50), 10));
-    assert_eq!(cached_counts(&env.cache_path()).unwrap(), Some((10, 1)));
+    assert_eq!(
+        previous_counts(&env.cache_path(), &mut Vec::new()).unwrap(),
+        Some((10, 1))
+    );
 }
 
 #[test]
@@ -214,7 +217,10 @@ fn a_corrupt_previous_cache_is_replaced_with_a_notice() {
         .notices
         .iter()
         .any(|n| matches!(n, Notice::PreviousCacheUnreadable { .. })));
-    assert_eq!(cached_counts(&env.cache_path()).unwrap(), Some((5, 1)));
+    assert_eq!(
+        previous_counts(&env.cache_path(), &mut Vec::new()).unwrap(),
+        Some((5, 1))
+    );
 }
 
 #[test]

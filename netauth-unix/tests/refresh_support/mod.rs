@@ -1,6 +1,11 @@
 //! Shared helpers of the refresh tests, the refresh end-to-end tests and the
 //! refresh benchmark (included elsewhere with `#[path]`).
 #![allow(dead_code)]
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "test helpers (outside #[test], so clippy.toml does not cover them): a failed setup must stop the test loudly"
+)]
 
 use std::path::{Path, PathBuf};
 
@@ -50,8 +55,8 @@ pub fn primary_group(i: usize) -> (&'static str, i32) {
 /// (left out of its supplementary groups unless renamed).
 pub fn in_stock_named_group(i: usize, group: &str) -> bool {
     match group {
-        "users" => i % 4 == 0,
-        "staff" => i % 3 == 0,
+        "users" => i.is_multiple_of(4),
+        "staff" => i.is_multiple_of(3),
         _ => false,
     }
 }

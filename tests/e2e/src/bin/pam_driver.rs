@@ -223,7 +223,7 @@ fn parse() -> Options {
 /// Hex to bytes plus a NUL, allocated once at its final size (a growing
 /// vector would leave partial copies in freed memory).
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let mut bytes = Vec::with_capacity(hex.len() / 2 + 1);
