@@ -703,7 +703,7 @@ fn report(
         let _ =
             writeln!(
             s,
-            "\nTargets (issue 3): warm getpwnam_r median {} (target < 2 µs: {}); {:.0}× faster \
+            "\nTargets (first NSS release): warm getpwnam_r median {} (target < 2 µs: {}); {:.0}× faster \
              than libnss-cache (target ≥ 20×: {}).",
             duration(ours.median),
             if ours.median < 2_000.0 { "met" } else { "NOT met" },
