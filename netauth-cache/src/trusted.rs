@@ -425,20 +425,7 @@ pub fn set_exact_mode(file: &File, path: &Path, mode: u32, owner: Owner) -> Resu
         action: "inspect",
         source,
     })?;
-    if !meta.file_type().is_file() {
-        return Err(TrustError::NotRegular {
-            path: path.to_owned(),
-            kind: kind_name(meta.mode()),
-        });
-    }
-    if !owner.allows(meta.uid()) {
-        return Err(TrustError::Owner {
-            path: path.to_owned(),
-            folder: false,
-            uid: meta.uid(),
-            allowed: owner,
-        });
-    }
+    check_regular_and_owned(&meta, path, owner)?;
     if meta.mode() & 0o7777 != mode & 0o7777 {
         file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
             .map_err(|source| TrustError::Io {
@@ -513,9 +500,9 @@ fn open_once(path: &Path, rule: &TrustRule) -> Result<Opened, TrustError> {
     }))
 }
 
-fn check_file_meta(meta: &Metadata, path: &Path, owner: Owner, max: u64) -> Result<(), TrustError> {
-    let file_type = meta.file_type();
-    if !file_type.is_file() {
+/// A regular file whose owner `owner` allows.
+fn check_regular_and_owned(meta: &Metadata, path: &Path, owner: Owner) -> Result<(), TrustError> {
+    if !meta.file_type().is_file() {
         return Err(TrustError::NotRegular {
             path: path.to_owned(),
             kind: kind_name(meta.mode()),
@@ -529,6 +516,11 @@ fn check_file_meta(meta: &Metadata, path: &Path, owner: Owner, max: u64) -> Resu
             allowed: owner,
         });
     }
+    Ok(())
+}
+
+fn check_file_meta(meta: &Metadata, path: &Path, owner: Owner, max: u64) -> Result<(), TrustError> {
+    check_regular_and_owned(meta, path, owner)?;
     if meta.mode() & 0o022 != 0 {
         return Err(TrustError::Writable {
             path: path.to_owned(),
