@@ -700,13 +700,16 @@ fn report(
         results.get(&(Variant::Cache, "getpwnam_r".to_owned())),
     ) {
         let speedup = cache.median / ours.median;
-        let _ =
-            writeln!(
+        let _ = writeln!(
             s,
-            "\nTargets (issue 3): warm getpwnam_r median {} (target < 2 µs: {}); {:.0}× faster \
+            "\nTargets: warm getpwnam_r median {} (target < 2 µs: {}); {:.0}× faster \
              than libnss-cache (target ≥ 20×: {}).",
             duration(ours.median),
-            if ours.median < 2_000.0 { "met" } else { "NOT met" },
+            if ours.median < 2_000.0 {
+                "met"
+            } else {
+                "NOT met"
+            },
             speedup,
             if speedup >= 20.0 { "met" } else { "NOT met" }
         );
