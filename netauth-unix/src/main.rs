@@ -8,7 +8,8 @@
 //! Exit codes: 0 success; 1 the refresh failed; 2 bad usage or
 //! configuration; `status` has its own (see the `status` module). Messages
 //! go to stderr, one line per problem; `status` prints its report on stdout.
-//! Each command lives in its own module; `main` only parses and dispatches.
+//! `status` lives in its own module; a new command gets one too, plus one
+//! variant of [`Command`] and one arm in `main`.
 //! A closed pipe (`netauth-unix status | head -1`) never aborts a command:
 //! output to it is dropped and the exit status is the one the command would
 //! have had (see the `output` module).
