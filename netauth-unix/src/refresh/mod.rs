@@ -318,6 +318,7 @@ impl DirectorySource for ClientSource<'_> {
                 shell: e.meta.shell,
                 locked: e.meta.locked,
                 groups: e.meta.groups,
+                keys: e.meta.keys,
             })
             .collect())
     }
@@ -610,6 +611,7 @@ where
         users: mapped.users,
         groups: mapped.groups,
         user_groups: mapped.user_groups,
+        user_keys: mapped.user_keys,
         generated_at,
         source: source_label,
     };
