@@ -3,6 +3,8 @@
 //! ```text
 //! netauth-unix refresh [--config PATH] [--force] [--verbose]
 //! netauth-unix status  [--config PATH]
+//! netauth-unix ssh-keys USER [--type TYPE] [--config PATH]
+//! netkeys --ID USER [--type TYPE]      (the same, as NetAuth's netkeys)
 //! ```
 //!
 //! Exit codes: 0 success; 1 the refresh failed, or `status` found no usable
@@ -21,6 +23,7 @@ use netauth_core::ClientBuilder;
 use netauth_unix::refresh::{
     self, server_label, Notice, RefreshError, RefreshOptions, RefreshSettings, RefreshStatus,
 };
+use netauth_unix::ssh_keys::{self, SshKeysArgs};
 
 /// Deadline of the reachability check of `status`.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
@@ -58,6 +61,9 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Print a user's public keys, one per line, for sshd's
+    /// AuthorizedKeysCommand (also NetAuth's netkeys: --ID USER).
+    SshKeys(SshKeysArgs),
 }
 
 #[derive(Args)]
@@ -68,7 +74,7 @@ struct Common {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(ssh_keys::rewrite_args(std::env::args_os()));
     match cli.command {
         Command::Refresh {
             common,
@@ -76,6 +82,7 @@ fn main() -> ExitCode {
             verbose,
         } => run_refresh(&common.config, force, verbose),
         Command::Status { common } => run_status(&common.config),
+        Command::SshKeys(args) => ssh_keys::main(&args),
     }
 }
 

@@ -27,6 +27,7 @@ use netauth_cache::trusted::{read_trusted, TrustRule};
 
 pub mod pam;
 pub mod refresh;
+pub mod ssh;
 
 /// Where NetAuth's tools look for their configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netauth/config.toml";
