@@ -107,7 +107,8 @@ impl SshKeysArgs {
 
 /// Rewrites the command line so that clap parses netkeys' forms: when the
 /// program is invoked as `netkeys`, or its first argument is one of
-/// netkeys' flags, `ssh-keys` is inserted as the subcommand; for
+/// netkeys' flags and `--ID` is among them, `ssh-keys` is inserted as the
+/// subcommand; for
 /// `ssh-keys`, netkeys' one-dash flags (`-ID alice`, `-type=SSH`) become
 /// two-dash ones. Anything else is left as it is.
 pub fn rewrite_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
@@ -118,8 +119,13 @@ pub fn rewrite_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let as_netkeys = Path::new(&program)
         .file_name()
         .is_some_and(|name| name == NETKEYS_NAME);
-    let first_is_netkeys_flag = args.get(1).is_some_and(|a| netkeys_flag(a).is_some());
-    let rest_from = if as_netkeys || first_is_netkeys_flag {
+    // Without the name, netkeys' form needs its --ID: `netauth-unix
+    // --config X refresh` stays the (wrong) usage it is.
+    let netkeys_form = args.get(1).is_some_and(|a| netkeys_flag(a).is_some())
+        && args.iter().skip(1).any(|a| {
+            netkeys_flag(a).is_some_and(|f| f == "--ID" || f.to_string_lossy().starts_with("--ID="))
+        });
+    let rest_from = if as_netkeys || netkeys_form {
         args.insert(1, OsString::from("ssh-keys"));
         2
     } else if args.get(1).is_some_and(|a| a == "ssh-keys") {
@@ -570,7 +576,16 @@ mod tests {
                 &["netauth-unix", "ssh-keys", "alice", "-type", "SSH"],
                 &["netauth-unix", "ssh-keys", "alice", "--type", "SSH"],
             ),
-            // Other commands and plain arguments are left alone.
+            // Other commands and plain arguments are left alone, and so is
+            // a netkeys flag without netkeys' --ID.
+            (
+                &["netauth-unix", "--config", "/x", "refresh"],
+                &["netauth-unix", "--config", "/x", "refresh"],
+            ),
+            (
+                &["netauth-unix", "-type", "SSH", "-ID=bob"],
+                &["netauth-unix", "ssh-keys", "--type", "SSH", "--ID=bob"],
+            ),
             (
                 &["netauth-unix", "refresh", "-v"],
                 &["netauth-unix", "refresh", "-v"],
