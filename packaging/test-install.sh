@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the netauth-unix .deb into an isolated Debian root and proves it
-# works there, then that removing it puts the host configuration back; checks
-# the .rpm's file list and scriptlets.
+# works there (NSS, PAM, home directories, ssh-keys as sshd runs it, the sshd
+# drop-in, the AppArmor addition, systemd-analyze verify of the units), then
+# that removing it puts the host configuration back; checks the .rpm's file
+# list and scriptlets.
 #
 #   bash packaging/test-install.sh [DEB [RPM]]
 #
 # Default packages: the newest in target/debian/ and target/generate-rpm/
 # (make them with `bash packaging/build.sh`). Needs root, unshare, overlayfs,
-# pamtester and rpm (apt-get install pamtester rpm).
+# pamtester, rpm, sshd (openssh-server), systemd-analyze (systemd) and
+# apparmor_parser (apparmor): scripts/setup.sh installs them.
 #
 # Isolation: the script re-runs itself in a private mount namespace and
 # builds the root there as an overlay: the host's / read-only below, a tmpfs
@@ -24,7 +27,7 @@ if [ "${NETAUTH_PKGTEST_INNER:-}" != 1 ]; then
         echo "test-install.sh: must run as root (mount namespace, overlayfs, chroot)" >&2
         exit 1
     fi
-    for tool in unshare chroot pamtester rpm; do
+    for tool in unshare chroot pamtester rpm sshd systemd-analyze apparmor_parser setpriv; do
         command -v "$tool" >/dev/null || { echo "test-install.sh: $tool is missing" >&2; exit 1; }
     done
     exec env NETAUTH_PKGTEST_INNER=1 unshare --mount --propagation private -- bash "$0" "$@"
@@ -52,6 +55,7 @@ section "rpm: $RPM"
 rpm_files="$(rpm -qpl "$RPM")"
 echo "$rpm_files"
 expected_rpm_files='/etc/netauth/config.toml
+/etc/ssh/sshd_config.d/netauth.conf
 /usr/lib/systemd/system/netauth-unix-refresh.service
 /usr/lib/systemd/system/netauth-unix-refresh.timer
 /usr/lib64/libnss_netauth.so.2
@@ -67,6 +71,7 @@ check "rpm file list is exactly the expected one" [ "$rpm_files" = "$expected_rp
 rpm_flags="$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILEMODES:perms} %{FILENAMES}\n]' "$RPM")"
 echo "$rpm_flags" | grep -E 'config.toml|\.so|sbin'
 check "rpm: config.toml is %config(noreplace)" grep -q -E '^cn +-rw-r--r-- /etc/netauth/config.toml$' <<<"$rpm_flags"
+check "rpm: the sshd drop-in is %config(noreplace)" grep -q -E '^cn +-rw-r--r-- /etc/ssh/sshd_config.d/netauth.conf$' <<<"$rpm_flags"
 check "rpm: modules and command are executable" \
     test "$(grep -c -E '^ *-rwxr-xr-x (/usr/lib64/libnss_netauth.so.2|/usr/lib64/security/pam_netauth.so|/usr/sbin/netauth-unix)$' <<<"$rpm_flags")" = 3
 rpm_scripts="$(rpm -qp --scripts "$RPM")"
@@ -168,6 +173,9 @@ snapshot() { # name: copies of what the package must give back
 in_root useradd -M -s /usr/sbin/nologin pkgtest-local
 echo 'pkgtest-local:local-secret-1' | in_root chpasswd
 snapshot before
+# What sshd would run with, before the package: the drop-in must not change it.
+mkdir -p "$ROOT/run/sshd"
+in_root sshd -T -C user=alice,host=localhost,addr=127.0.0.1 >"$WORK/sshd-T.before"
 
 section "dpkg -i (twice: the second is a reinstall over the installed version)"
 in_root dpkg -i /tmp/netauth-unix.deb
@@ -184,6 +192,9 @@ for path in /usr/sbin/netauth-unix /lib/x86_64-linux-gnu/libnss_netauth.so.2 \
     check "installed: $path" test -e "$ROOT$path"
 done
 check "config.toml is a conffile" grep -q '^ /etc/netauth/config.toml ' <<<"$(in_root dpkg-query -W -f='${Conffiles}\n' netauth-unix)"
+check "the sshd drop-in is a conffile" grep -q '^ /etc/ssh/sshd_config.d/netauth.conf ' <<<"$(in_root dpkg-query -W -f='${Conffiles}\n' netauth-unix)"
+check "no netkeys link is shipped (a netkeys of NetAuth's may live there)" \
+    bash -c '! in_root dpkg -L netauth-unix | grep -q netkeys' 
 check "netauth-unix --help answers" in_root /usr/sbin/netauth-unix --help
 
 section "nsswitch.conf after install (diff against before)"
@@ -205,13 +216,36 @@ check "common-password: pam_netauth after pam_unix" \
     awk '/pam_unix.so/{u=NR} /pam_netauth.so/{n=NR} END{exit !(u && n && u<n)}' "$ROOT/etc/pam.d/common-password"
 check "common-session: pam_netauth optional" grep -q -E '^session[[:space:]]+optional[[:space:]]+pam_netauth.so' "$ROOT/etc/pam.d/common-session"
 check "common-session-noninteractive: no pam_netauth" bash -c '! grep -q pam_netauth "$1"' _ "$ROOT/etc/pam.d/common-session-noninteractive"
+check "common-session: pam_mkhomedir, skipped for local users by pam_localuser" \
+    awk '/success=1 default=ignore\][[:space:]]+pam_localuser.so/{l=NR} /^session[[:space:]]+optional[[:space:]]+pam_mkhomedir.so[[:space:]]*$/{m=NR} END{exit !(l && m == l + 1)}' "$ROOT/etc/pam.d/common-session"
+check "common-session-noninteractive: no pam_mkhomedir (cron, scp of services...)" \
+    bash -c '! grep -q pam_mkhomedir "$1"' _ "$ROOT/etc/pam.d/common-session-noninteractive"
+in_root pam-auth-update --disable netauth-mkhomedir
+check "pam-auth-update --disable netauth-mkhomedir: no pam_mkhomedir, pam_netauth stays" \
+    bash -c '! grep -q pam_mkhomedir "$1/common-session" && grep -q pam_netauth "$1/common-session" && grep -q pam_netauth "$1/common-auth"' _ "$ROOT/etc/pam.d"
+in_root dpkg -i /tmp/netauth-unix.deb >/dev/null
+check "an upgrade keeps home directory creation off" bash -c '! grep -q pam_mkhomedir "$1"' _ "$ROOT/etc/pam.d/common-session"
+in_root pam-auth-update --enable netauth-mkhomedir
+check "pam-auth-update --enable netauth-mkhomedir puts it back" grep -q pam_mkhomedir "$ROOT/etc/pam.d/common-session"
+
+section "sshd drop-in (shipped disabled)"
+cat "$ROOT/etc/ssh/sshd_config.d/netauth.conf"
+check "no directive is active as installed" bash -c '! grep -v -E "^[[:space:]]*(#|$)" "$1"' _ "$ROOT/etc/ssh/sshd_config.d/netauth.conf"
+in_root sshd -T -C user=alice,host=localhost,addr=127.0.0.1 >"$WORK/sshd-T.installed"
+check "sshd's effective configuration is unchanged by the install" cmp -s "$WORK/sshd-T.before" "$WORK/sshd-T.installed"
 
 section "systemd units"
 check "timer enabled (timers.target.wants link)" test -L "$ROOT/etc/systemd/system/timers.target.wants/netauth-unix-refresh.timer"
-if command -v systemd-analyze >/dev/null; then
-    check "systemd-analyze verify accepts both units" \
-        in_root systemd-analyze verify /usr/lib/systemd/system/netauth-unix-refresh.service /usr/lib/systemd/system/netauth-unix-refresh.timer
-fi
+# systemd-analyze verify needs no systemd running as PID 1 (it loads the
+# units offline, checks ExecStart= is executable and Documentation= man
+# pages exist): it runs here, inside the root, on the installed files.
+in_root systemd-analyze verify /usr/lib/systemd/system/netauth-unix-refresh.service \
+    /usr/lib/systemd/system/netauth-unix-refresh.timer >"$WORK/verify.out" 2>&1 || true
+cat "$WORK/verify.out"
+check "systemd-analyze verify accepts both units" \
+    in_root systemd-analyze verify /usr/lib/systemd/system/netauth-unix-refresh.service /usr/lib/systemd/system/netauth-unix-refresh.timer
+check "systemd-analyze verify said nothing about them" \
+    bash -c '! grep -q netauth-unix "$1"' _ "$WORK/verify.out"
 
 # ------------------------------------------------------ use it for real
 section "configure for the test server, refresh"
@@ -245,6 +279,24 @@ check "id dave: no nx-engineering (EXCLUDE rule)" \
     bash -c 'grep -q "(nx-interns)" <<<"$1" && ! grep -q "(nx-engineering)" <<<"$1"' _ "$(in_root id dave)"
 check "local root still comes from files" grep -q '^root:x:0:0:' <<<"$(in_root getent passwd root)"
 
+section "ssh-keys as sshd runs it (as nobody), and the drop-in enabled"
+nobody_keys() { in_root setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/sbin/netauth-unix ssh-keys "$@"; }
+nobody_keys alice || true
+check "ssh-keys alice (as nobody): her key, from the server" \
+    test "$(nobody_keys alice)" = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPkgTestKeyOfAlice alice@pkgtest"
+check "ssh-keys erin (locked): nothing, exit 0" test -z "$(nobody_keys erin)"
+check "ssh-keys root (local): nothing, exit 0" test -z "$(nobody_keys root)"
+enable_cmd="$(grep -o "sed -i '[^']*' /etc/ssh/sshd_config.d/netauth.conf" "$ROOT/etc/ssh/sshd_config.d/netauth.conf")"
+echo "documented command: $enable_cmd"
+check "the drop-in documents its enable command" test -n "$enable_cmd"
+in_root sh -c "$enable_cmd"
+in_root sshd -T -C user=alice,host=localhost,addr=127.0.0.1 >"$WORK/sshd-T.enabled"
+diff "$WORK/sshd-T.installed" "$WORK/sshd-T.enabled" || true
+check "enabled: sshd runs ssh-keys as nobody" \
+    bash -c 'grep -qx "authorizedkeyscommand /usr/sbin/netauth-unix ssh-keys %u" "$1" && grep -qx "authorizedkeyscommanduser nobody" "$1"' _ "$WORK/sshd-T.enabled"
+check "enabled: nothing else changed" \
+    test "$(diff "$WORK/sshd-T.installed" "$WORK/sshd-T.enabled" | grep -c '^>')" = 2
+
 section "PAM through the installed pam-auth-update profile (pamtester)"
 cat >"$ROOT/etc/pam.d/netauth-test" <<'EOF'
 @include common-auth
@@ -274,6 +326,16 @@ check "alice changes her NetAuth password (chauthtok)" \
     bash -c 'printf "%s\n" alice-secret alice-new-1 alice-new-1 | chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin pamtester -v netauth-test alice chauthtok' _ "$ROOT"
 check "alice, new password works" pam 0 alice alice-new-1 authenticate
 check "alice, old password refused" pam 1 alice alice-secret authenticate
+
+section "home directories: pam_mkhomedir for NetAuth users only"
+check "alice has no home yet" test ! -e "$ROOT/home/alice"
+check "alice opens a session" pam 0 alice unused open_session close_session
+ls -la "$ROOT/home/alice" || true
+check "her home was made, owned by her uid and gid" test "$(stat -c %u:%g "$ROOT/home/alice" 2>/dev/null)" = 61001:6001
+check "with the mode useradd gives (login.defs UMASK 022: 0755)" test "$(stat -c %a "$ROOT/home/alice" 2>/dev/null)" = 755
+check "from /etc/skel" test -f "$ROOT/home/alice/.profile"
+check "the local user (no home, made with useradd -M) opens a session" pam 0 pkgtest-local unused open_session close_session
+check "pam_mkhomedir left the local user alone" test ! -e "$ROOT/home/pkgtest-local"
 
 section "what pam_netauth logged (syslog, via the root's /dev/log)"
 cat "$WORK/syslog" || true
@@ -359,6 +421,37 @@ in_root dpkg -i /tmp/netauth-unix.deb >>"$WORK/variant.log" 2>&1
 check "upgrade does not put back what the admin took out" \
     test "$(cat "$ROOT/etc/nsswitch.conf")" = $'passwd: files systemd\ngroup: files systemd'
 in_root dpkg --purge netauth-unix >>"$WORK/variant.log" 2>&1
+
+# ------------------------------------------- AppArmor (Ubuntu's unix_chkpwd)
+section "AppArmor local addition for unix_chkpwd"
+check "no profile (Debian): nothing was added to apparmor.d" test ! -e "$ROOT/etc/apparmor.d/local/unix-chkpwd"
+# A stand-in for Ubuntu's profile, with its include of the local file, and
+# an administrator's own line there.
+mkdir -p "$ROOT/etc/apparmor.d/local"
+cat >"$ROOT/etc/apparmor.d/unix-chkpwd" <<'PROFILE'
+abi <abi/3.0>,
+include <tunables/global>
+profile unix-chkpwd /{,usr/}{,s}bin/unix_chkpwd {
+  include <abstractions/base>
+  include <abstractions/nameservice>
+  /{,usr/}{,s}bin/unix_chkpwd mr,
+  include if exists <local/unix-chkpwd>
+}
+PROFILE
+echo '/srv/admin-rule r,' >"$ROOT/etc/apparmor.d/local/unix-chkpwd"
+in_root dpkg -i /tmp/netauth-unix.deb >"$WORK/aa.log" 2>&1 || cat "$WORK/aa.log"
+in_root dpkg -i /tmp/netauth-unix.deb >>"$WORK/aa.log" 2>&1 || cat "$WORK/aa.log"
+cat "$ROOT/etc/apparmor.d/local/unix-chkpwd"
+check "the rule reading the cache is there, once" \
+    test "$(grep -c -x '/var/lib/netauth/nss.cache r,' "$ROOT/etc/apparmor.d/local/unix-chkpwd")" = 1
+check "the administrator's line is kept" grep -q -x '/srv/admin-rule r,' "$ROOT/etc/apparmor.d/local/unix-chkpwd"
+check "apparmor_parser accepts the profile with the addition" \
+    in_root apparmor_parser -Q -K -T /etc/apparmor.d/unix-chkpwd
+in_root dpkg -r netauth-unix >>"$WORK/aa.log" 2>&1 || cat "$WORK/aa.log"
+check "removal takes the addition out" bash -c '! grep -q netauth "$1"' _ "$ROOT/etc/apparmor.d/local/unix-chkpwd"
+check "and keeps the administrator's line" grep -q -x '/srv/admin-rule r,' "$ROOT/etc/apparmor.d/local/unix-chkpwd"
+in_root dpkg --purge netauth-unix >>"$WORK/aa.log" 2>&1 || true
+rm -f "$ROOT/etc/apparmor.d/unix-chkpwd" "$ROOT/etc/apparmor.d/local/unix-chkpwd"
 
 printf '\npackage install test: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" = 0 ]

@@ -12,6 +12,10 @@ packages=(
   util-linux                    # unshare: private mount namespaces for tests
   libnss-cache                  # benchmark baseline only
   rpm                           # inspects the built .rpm in the package test
+  openssh-server openssh-client # the sshd end-to-end test (sshd run by hand, never started)
+  sshpass                       # password logins over ssh in that test
+  systemd                       # systemd-analyze verify of the units (no PID 1 needed)
+  apparmor                      # apparmor_parser checks the unix_chkpwd addition's syntax
 )
 
 missing=()

@@ -112,6 +112,70 @@ pub fn parse_shells(text: &str) -> HashSet<String> {
         .collect()
 }
 
+/// Longest public key entry (`TYPE:KEY`) served, in bytes: room for the
+/// largest OpenSSH keys and certificates with options, not for a
+/// megabyte-long "key" that every host's cache would carry.
+pub const MAX_KEY_BYTES: usize = 32 * 1024;
+/// Most public keys served per user; the refresh keeps the first ones.
+pub const MAX_KEYS_PER_USER: usize = 128;
+/// Longest key TYPE, in bytes.
+pub const MAX_KEY_TYPE_BYTES: usize = 64;
+
+/// Why a public key entry is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// No `:` between TYPE and KEY, or an empty TYPE.
+    NoType,
+    /// TYPE holds a byte other than printable ASCII without space, or is
+    /// longer than 64 bytes.
+    BadType,
+    /// Nothing after the `:`.
+    Empty,
+    /// Longer than [`MAX_KEY_BYTES`].
+    TooLong,
+    /// A control character (NUL, newline, carriage return, tab, C1, DEL):
+    /// `ssh-keys` prints one key per line, and sshd reads every line it
+    /// prints as a key.
+    ControlCharacter,
+}
+
+impl std::fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyProblem::NoType => "no TYPE: before the key",
+            KeyProblem::BadType => "the key TYPE is not printable ASCII without space",
+            KeyProblem::Empty => "empty key",
+            KeyProblem::TooLong => "key longer than 32 KiB",
+            KeyProblem::ControlCharacter => "key holds a control character",
+        })
+    }
+}
+
+/// Checks a public key entry as NetAuth stores it (`TYPE:KEY`, the TYPE
+/// upper-cased by the server; the KEY is everything after the first `:`
+/// and may hold `:` and spaces) and returns its TYPE and KEY.
+pub fn check_key(entry: &str) -> Result<(&str, &str), KeyProblem> {
+    if entry.len() > MAX_KEY_BYTES {
+        return Err(KeyProblem::TooLong);
+    }
+    let Some((kind, key)) = entry.split_once(':') else {
+        return Err(KeyProblem::NoType);
+    };
+    if kind.is_empty() {
+        return Err(KeyProblem::NoType);
+    }
+    if kind.len() > MAX_KEY_TYPE_BYTES || !kind.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(KeyProblem::BadType);
+    }
+    if key.chars().any(char::is_control) {
+        return Err(KeyProblem::ControlCharacter);
+    }
+    if key.trim().is_empty() {
+        return Err(KeyProblem::Empty);
+    }
+    Ok((kind, key))
+}
+
 /// Names and numbers of the local accounts that NetAuth must not shadow.
 #[derive(Debug, Default, Clone)]
 pub struct LocalAccounts {
@@ -195,6 +259,41 @@ impl LocalAccounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(
+            check_key("SSH:ssh-ed25519 AAAAC3Nza alice@host"),
+            Ok(("SSH", "ssh-ed25519 AAAAC3Nza alice@host"))
+        );
+        // Everything after the first colon is the key.
+        assert_eq!(
+            check_key("SSH:from=\"10.0.0.1\" ssh-rsa AAAA a:b"),
+            Ok(("SSH", "from=\"10.0.0.1\" ssh-rsa AAAA a:b"))
+        );
+        assert_eq!(check_key("GPG:ABCD 1234"), Ok(("GPG", "ABCD 1234")));
+        assert_eq!(check_key("ssh-ed25519 AAAA"), Err(KeyProblem::NoType));
+        assert_eq!(check_key(":ssh-ed25519 AAAA"), Err(KeyProblem::NoType));
+        assert_eq!(check_key("S H:AAAA"), Err(KeyProblem::BadType));
+        assert_eq!(check_key("SSH\n:AAAA"), Err(KeyProblem::BadType));
+        assert_eq!(check_key("SSH:"), Err(KeyProblem::Empty));
+        assert_eq!(check_key("SSH:  "), Err(KeyProblem::Empty));
+        for bad in ["a\nb", "a\0b", "a\rb", "a\tb", "a\u{7f}b", "a\u{85}b"] {
+            assert_eq!(
+                check_key(&format!("SSH:ssh-ed25519 {bad}")),
+                Err(KeyProblem::ControlCharacter),
+                "{bad:?}"
+            );
+        }
+        let long = format!("SSH:{}", "A".repeat(MAX_KEY_BYTES));
+        assert_eq!(check_key(&long), Err(KeyProblem::TooLong));
+        let fits = format!("SSH:{}", "A".repeat(MAX_KEY_BYTES - 4));
+        assert!(check_key(&fits).is_ok());
+        assert_eq!(
+            check_key(&format!("{}:AAAA", "T".repeat(MAX_KEY_TYPE_BYTES + 1))),
+            Err(KeyProblem::BadType)
+        );
+    }
 
     #[test]
     fn names() {

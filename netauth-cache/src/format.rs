@@ -1,4 +1,4 @@
-//! Constants of the version 2 layout and the helpers both sides share.
+//! Constants of the version 3 layout and the helpers both sides share.
 
 pub(crate) const MAGIC: [u8; 8] = *b"NAUTHNSS";
 /// The header CRC covers the file from this offset to the start of the data
@@ -7,8 +7,8 @@ pub(crate) const CRC_START: usize = 12;
 pub(crate) const HEADER_FIXED_LEN: usize = 72;
 pub(crate) const SECTION_ENTRY_LEN: usize = 8;
 pub(crate) const BLOCK_CRC_LEN: usize = 4;
-/// Sections a version 2 reader needs; later writers may append more.
-pub(crate) const KNOWN_SECTIONS: usize = 9;
+/// Sections a version 3 reader needs; later writers may append more.
+pub(crate) const KNOWN_SECTIONS: usize = 11;
 /// Bounds the header a reader accepts, so a hostile count cannot make the
 /// section table huge.
 pub(crate) const MAX_SECTIONS: usize = 64;
@@ -26,6 +26,8 @@ pub(crate) const SEC_GROUP_NAMES: usize = 5;
 pub(crate) const SEC_GROUP_IDS: usize = 6;
 pub(crate) const SEC_MEMBERS: usize = 7;
 pub(crate) const SEC_GIDS: usize = 8;
+pub(crate) const SEC_USER_KEYS: usize = 9;
+pub(crate) const SEC_KEYS: usize = 10;
 
 pub(crate) const USER_RECORD_LEN: usize = 56;
 pub(crate) const GROUP_RECORD_LEN: usize = 24;
@@ -33,6 +35,8 @@ pub(crate) const ID_ENTRY_LEN: usize = 8;
 pub(crate) const HASH_SLOT_LEN: usize = 8;
 pub(crate) const STR_REF_LEN: usize = 8;
 pub(crate) const GID_LEN: usize = 4;
+/// A user's key range: first index into KEYS (u32), count (u32).
+pub(crate) const KEY_RANGE_LEN: usize = 8;
 
 pub(crate) const USER_FLAG_LOCKED: u32 = 1;
 

@@ -68,14 +68,14 @@
 //!   sections after the known ones are ignored, so a later writer can add
 //!   data without breaking this reader.
 //!
-//! # Layout (version 2)
+//! # Layout (version 3)
 //!
 //! ```text
 //! header (72 bytes, all integers little-endian)
 //!   0  magic "NAUTHNSS"          8  header crc32 of bytes [12, data_start)
-//!  12  version u32 (2)          16  header_len u32
+//!  12  version u32 (3)          16  header_len u32
 //!                                   (72 + 8 * section_count + 4 * block_count)
-//!  20  section_count u32 (>= 9) 24  file_len u64
+//!  20  section_count u32 (>= 11) 24 file_len u64
 //!  32  generated_at i64 (unix)  40  hash_seed u32
 //!  44  user_count u32           48  group_count u32
 //!  52  source: offset u32, length u32 into STRINGS      60  flags u32 (0)
@@ -96,6 +96,10 @@
 //!   6 GROUP_IDS    group_count x (gid u32, record index u32) sorted by gid
 //!   7 MEMBERS      string refs (offset u32, length u32), one per member
 //!   8 GIDS         u32 gids: each user's supplementary group list
+//!   9 USER_KEYS    user_count x (first key index u32, key count u32),
+//!                  parallel to USERS: each user's range in KEYS
+//!  10 KEYS         string refs, one per public key, each `TYPE:KEY` as
+//!                  NetAuth stores it (`EntityMeta.Keys`)
 //! block CRC table: block_count x crc32 u32, block i covering
 //!   [data_start + i * block_size, min(data_start + (i + 1) * block_size,
 //!   file_len))
@@ -104,8 +108,17 @@
 //! data area: the sections, each at a multiple of 8
 //! ```
 //!
-//! Version 1 (one CRC over the whole file) is refused as unsupported: the
-//! module answers `UNAVAIL` until the next refresh writes version 2.
+//! The keys live in sections of their own, beside the user records rather
+//! than in them: a passwd or group lookup reads exactly the bytes it read
+//! in version 2, and only `netauth-unix ssh-keys` reads USER_KEYS and KEYS
+//! ([`CacheView::user_keys`]). A key holds no control byte (so no NUL and
+//! no newline: `ssh-keys` prints one per line) and its TYPE is printable
+//! ASCII without space; the writer refuses anything else and the reader
+//! refuses a key that breaks the rule.
+//!
+//! Versions 1 (one CRC over the whole file) and 2 (no keys) are refused as
+//! unsupported: the module answers `UNAVAIL` until the next refresh writes
+//! version 3 (the packages start a refresh on upgrade).
 //!
 //! A string ref is `(offset, length)` relative to the start of STRINGS.
 
@@ -115,7 +128,7 @@ mod reader;
 pub mod trusted;
 mod writer;
 
-pub use reader::{CacheView, Gids, GroupRecord, LazyCheck, Members, UserRecord};
+pub use reader::{CacheView, Gids, GroupRecord, Keys, LazyCheck, Members, UserRecord};
 pub use writer::{encode, encode_with_block_size, temp_file_prefix, write_atomic};
 
 use std::collections::BTreeMap;
@@ -127,9 +140,9 @@ pub const CACHE_FILE_NAME: &str = "nss.cache";
 /// The fixed path the NSS module reads. Nothing may redirect it: a setuid
 /// program would trust whatever it points to.
 pub const CACHE_PATH: &str = "/var/lib/netauth/nss.cache";
-/// The only format version this code reads and writes (2: per-block
-/// checksums).
-pub const FORMAT_VERSION: u32 = 2;
+/// The only format version this code reads and writes (3: per-block
+/// checksums, users' public keys).
+pub const FORMAT_VERSION: u32 = 3;
 /// The size of the blocks [`encode`] checksums one by one (a page).
 pub const BLOCK_SIZE: u32 = 4096;
 /// Longest user or group name the writer accepts (glibc's LOGIN_NAME_MAX
@@ -170,6 +183,10 @@ pub struct CacheContent {
     /// effective groups; the primary gid may be listed, the module skips the
     /// one glibc passes). A user missing here has an empty list.
     pub user_groups: BTreeMap<String, Vec<u32>>,
+    /// Per user name, the user's public keys, each `TYPE:KEY` as NetAuth
+    /// stores them (`EntityMeta.Keys`), in order. A user missing here has
+    /// none. See [`clean::check_key`] for what a key may hold.
+    pub user_keys: BTreeMap<String, Vec<String>>,
     /// When the data was fetched, in seconds since the Unix epoch.
     pub generated_at: i64,
     /// Which server the data came from (for `netauth-unix status`).

@@ -118,6 +118,7 @@ enum Refusal {
     GroupName,
     GroupId,
     MemberName,
+    Key,
 }
 
 impl Refusal {
@@ -130,6 +131,7 @@ impl Refusal {
             Refusal::GroupName => "group name holds a byte the writer never writes",
             Refusal::GroupId => "group with gid 0 or -1",
             Refusal::MemberName => "member name holds a byte the writer never writes",
+            Refusal::Key => "a key holds what the writer never writes",
         }
     }
 }
@@ -326,6 +328,7 @@ impl Layout {
         };
         if !sized(SEC_USERS, user_count, USER_RECORD_LEN)
             || !sized(SEC_USER_IDS, user_count, ID_ENTRY_LEN)
+            || !sized(SEC_USER_KEYS, user_count, KEY_RANGE_LEN)
             || !sized(SEC_GROUPS, group_count, GROUP_RECORD_LEN)
             || !sized(SEC_GROUP_IDS, group_count, ID_ENTRY_LEN)
         {
@@ -342,7 +345,9 @@ impl Layout {
         }
         let members_len = sections.get(SEC_MEMBERS).copied().unwrap_or_default().len;
         let gids_len = sections.get(SEC_GIDS).copied().unwrap_or_default().len;
-        if members_len % STR_REF_LEN != 0 || gids_len % GID_LEN != 0 {
+        let keys_len = sections.get(SEC_KEYS).copied().unwrap_or_default().len;
+        if members_len % STR_REF_LEN != 0 || gids_len % GID_LEN != 0 || keys_len % STR_REF_LEN != 0
+        {
             return Err(CacheError::Corrupt("bad list section size"));
         }
         Ok(Layout {
@@ -586,6 +591,53 @@ impl<'a> Iterator for Members<'a> {
 }
 
 impl ExactSizeIterator for Members<'_> {}
+
+/// Iterator over a user's public keys, each `(TYPE, KEY)` split at the
+/// first `:` of the stored `TYPE:KEY`. Each is checked as it is followed
+/// (the writer's rule, [`clean::check_key`](super::clean::check_key)); a bad
+/// reference, a damaged block or a key the writer never writes yields an
+/// error.
+#[derive(Clone)]
+pub struct Keys<'a> {
+    refs: &'a [u8],
+    file: Checked<'a>,
+    strings: Section<'a>,
+}
+
+impl std::fmt::Debug for Keys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("count", &(self.refs.len() / STR_REF_LEN))
+            .finish()
+    }
+}
+
+impl<'a> Iterator for Keys<'a> {
+    type Item = Result<(&'a str, &'a str), CacheError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (head, rest) = self.refs.split_first_chunk::<8>()?;
+        self.refs = rest;
+        Some(
+            self.file
+                .string(self.strings, head, 0)
+                .and_then(|raw| {
+                    std::str::from_utf8(raw)
+                        .ok()
+                        .and_then(|text| super::clean::check_key(text).ok())
+                        .ok_or(Fault::Unsafe(Refusal::Key))
+                })
+                .map_err(|f| f.error("key out of bounds")),
+        )
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.refs.len() / STR_REF_LEN;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Keys<'_> {}
 
 /// Per byte value: [`BAD_IN_NAME`] if a served name may not hold it (what a
 /// passwd or group line parser splits on, `:`, `,` and newline, other white
@@ -976,13 +1028,54 @@ impl<'a> CacheView<'a> {
             .map_err(|f| f.error("entry refused"))
     }
 
+    /// The public keys of user `name` (all types, in stored order);
+    /// `Ok(None)` for an unknown user. Whether the user is locked is
+    /// [`user_by_name`](Self::user_by_name)'s to say: this returns the keys
+    /// of a locked user too. Reads only the user's own key range, never
+    /// another user's.
+    pub fn user_keys(&self, name: &[u8]) -> Result<Option<Keys<'a>>, CacheError> {
+        let index = self.probe(self.sec(SEC_USER_NAMES), name, |index| {
+            let user = self.read_user(index)?;
+            if user.name != name {
+                return Ok(None);
+            }
+            check_user(user).map_err(|f| f.error("entry refused"))?;
+            Ok(Some(index))
+        })?;
+        index.map(|i| self.keys_at(i)).transpose()
+    }
+
+    /// The keys of the user at record `index`.
+    fn keys_at(&self, index: usize) -> Result<Keys<'a>, CacheError> {
+        const WHAT: &str = "key range out of bounds";
+        const BAD: CacheError = CacheError::Corrupt(WHAT);
+        let start = index.checked_mul(KEY_RANGE_LEN).ok_or(BAD)?;
+        let range = self
+            .file
+            .in_section(self.sec(SEC_USER_KEYS), start, KEY_RANGE_LEN)
+            .map_err(|f| f.error(WHAT))?;
+        let first = u32_to_usize(read_u32(range, 0).ok_or(BAD)?);
+        let count = u32_to_usize(read_u32(range, 4).ok_or(BAD)?);
+        let refs_start = first.checked_mul(STR_REF_LEN).ok_or(BAD)?;
+        let refs_len = count.checked_mul(STR_REF_LEN).ok_or(BAD)?;
+        Ok(Keys {
+            refs: self
+                .file
+                .in_section(self.sec(SEC_KEYS), refs_start, refs_len)
+                .map_err(|f| f.error(WHAT))?,
+            file: self.file,
+            strings: self.sec(SEC_STRINGS),
+        })
+    }
+
     /// The supplementary gids of user `name`; `Ok(None)` for an unknown user.
     pub fn groups_of_user(&self, name: &[u8]) -> Result<Option<Gids<'a>>, CacheError> {
         Ok(self.user_by_name(name)?.map(|u| u.groups))
     }
 
     /// Decodes the whole file into owned data (for status output and tests).
-    /// Users with an empty group list get no `user_groups` entry.
+    /// Users with an empty group list get no `user_groups` entry, users
+    /// without keys no `user_keys` entry.
     pub fn to_content(&self) -> Result<CacheContent, CacheError> {
         fn text(raw: &[u8]) -> Result<String, CacheError> {
             String::from_utf8(raw.to_vec()).map_err(|_| CacheError::Corrupt("string is not UTF-8"))
@@ -1001,6 +1094,13 @@ impl<'a> CacheView<'a> {
             let gids: Vec<u32> = u.groups.clone().collect();
             if !gids.is_empty() {
                 content.user_groups.insert(name.clone(), gids);
+            }
+            let keys = self
+                .keys_at(i)?
+                .map(|k| k.map(|(kind, key)| format!("{kind}:{key}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !keys.is_empty() {
+                content.user_keys.insert(name.clone(), keys);
             }
             content.users.push(UnixUser {
                 name,

@@ -40,10 +40,24 @@ pub(crate) fn sample() -> CacheContent {
     let mut user_groups = BTreeMap::new();
     user_groups.insert("alice".to_owned(), vec![20001, 20002]);
     user_groups.insert("carol".to_owned(), vec![20002]);
+    let mut user_keys = BTreeMap::new();
+    user_keys.insert(
+        "alice".to_owned(),
+        vec![
+            "SSH:ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAlice alice@laptop".to_owned(),
+            "GPG:0xDEADBEEF".to_owned(),
+            "ssh:no-pty ssh-rsa AAAAB3NzaC1yc2E alice:old key".to_owned(),
+        ],
+    );
+    user_keys.insert(
+        "carol".to_owned(),
+        vec!["SSH:ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICarol carol@x".to_owned()],
+    );
     CacheContent {
         users,
         groups,
         user_groups,
+        user_keys,
         generated_at: 1_700_000_000,
         source: "netauth.example.org".to_owned(),
     }
@@ -55,6 +69,7 @@ enum Query {
     UserName(String),
     Uid(u32),
     GroupsOf(String),
+    KeysOf(String),
     GroupName(String),
     Gid(u32),
     UserAt(usize),
@@ -76,6 +91,10 @@ fn run(view: &CacheView<'_>, query: &Query) -> Result<String, CacheError> {
         Query::GroupsOf(name) => view
             .groups_of_user(name.as_bytes())
             .map(|g| format!("{:?}", g.map(|g| g.collect::<Vec<_>>()))),
+        Query::KeysOf(name) => view
+            .user_keys(name.as_bytes())
+            .and_then(|keys| keys.map(|k| k.collect::<Result<Vec<_>, _>>()).transpose())
+            .map(|keys| format!("{keys:?}")),
         Query::GroupName(name) => view.group_by_name(name.as_bytes()).and_then(group),
         Query::Gid(gid) => view.group_by_gid(*gid).and_then(group),
         Query::UserAt(i) => view.user_at(*i).map(user),
@@ -92,6 +111,7 @@ fn queries(content: &CacheContent, step: usize) -> Vec<Query> {
         out.push(Query::UserName(u.name.clone()));
         out.push(Query::Uid(u.uid));
         out.push(Query::GroupsOf(u.name.clone()));
+        out.push(Query::KeysOf(u.name.clone()));
         out.push(Query::UserAt(i));
     }
     for (i, g) in content.groups.iter().enumerate().step_by(step) {
@@ -101,6 +121,7 @@ fn queries(content: &CacheContent, step: usize) -> Vec<Query> {
     }
     for unknown in ["nobody", "staff", "alice"] {
         out.push(Query::UserName(unknown.to_owned()));
+        out.push(Query::KeysOf(unknown.to_owned()));
         out.push(Query::GroupName(unknown.to_owned()));
     }
     for id in [0, 1, 10004, 20004, u32::MAX] {
@@ -132,6 +153,12 @@ fn large() -> CacheContent {
             .user_groups
             .insert(name.clone(), (0..i % 7).map(|g| 50_000 - g * 97).collect());
         content.users.push(user(&name, 100_000 + i * 3, 1000));
+        if i % 3 == 0 {
+            let keys = (0..i % 4)
+                .map(|k| format!("SSH:ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{i}x{k} {name}@host"))
+                .collect();
+            content.user_keys.insert(name, keys);
+        }
     }
     for i in 0..700u32 {
         content.groups.push(UnixGroup {
@@ -201,6 +228,29 @@ fn round_trip() {
     assert_eq!(view.user_at(3).unwrap().map(|u| u.uid), None);
     assert_eq!(view.group_at(0).unwrap().unwrap().name, b"staff");
     assert!(view.is_fully_checked());
+
+    let keys: Vec<(&str, &str)> = view
+        .user_keys(b"alice")
+        .unwrap()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (
+                "SSH",
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAlice alice@laptop"
+            ),
+            ("GPG", "0xDEADBEEF"),
+            ("ssh", "no-pty ssh-rsa AAAAB3NzaC1yc2E alice:old key"),
+        ]
+    );
+    // A locked user's keys are kept; the caller decides.
+    assert_eq!(view.user_keys(b"carol").unwrap().unwrap().len(), 1);
+    assert_eq!(view.user_keys(b"bob").unwrap().unwrap().len(), 0);
+    assert!(view.user_keys(b"staff").unwrap().is_none());
+    assert!(view.user_keys(b"").unwrap().is_none());
 
     let check = LazyCheck::new(&bytes).unwrap();
     let lazy = check.view(&bytes).unwrap();
@@ -699,6 +749,7 @@ fn write_atomic_replaces_and_cleans_up() {
     let mut second_content = sample();
     second_content.users.pop();
     second_content.user_groups.remove("carol");
+    second_content.user_keys.remove("carol");
     let second = encode(&second_content).unwrap();
     write_atomic(&dir, CACHE_FILE_NAME, &second).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), second);
@@ -729,7 +780,9 @@ fn entries_the_writer_never_writes_are_refused_despite_right_checksums() {
         let name = c.users[0].name.clone();
         if name != "alice" {
             let gids = c.user_groups.remove("alice").unwrap_or_default();
-            c.user_groups.insert(name, gids);
+            c.user_groups.insert(name.clone(), gids);
+            let keys = c.user_keys.remove("alice").unwrap_or_default();
+            c.user_keys.insert(name, keys);
         }
         c
     };
@@ -767,6 +820,7 @@ fn entries_the_writer_never_writes_are_refused_despite_right_checksums() {
             refused(view.user_by_uid(hostile.uid));
             refused(view.user_at(0));
             assert!(view.groups_of_user(hostile.name.as_bytes()).is_err());
+            assert!(view.user_keys(hostile.name.as_bytes()).is_err());
             // The others still answer, by name, by id and by index.
             for (i, u) in content.users.iter().enumerate().skip(1) {
                 let found = view.user_by_name(u.name.as_bytes()).unwrap().unwrap();
@@ -841,8 +895,153 @@ fn entries_the_writer_never_writes_are_refused_despite_right_checksums() {
     c.users[0].home = "/home/with space".into();
     c.users[0].name = "zoë".into();
     c.user_groups.remove("alice");
+    c.user_keys.remove("alice");
     let bytes = encode(&c).unwrap();
     let view = CacheView::parse(&bytes).unwrap();
     assert!(view.user_by_name("zoë".as_bytes()).unwrap().is_some());
     assert_eq!(view.to_content().unwrap(), c);
+}
+
+/// A file of the previous format (version 2, no keys), as the version 2
+/// writer wrote it: refused as a whole, so the NSS module answers UNAVAIL
+/// until a refresh writes version 3, instead of misreading it.
+#[test]
+fn a_version_2_file_is_refused_as_unsupported() {
+    let v2 = include_bytes!("../tests/data/version2.cache");
+    assert_eq!(&v2[..8], b"NAUTHNSS");
+    assert_eq!(u32::from_le_bytes(v2[12..16].try_into().unwrap()), 2);
+    assert_eq!(
+        CacheView::parse(v2).unwrap_err(),
+        CacheError::UnsupportedVersion(2)
+    );
+    assert_eq!(
+        LazyCheck::new(v2).unwrap_err(),
+        CacheError::UnsupportedVersion(2)
+    );
+    // And what this writer writes says version 3.
+    let v3 = encode(&sample()).unwrap();
+    assert_eq!(u32::from_le_bytes(v3[12..16].try_into().unwrap()), 3);
+    assert_eq!(FORMAT_VERSION, 3);
+}
+
+#[test]
+fn hostile_keys_are_refused_by_the_writer() {
+    for bad in [
+        "ssh-ed25519 AAAA",
+        ":ssh-ed25519 AAAA",
+        "SSH:",
+        "SSH:ssh-ed25519 AAAA\nssh-ed25519 BBBB",
+        "SSH:ssh-ed25519 AAAA\0",
+        "SSH:ssh-ed25519 AAAA\r",
+        "S SH:ssh-ed25519 AAAA",
+    ] {
+        let mut c = sample();
+        c.user_keys.get_mut("alice").unwrap().push(bad.into());
+        assert!(invalid(&c).contains("alice"), "{bad:?}");
+    }
+    let mut c = sample();
+    c.user_keys
+        .insert("ghost".into(), vec!["SSH:ssh-ed25519 AAAA".into()]);
+    assert!(invalid(&c).contains("unknown user"));
+    let mut c = sample();
+    c.user_keys.insert(
+        "bob".into(),
+        (0..=clean::MAX_KEYS_PER_USER)
+            .map(|i| format!("SSH:ssh-ed25519 AAAA{i}"))
+            .collect(),
+    );
+    assert!(invalid(&c).contains("more than"));
+}
+
+/// A crafted file whose key breaks the writer's rule (a newline would make
+/// `ssh-keys` print two lines, the second a key nobody stored): the key is
+/// refused, the user's passwd entry and the other users' keys are not.
+#[test]
+fn keys_the_writer_never_writes_are_refused_despite_right_checksums() {
+    use super::writer::encode_unchecked;
+    for bad in [
+        "SSH:ssh-ed25519 AAAA\nssh-ed25519 EVIL",
+        "SSH:ssh-ed25519 AAAA\0",
+        "SSH",
+        ":ssh-ed25519 AAAA",
+        "S H:ssh-ed25519 AAAA",
+        "SSH:",
+    ] {
+        let mut c = sample();
+        c.user_keys.get_mut("alice").unwrap()[1] = bad.into();
+        let bytes = encode_unchecked(&c, 64).unwrap();
+        let check = LazyCheck::new(&bytes).unwrap();
+        for view in [
+            CacheView::parse(&bytes).unwrap(),
+            check.view(&bytes).unwrap(),
+        ] {
+            let keys: Vec<_> = view.user_keys(b"alice").unwrap().unwrap().collect();
+            assert!(keys[0].is_ok(), "{bad:?}");
+            assert!(
+                matches!(keys[1], Err(CacheError::UnsafeEntry(_))),
+                "{bad:?}: {keys:?}"
+            );
+            assert!(keys[2].is_ok(), "{bad:?}");
+            assert_eq!(view.user_by_name(b"alice").unwrap().unwrap().uid, 10001);
+            assert_eq!(view.user_keys(b"carol").unwrap().unwrap().len(), 1);
+            assert!(view.to_content().is_err());
+        }
+    }
+}
+
+/// Keys live apart from the passwd data: a passwd, group or initgroups
+/// lookup reads no block that holds only key data (the USER_KEYS and KEYS
+/// sections and the key strings at the end of the string pool), and a key
+/// lookup reads a handful of blocks.
+#[test]
+fn passwd_lookups_do_not_read_the_keys() {
+    let content = large();
+    let block_size = 64;
+    let bytes = encode_with_block_size(&content, block_size).unwrap();
+    let field = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let section = |i: usize| (field(72 + 8 * i), field(72 + 8 * i + 4));
+    let data_start = field(16).next_multiple_of(block_size as usize);
+    let (strings_at, strings_len) = section(0);
+    let key_strings: usize = content.user_keys.values().flatten().map(String::len).sum();
+    let (user_keys_at, _) = section(9);
+    let (keys_at, keys_len) = section(10);
+    let key_only = [
+        (
+            strings_at + strings_len - key_strings,
+            strings_at + strings_len,
+        ),
+        (user_keys_at, keys_at + keys_len),
+    ];
+    // Blocks wholly inside a key-only range.
+    let key_blocks: Vec<usize> = (0..LazyCheck::new(&bytes).unwrap().block_count())
+        .filter(|b| {
+            let range = block_range(&bytes, block_size, *b);
+            key_only
+                .iter()
+                .any(|(from, to)| range.start >= *from && range.end <= *to)
+        })
+        .collect();
+    assert!(key_blocks.len() > 20, "{key_blocks:?}");
+    assert!(data_start <= strings_at);
+    for u in content.users.iter().step_by(333) {
+        for query in [
+            Query::UserName(u.name.clone()),
+            Query::Uid(u.uid),
+            Query::GroupsOf(u.name.clone()),
+        ] {
+            let read = blocks_read(&bytes, &query);
+            assert!(
+                read.iter().all(|b| !key_blocks.contains(b)),
+                "{query:?} reads key blocks: {read:?}"
+            );
+        }
+        let keys = blocks_read(&bytes, &Query::KeysOf(u.name.clone()));
+        // Hash slot, record, name, key range, key refs, key strings: a
+        // few 64-byte blocks each.
+        assert!(keys.len() <= 16, "{}: {keys:?}", u.name);
+    }
+    for g in content.groups.iter().step_by(97) {
+        let read = blocks_read(&bytes, &Query::GroupName(g.name.clone()));
+        assert!(read.iter().all(|b| !key_blocks.contains(b)), "{}", g.name);
+    }
 }

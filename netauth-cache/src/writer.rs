@@ -1,7 +1,7 @@
 //! Building a cache file: validation, encoding, atomic installation.
 
 use super::format::*;
-use super::{CacheContent, CacheError, UnixGroup, UnixUser, MAX_NAME_LEN};
+use super::{clean, CacheContent, CacheError, UnixGroup, UnixUser, MAX_NAME_LEN};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -133,6 +133,27 @@ pub(crate) fn validate(content: &CacheContent) -> Result<(), CacheError> {
             }
         }
     }
+    for (user, keys) in &content.user_keys {
+        if !names.contains(user.as_str()) {
+            return Err(CacheError::Invalid(format!(
+                "keys for unknown user {user:?}"
+            )));
+        }
+        if keys.len() > clean::MAX_KEYS_PER_USER {
+            return Err(CacheError::Invalid(format!(
+                "user {user:?} has {} keys, more than {}",
+                keys.len(),
+                clean::MAX_KEYS_PER_USER
+            )));
+        }
+        for key in keys {
+            if let Err(problem) = clean::check_key(key) {
+                return Err(CacheError::Invalid(format!(
+                    "a key of {user:?} is refused: {problem}"
+                )));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -256,15 +277,17 @@ fn id_index(ids: impl Iterator<Item = u32>) -> Result<Vec<u8>, CacheError> {
     Ok(out)
 }
 
-/// Validates `content` and encodes it as a version 2 cache file with
+/// Validates `content` and encodes it as a version 3 cache file with
 /// blocks of [`BLOCK_SIZE`](super::BLOCK_SIZE) bytes.
 ///
 /// Refuses (with [`CacheError::Invalid`]) duplicate user or group names or
 /// ids, uid/gid 0 and 4294967295, names that are empty, longer than
 /// [`MAX_NAME_LEN`] or hold `,` or white space, any string holding `:` or an
 /// ASCII control character (NUL, newline, ...), a member listed twice, and a
-/// group list for an unknown user or with a repeated gid. The refresh cleans
-/// directory data before; this is the last line of defence.
+/// group list for an unknown user or with a repeated gid, and keys of an
+/// unknown user, more than [`clean::MAX_KEYS_PER_USER`] of them, or one
+/// that [`clean::check_key`] refuses. The refresh cleans directory data
+/// before; this is the last line of defence.
 pub fn encode(content: &CacheContent) -> Result<Vec<u8>, CacheError> {
     encode_with_block_size(content, super::BLOCK_SIZE)
 }
@@ -332,6 +355,23 @@ pub(crate) fn encode_unchecked(
         put_u32(&mut groups, 0);
     }
 
+    // Keys go last in the string pool, so that the strings passwd and group
+    // lookups read lie exactly as in a file without keys.
+    let mut keys = Vec::new();
+    let mut user_keys = Vec::with_capacity(content.users.len() * KEY_RANGE_LEN);
+    for u in &content.users {
+        let own = content
+            .user_keys
+            .get(&u.name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        put_u32(&mut user_keys, to_u32(keys.len() / STR_REF_LEN)?);
+        put_u32(&mut user_keys, to_u32(own.len())?);
+        for key in own {
+            put_ref(&mut keys, pool.add(key)?);
+        }
+    }
+
     let (seed, user_names, group_names) = hash_tables(content)?;
     let user_ids = id_index(content.users.iter().map(|u| u.uid))?;
     let group_ids = id_index(content.groups.iter().map(|g| g.gid))?;
@@ -346,6 +386,8 @@ pub(crate) fn encode_unchecked(
         &group_ids,
         &members,
         &gids,
+        &user_keys,
+        &keys,
     ];
     // Sections are laid out relative to the start of the data area first:
     // its size gives the block count, which gives the header length, which

@@ -45,6 +45,7 @@ fn content() -> CacheContent {
         users,
         groups,
         user_groups,
+        user_keys: Default::default(),
         generated_at: 42,
         source: "server".into(),
     }

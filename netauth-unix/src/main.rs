@@ -3,6 +3,8 @@
 //! ```text
 //! netauth-unix refresh [--config PATH] [--force] [--verbose]
 //! netauth-unix status  [--config PATH]
+//! netauth-unix ssh-keys USER [--type TYPE] [--config PATH]
+//! netkeys --ID USER [--type TYPE]      (the same, as NetAuth's netkeys)
 //! ```
 //!
 //! Exit codes: 0 success; 1 the refresh failed; 2 bad usage or
@@ -20,6 +22,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use netauth_core::config::{Config, DEFAULT_CONFIG_PATH};
 use netauth_unix::refresh::{self, server_label, Notice, RefreshOptions, RefreshSettings};
+use netauth_unix::ssh_keys::{self, SshKeysArgs};
 
 mod output;
 mod status;
@@ -63,6 +66,9 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Print a user's public keys, one per line, for sshd's
+    /// AuthorizedKeysCommand (also NetAuth's netkeys: --ID USER).
+    SshKeys(SshKeysArgs),
 }
 
 #[derive(Args)]
@@ -73,7 +79,7 @@ struct Common {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(ssh_keys::rewrite_args(std::env::args_os()));
     match cli.command {
         Command::Refresh {
             common,
@@ -81,6 +87,7 @@ fn main() -> ExitCode {
             verbose,
         } => run_refresh(&common.config, force, verbose),
         Command::Status { common } => status::run(&common.config),
+        Command::SshKeys(args) => ssh_keys::main(&args),
     }
 }
 

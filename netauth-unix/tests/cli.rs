@@ -195,7 +195,16 @@ fn status_exits_1_for_a_stale_cache() {
 fn status_exits_1_when_the_last_refresh_failed() {
     use std::os::unix::fs::PermissionsExt;
     let (_server, env) = refreshed(5);
+    // A copy of the host's passwd, named by the config (the last table of
+    // the file is [unix.refresh]), that anyone may write.
     let passwd = env.dir.path().join("passwd");
+    std::fs::copy("/etc/passwd", &passwd).unwrap();
+    let mut config = std::fs::read_to_string(&env.config).unwrap();
+    config.push_str(&format!(
+        "local_passwd = {:?}\n",
+        passwd.display().to_string()
+    ));
+    std::fs::write(&env.config, config).unwrap();
     std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o666)).unwrap();
     assert_eq!(
         netauth_unix(&["refresh"], &env.config).status.code(),

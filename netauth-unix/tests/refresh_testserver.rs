@@ -533,3 +533,59 @@ fn a_directory_with_stock_group_names_is_served_whole() {
     );
     assert_eq!(st.users_without_clashing_groups, 0);
 }
+
+/// Keys and lock state come with the search answers: the refresh stores
+/// them without one more call, the way the server holds them (TYPE
+/// upper-cased, the key as given), and follows a key removed on the server.
+#[test]
+fn keys_and_lock_state_reach_the_cache_without_extra_calls() {
+    let server = server_with(5, 16_000);
+    let alice = user_name(0);
+    let locked = user_name(2);
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey alice@host";
+    server.state().set_entity_meta(&alice, |m| {
+        m.keys = vec![format!("SSH:{key}"), "GPG:0xDEADBEEF".into()];
+    });
+    server.state().set_entity_meta(&locked, |m| {
+        m.keys = vec!["SSH:ssh-rsa AAAAB3 locked".into()];
+    });
+    let env = RefreshEnv::new(&server, "");
+    server.faults().reset_counts();
+    let report = run(&env, false).expect("refresh");
+    assert_eq!(report.calls(), 2, "one entity search, one group search");
+    assert_eq!(server.faults().call_count("EntityKeys"), 0);
+    assert_eq!(server.faults().call_count("EntityInfo"), 0);
+
+    let bytes = cache_bytes(&env);
+    let view = CacheView::parse(&bytes).unwrap();
+    let keys: Vec<(String, String)> = view
+        .user_keys(alice.as_bytes())
+        .unwrap()
+        .unwrap()
+        .map(|k| k.map(|(t, k)| (t.to_owned(), k.to_owned())).unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("SSH".to_owned(), key.to_owned()),
+            ("GPG".to_owned(), "0xDEADBEEF".to_owned())
+        ]
+    );
+    let locked_user = view.user_by_name(locked.as_bytes()).unwrap().unwrap();
+    assert!(locked_user.locked);
+    assert_eq!(view.user_keys(locked.as_bytes()).unwrap().unwrap().len(), 1);
+    assert!(!view.user_by_name(alice.as_bytes()).unwrap().unwrap().locked);
+    assert_eq!(
+        view.user_keys(user_name(1).as_bytes())
+            .unwrap()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    server.state().set_entity_meta(&alice, |m| m.keys.clear());
+    run(&env, false).expect("second refresh");
+    let bytes = cache_bytes(&env);
+    let view = CacheView::parse(&bytes).unwrap();
+    assert_eq!(view.user_keys(alice.as_bytes()).unwrap().unwrap().len(), 0);
+}

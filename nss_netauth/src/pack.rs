@@ -201,6 +201,7 @@ mod tests {
                 },
             ],
             user_groups: BTreeMap::new(),
+            user_keys: Default::default(),
             generated_at: 0,
             source: String::new(),
         };

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::pam::{PamSection, PamSettings, ServiceSection};
 use super::refresh::RefreshSettings;
+use super::ssh::{SshSection, SshSettings};
 use super::unix::UnixSection;
 use super::*;
 
@@ -90,6 +91,7 @@ fn every_key_is_shown_and_known() {
         known(known_keys::<RefreshSettings>())
     );
     assert_eq!(table("unix.pam"), known(known_keys::<PamSection>()));
+    assert_eq!(table("unix.ssh"), known(known_keys::<SshSection>()));
     assert_eq!(table("unix.pam.service"), set(&["sshd"]));
     assert_eq!(
         table("unix.pam.service.sshd"),
@@ -142,6 +144,9 @@ fn uncommented_the_example_gives_the_defaults() {
     pam.request_timeout = None;
     pam.connect_timeout = None;
     assert_eq!(pam, PamSettings::from_config(&defaults));
+
+    // [unix.ssh].
+    assert_eq!(SshSettings::from_config(&config), SshSettings::default());
 }
 
 /// As shipped (everything commented out but the tables), the file needs

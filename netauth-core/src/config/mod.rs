@@ -38,6 +38,7 @@ use netauth_cache::trusted::{read_trusted, TrustRule};
 mod locate;
 pub mod pam;
 pub mod refresh;
+pub mod ssh;
 pub mod unix;
 
 use unix::UnixSection;

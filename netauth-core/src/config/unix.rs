@@ -15,6 +15,7 @@
 //! | `unix.status_max_age_s` | 3600 |
 //! | `[unix.refresh]` | see [`RefreshSettings`] |
 //! | `[unix.pam]`, `[unix.pam.service.NAME]` | see [`PamSection`] |
+//! | `[unix.ssh]` | see [`SshSettings`] |
 //!
 //! A new table is a new field of [`UnixSection`] (its type: a
 //! `Deserialize + Default` struct with `deny_unknown_fields`, read with
@@ -32,6 +33,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::pam::PamSection;
 use super::refresh::{RefreshSettings, DEFAULT_CACHE_DIR};
+use super::ssh::{SshSection, SshSettings};
 use super::{InvalidSetting, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 
 /// Default of `unix.status_max_age_s`: an hour, a dozen refresh intervals
@@ -58,6 +60,9 @@ pub struct UnixSection {
     /// `[unix.pam]` and its `[unix.pam.service.NAME]` tables.
     #[serde(deserialize_with = "table")]
     pub pam: PamSection,
+    /// `[unix.ssh]`: `netauth-unix ssh-keys`.
+    #[serde(deserialize_with = "table")]
+    pub ssh: SshSection,
 }
 
 impl UnixSection {
@@ -80,6 +85,7 @@ impl UnixSection {
         }
         self.refresh.validate()?;
         self.pam.validate()?;
+        SshSettings::from_section(&self.ssh)?;
         self.refresh.cache_dir = self.cache_dir().to_owned();
         Ok(self)
     }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::members::{self, MembershipInput, MembershipIssue, Memberships};
 use super::model::{SourceEntity, SourceGroup};
-use netauth_cache::clean::{self, LocalAccounts, NameProblem};
+use netauth_cache::clean::{self, KeyProblem, LocalAccounts, NameProblem};
 use netauth_cache::{UnixGroup, UnixUser};
 use netauth_core::config::refresh::{LocalGroupNameClash, MissingPrimaryGroup, RefreshSettings};
 
@@ -104,6 +104,19 @@ pub enum Notice {
         user: String,
         shell: String,
     },
+    /// A public key of the entity is not served (the user is). `index` is
+    /// its place in `EntityMeta.Keys`, counted from 0.
+    KeyDropped {
+        user: String,
+        index: usize,
+        problem: KeyProblem,
+    },
+    /// The entity has more public keys than are served; the first ones are.
+    KeysCut {
+        user: String,
+        kept: usize,
+        dropped: usize,
+    },
     /// A local group has the group's name (its number is free). Its members
     /// are served all the same: `primary_users` keep `gid` as their primary
     /// gid; unless renamed, `gid` has no name on the host and
@@ -162,6 +175,23 @@ impl fmt::Display for Notice {
             Notice::ShellReplaced { user, shell } => write!(
                 f,
                 "user {user:?}: shell {shell:?} is not in the shells file; default used"
+            ),
+            Notice::KeyDropped {
+                user,
+                index,
+                problem,
+            } => write!(
+                f,
+                "user {user:?}: public key number {} not served: {problem}",
+                index + 1
+            ),
+            Notice::KeysCut {
+                user,
+                kept,
+                dropped,
+            } => write!(
+                f,
+                "user {user:?}: {dropped} public keys beyond the first {kept} not served"
             ),
             Notice::GroupNameClash {
                 name,
@@ -244,6 +274,9 @@ pub struct Mapped {
     /// Per served user, the sorted gids of the served groups it is an
     /// effective member of (users without any are absent).
     pub user_groups: BTreeMap<String, Vec<u32>>,
+    /// Per served user, its usable public keys (`TYPE:KEY`, in the
+    /// directory's order); users without any are absent.
+    pub user_keys: BTreeMap<String, Vec<String>>,
     /// How many of `groups` are user-private groups made by the refresh.
     pub private_groups: usize,
     pub notices: Vec<Notice>,
@@ -280,6 +313,34 @@ fn check_id(
     Ok(n as u32)
 }
 
+/// The keys of entity `user` that may be served: those
+/// [`clean::check_key`] accepts, at most [`clean::MAX_KEYS_PER_USER`]; a
+/// notice for each one left out. A key that breaks the rule costs only
+/// itself, never the user.
+fn served_keys(user: &str, keys: &[String], notices: &mut Vec<Notice>) -> Vec<String> {
+    let mut served = Vec::new();
+    let mut cut = 0;
+    for (index, key) in keys.iter().enumerate() {
+        match clean::check_key(key) {
+            Err(problem) => notices.push(Notice::KeyDropped {
+                user: user.to_owned(),
+                index,
+                problem,
+            }),
+            Ok(_) if served.len() == clean::MAX_KEYS_PER_USER => cut += 1,
+            Ok(_) => served.push(key.clone()),
+        }
+    }
+    if cut > 0 {
+        notices.push(Notice::KeysCut {
+            user: user.to_owned(),
+            kept: served.len(),
+            dropped: cut,
+        });
+    }
+    served
+}
+
 /// Maps entities and groups to passwd/group entries, applying every
 /// cleaning rule of the module documentation. Groups come first (a user
 /// needs its primary group's gid), then users, then memberships (which
@@ -303,6 +364,7 @@ pub fn map_directory(
         &mut out.notices,
     );
     out.users = served.users;
+    out.user_keys = served.user_keys;
     let user_gids = map_memberships(
         entities,
         groups,
@@ -436,6 +498,9 @@ struct ServedUsers {
     user_of_entity: Vec<Option<usize>>,
     /// The user-private groups made for users without a primary group.
     private_groups: Vec<UnixGroup>,
+    /// Served user name -> the keys that may be served (users without any
+    /// are left out).
+    user_keys: BTreeMap<String, Vec<String>>,
 }
 
 /// Checks every entity against the rules and the local accounts, finds its
@@ -458,6 +523,7 @@ fn map_users(
         users: Vec::new(),
         user_of_entity: vec![None; entities.len()],
         private_groups: Vec::new(),
+        user_keys: BTreeMap::new(),
     };
     for (e, slot) in entities.iter().zip(served.user_of_entity.iter_mut()) {
         let verdict = (|| {
@@ -512,6 +578,10 @@ fn map_users(
                 gid,
                 members: Vec::new(),
             });
+        }
+        let keys = served_keys(&e.id, &e.keys, notices);
+        if !keys.is_empty() {
+            served.user_keys.insert(e.id.clone(), keys);
         }
         *slot = Some(served.users.len());
         served
@@ -762,6 +832,74 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Keys and the lock bit of served users reach the cache; a key that
+    /// breaks the rule is left out (with a notice) and costs the user
+    /// nothing; a skipped entity's keys go nowhere.
+    #[test]
+    fn served_users_keep_their_keys_and_lock_state() {
+        let s = RefreshSettings::default();
+        let mut alice = entity("alice", 2001, "staff", &["staff"]);
+        alice.keys = vec![
+            "SSH:ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice@laptop".into(),
+            "SSH:ssh-ed25519 AAAA\nssh-ed25519 EVIL".into(),
+            "GPG:0xDEADBEEF".into(),
+        ];
+        let mut bob = entity("bob", 2002, "staff", &["staff"]);
+        bob.locked = true;
+        bob.keys = vec!["SSH:ssh-rsa AAAAB3 bob".into()];
+        let mut many = entity("many", 2003, "staff", &[]);
+        many.keys = (0..clean::MAX_KEYS_PER_USER + 3)
+            .map(|i| format!("SSH:ssh-ed25519 K{i}"))
+            .collect();
+        let mut root = entity("root", 2004, "staff", &[]);
+        root.keys = vec!["SSH:ssh-ed25519 ROOT".into()];
+        let m = map_directory(
+            &[alice, bob, many, root],
+            &[group("staff", 3000, &[])],
+            &s,
+            &local(),
+            &shells(),
+        );
+        assert_eq!(
+            m.user_keys["alice"],
+            vec![
+                "SSH:ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice@laptop".to_string(),
+                "GPG:0xDEADBEEF".to_string()
+            ]
+        );
+        assert_eq!(
+            m.user_keys["bob"],
+            vec!["SSH:ssh-rsa AAAAB3 bob".to_string()]
+        );
+        assert_eq!(m.user_keys["many"].len(), clean::MAX_KEYS_PER_USER);
+        assert!(!m.user_keys.contains_key("root"));
+        let locked: Vec<(&str, bool)> = m
+            .users
+            .iter()
+            .map(|u| (u.name.as_str(), u.locked))
+            .collect();
+        assert_eq!(locked, [("alice", false), ("bob", true), ("many", false)]);
+        assert!(m.notices.contains(&Notice::KeyDropped {
+            user: "alice".into(),
+            index: 1,
+            problem: KeyProblem::ControlCharacter,
+        }));
+        assert!(m.notices.contains(&Notice::KeysCut {
+            user: "many".into(),
+            kept: clean::MAX_KEYS_PER_USER,
+            dropped: 3,
+        }));
+        // What the refresh maps, the writer takes.
+        let content = netauth_cache::CacheContent {
+            users: m.users,
+            groups: m.groups,
+            user_groups: m.user_groups,
+            user_keys: m.user_keys,
+            ..Default::default()
+        };
+        netauth_cache::encode(&content).unwrap();
     }
 
     #[test]

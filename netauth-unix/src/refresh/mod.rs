@@ -82,6 +82,12 @@
 //!   home); else `default_shell`.
 //! - **Expansions**: malformed ones, ones naming unknown groups and ones on a
 //!   cycle are ignored.
+//! - **Public keys** (`EntityMeta.Keys`, each `TYPE:KEY`, for
+//!   `netauth-unix ssh-keys`): a served user's keys are stored with its
+//!   lock state; a key with a control character (a newline would print as
+//!   two keys), an empty or non-printable TYPE, or longer than 32 KiB is
+//!   left out, the user is not; at most 128 keys per user (see
+//!   [`clean::check_key`]).
 //!
 //! # Local name clashes
 //!
@@ -316,6 +322,7 @@ impl DirectorySource for ClientSource<'_> {
                 shell: e.meta.shell,
                 locked: e.meta.locked,
                 groups: e.meta.groups,
+                keys: e.meta.keys,
             })
             .collect())
     }
@@ -611,6 +618,7 @@ where
         users: mapped.users,
         groups: mapped.groups,
         user_groups: mapped.user_groups,
+        user_keys: mapped.user_keys,
         generated_at,
         source: source_label,
     };

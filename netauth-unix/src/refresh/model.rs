@@ -21,6 +21,9 @@ pub struct SourceEntity {
     pub locked: bool,
     /// `EntityMeta.Groups`: direct memberships, group names.
     pub groups: Vec<String>,
+    /// `EntityMeta.Keys`: public keys, each `TYPE:KEY` (the search answer
+    /// carries them, so they cost no extra call).
+    pub keys: Vec<String>,
 }
 
 /// A group as the refresh needs it.

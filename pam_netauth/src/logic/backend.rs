@@ -264,6 +264,7 @@ mod tests {
                 ("alice".to_string(), vec![5001]),
                 ("carol".to_string(), vec![5001]),
             ]),
+            user_keys: Default::default(),
             generated_at,
             source: "test".into(),
         };

@@ -248,6 +248,7 @@ pub fn sample_content() -> CacheContent {
         users,
         groups,
         user_groups,
+        user_keys: Default::default(),
         generated_at: 1_750_000_000,
         source: "netauth.test".to_owned(),
     }
@@ -324,6 +325,7 @@ pub fn generated_content(first: u32, count: u32, tag: &str) -> CacheContent {
         users,
         groups,
         user_groups,
+        user_keys: Default::default(),
         generated_at: 1_750_000_000,
         source: format!("netauth.test/{tag}"),
     }

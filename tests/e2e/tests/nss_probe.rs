@@ -52,6 +52,16 @@ fn missing_cache_is_unavailable() {
     assert_probe_ok(&out);
 }
 
+/// A cache of the previous format (version 2, written by the version 2
+/// writer, holding na_alice): refused as a whole, every lookup UNAVAIL
+/// until a refresh writes the current format.
+#[test]
+fn a_version_2_cache_is_unavailable() {
+    let v2 = include_bytes!("../../../netauth-cache/tests/data/version2.cache");
+    let out = probe(Some(v2), &[], &["unavailable"]);
+    assert_probe_ok(&out);
+}
+
 #[test]
 fn eight_threads_see_old_or_new_entries_while_the_cache_is_replaced() {
     let a = encode_content(&generated_content(0, 250, "A"));

@@ -372,6 +372,7 @@ fn offline_cache(age: Duration) -> CacheContent {
         ]
         .into_iter()
         .collect(),
+        user_keys: Default::default(),
         generated_at: i64::try_from(now.saturating_sub(age).as_secs()).unwrap_or(0),
         source: "test".into(),
     }

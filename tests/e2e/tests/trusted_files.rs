@@ -179,6 +179,7 @@ fn fresh_cache() -> CacheContent {
             members: vec!["alice".into()],
         }],
         user_groups: [("alice".to_string(), vec![5001])].into_iter().collect(),
+        user_keys: Default::default(),
         generated_at: i64::try_from(now).unwrap_or(0) - 60,
         source: "test".into(),
     }

@@ -786,6 +786,13 @@ impl Directory {
             .unwrap_or_else(|e| panic!("add_entity({id}): {}", e.message()));
     }
 
+    /// Deletes the entity, as EntityDestroy does.
+    pub fn remove_entity(&self, id: &str) {
+        self.lock_state()
+            .destroy_entity(id)
+            .unwrap_or_else(|e| panic!("remove_entity({id}): {}", e.message()));
+    }
+
     pub fn set_entity_meta(&self, id: &str, f: impl FnOnce(&mut EntityMeta)) {
         let mut st = self.lock_state();
         let meta = st
@@ -845,13 +852,6 @@ impl Directory {
         self.lock_state()
             .set_secret(id, secret)
             .unwrap_or_else(|e| panic!("set_secret({id}): {}", e.message()));
-    }
-
-    /// Deletes the entity, as EntityDestroy does.
-    pub fn remove_entity(&self, id: &str) {
-        self.lock_state()
-            .destroy_entity(id)
-            .unwrap_or_else(|e| panic!("remove_entity({id}): {}", e.message()));
     }
 
     /// Sorted; same rules as GroupMembers.

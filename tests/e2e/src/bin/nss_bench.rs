@@ -266,6 +266,7 @@ fn directory(users: u32, groups: u32) -> CacheContent {
         users: list,
         groups,
         user_groups,
+        user_keys: Default::default(),
         generated_at: 1_750_000_000,
         source: "nss-bench".to_owned(),
     }

@@ -53,6 +53,7 @@ fn main() {
         ["corrupt", good, random] => corrupt(&read(good), parse(random)),
         ["blocks", good] => blocks(&read(good)),
         ["missing"] => missing(),
+        ["unavailable"] => unavailable(),
         ["fork", expected, rounds] => fork(&load(expected), parse(rounds)),
         ["generate", out, users] => generate(out, parse(users)),
         ["time", expected, iterations] => time(&load(expected), parse(iterations)),
@@ -1333,8 +1334,14 @@ fn blocks(good_bytes: &[u8]) -> Check {
 }
 
 fn missing() -> Check {
-    let module = Module::open();
     let _ = std::fs::remove_file(Path::new(CACHE_DIR).join(CACHE_FILE_NAME));
+    unavailable()
+}
+
+/// Every entry point answers UNAVAIL (errno ENOENT) for the cache in place
+/// (missing, or one the module refuses as a whole).
+fn unavailable() -> Check {
+    let module = Module::open();
     let (status, errno, _) = module.pwnam("na_alice", 4096);
     ensure!(
         (status, errno) == (NSS_STATUS_UNAVAIL, libc::ENOENT),

@@ -422,6 +422,7 @@ pub fn seeded_cache() -> netauth_cache::CacheContent {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     CacheContent {
+        user_keys: Default::default(),
         users: vec![
             user("alice", 2001, 5002, false),
             user("bob", 2002, 5001, false),
