@@ -9,8 +9,8 @@
 #
 # Default packages: the newest in target/debian/ and target/generate-rpm/
 # (make them with `bash packaging/build.sh`). Needs root, unshare, overlayfs,
-# pamtester, rpm, sshd (openssh-server), systemd-analyze (systemd) and
-# apparmor_parser (apparmor): scripts/setup.sh installs them.
+# pamtester, rpm, sshd (openssh-server), systemd-analyze (systemd),
+# apparmor_parser (apparmor) and sudo: scripts/setup.sh installs them.
 #
 # Isolation: the script re-runs itself in a private mount namespace and
 # builds the root there as an overlay: the host's / read-only below, a tmpfs
@@ -27,7 +27,7 @@ if [ "${NETAUTH_PKGTEST_INNER:-}" != 1 ]; then
         echo "test-install.sh: must run as root (mount namespace, overlayfs, chroot)" >&2
         exit 1
     fi
-    for tool in unshare chroot pamtester rpm sshd systemd-analyze apparmor_parser setpriv; do
+    for tool in unshare chroot pamtester rpm sshd systemd-analyze apparmor_parser setpriv sudo; do
         command -v "$tool" >/dev/null || { echo "test-install.sh: $tool is missing" >&2; exit 1; }
     done
     exec env NETAUTH_PKGTEST_INNER=1 unshare --mount --propagation private -- bash "$0" "$@"
@@ -177,8 +177,43 @@ snapshot before
 mkdir -p "$ROOT/run/sshd"
 in_root sshd -T -C user=alice,host=localhost,addr=127.0.0.1 >"$WORK/sshd-T.before"
 
-section "dpkg -i (twice: the second is a reinstall over the installed version)"
-in_root dpkg -i /tmp/netauth-unix.deb
+# The README's shell block that follows `<!-- install-test: NAME -->`.
+readme_block() {
+    awk -v marker="<!-- install-test: $1 -->" '
+        $0 == marker { armed = 1; next }
+        armed && /^```sh$/ { inside = 1; next }
+        inside && /^```$/ { exit }
+        inside { print }' "$REPO/README.md"
+}
+
+section "the README's install guide, run as written"
+# In a checkout as the guide assumes it (the package at the path the build
+# writes, the server's certificate next to it), with an `editor` that makes
+# the one edit the guide asks for (core.server, and core.port as the test
+# server listens on a random one); only the example user is replaced.
+GUIDE="$ROOT/root/netauth-unix"
+mkdir -p "$GUIDE/target/debian" "$ROOT/root/guide-bin"
+cp "$REPO"/target/debian/*.deb "$GUIDE/target/debian/"
+cp "$WORK/tls/tls.pem" "$GUIDE/server-cert.pem"
+printf '#!/bin/sh\nset -e\nsed -i -E -e %s -e %s "$1"\n' \
+    "'s/^#?server = .*/server = \"127.0.0.1\"/'" "'s/^#?port = .*/port = $PORT/'" \
+    >"$ROOT/root/guide-bin/editor"
+chmod 0755 "$ROOT/root/guide-bin/editor"
+guide="$(readme_block debian-guide)"
+printf '%s\n' "$guide"
+check "the README has the install guide block" grep -q '^apt install ' <<<"$guide"
+check "no /etc/netauth/keys before the guide runs (the guide must make it)" test ! -e "$ROOT/etc/netauth/keys"
+guide_ok=0
+in_root env PATH=/root/guide-bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c \
+    'set -euo pipefail -x; cd /root/netauth-unix; '"${guide//some-netauth-user/alice}" \
+    >"$WORK/guide.out" 2>&1 && guide_ok=1
+cat "$WORK/guide.out"
+check "every line of the install guide succeeded" test "$guide_ok" = 1
+check "the guide's getent found the NetAuth user" grep -q -E '^alice:[^:]*:61001:6001:' "$WORK/guide.out"
+check "the guide's status says all is well" grep -q -E 'health: +ok' "$WORK/guide.out"
+rm -rf "$GUIDE" "$ROOT/root/guide-bin"
+
+section "dpkg -i (a reinstall over the installed version)"
 cp "$ROOT/etc/nsswitch.conf" "$WORK/nsswitch.after-first"
 in_root dpkg -i /tmp/netauth-unix.deb
 check "package is installed" test "$(in_root dpkg-query -W -f='${db:Status-Abbrev}' netauth-unix)" = "ii "
@@ -247,6 +282,22 @@ check "systemd-analyze verify accepts both units" \
 check "systemd-analyze verify said nothing about them" \
     bash -c '! grep -q netauth-unix "$1"' _ "$WORK/verify.out"
 
+section "the README's timer interval drop-in"
+interval="$(readme_block timer-interval)"
+printf '%s\n' "$interval"
+check "the README has the timer interval block" grep -q 'OnUnitActiveSec=2min' <<<"$interval"
+# Without systemd as PID 1 here, the lines that write files run and
+# systemd-analyze checks the result; daemon-reload and restart cannot.
+in_root bash -c 'set -euo pipefail -x; '"$(grep -v '^systemctl ' <<<"$interval")"
+in_root systemd-analyze verify netauth-unix-refresh.timer >"$WORK/verify-interval.out" 2>&1 || true
+cat "$WORK/verify-interval.out"
+check "systemd-analyze verify accepts the timer with the drop-in, silently" \
+    bash -c '! grep -q -E "netauth|interval" "$1"' _ "$WORK/verify-interval.out"
+in_root systemd-analyze cat-config systemd/system/netauth-unix-refresh.timer >"$WORK/timer.cat" 2>&1 || true
+check "the drop-in is read after the shipped timer, so its interval wins" \
+    awk '/^OnUnitActiveSec=5min$/{s=NR} /^OnUnitActiveSec=$/{c=NR} /^OnUnitActiveSec=2min$/{n=NR} END{exit !(s && c > s && n > c)}' "$WORK/timer.cat"
+rm -r "$ROOT/etc/systemd/system/netauth-unix-refresh.timer.d"
+
 # ------------------------------------------------------ use it for real
 section "configure for the test server, refresh"
 mkdir -p "$ROOT/etc/netauth/keys"
@@ -278,6 +329,21 @@ check "id alice: nx-developers and nx-engineering (INCLUDE rule)" \
 check "id dave: no nx-engineering (EXCLUDE rule)" \
     bash -c 'grep -q "(nx-interns)" <<<"$1" && ! grep -q "(nx-engineering)" <<<"$1"' _ "$(in_root id dave)"
 check "local root still comes from files" grep -q '^root:x:0:0:' <<<"$(in_root getent passwd root)"
+
+section "the README's sudo rule with a NetAuth group"
+sudoers="$(readme_block sudoers)"
+printf '%s\n' "$sudoers"
+check "the README has the sudoers block" grep -q '^echo .%nx-engineering' <<<"$sudoers"
+sudo_ok=0
+in_root bash -c 'set -euo pipefail -x; '"$sudoers" >"$WORK/sudo.out" 2>&1 && sudo_ok=1
+cat "$WORK/sudo.out"
+check "the sudoers lines succeeded (visudo -c included)" test "$sudo_ok" = 1
+check "sudo -l -U alice: the %nx-engineering rule applies (NSS groups)" \
+    grep -q -E '^ +\(ALL : ALL\) ALL$' "$WORK/sudo.out"
+in_root sudo -l -U dave >"$WORK/sudo-dave.out" 2>&1 || true
+cat "$WORK/sudo-dave.out"
+check "sudo -l -U dave (excluded from nx-engineering): not allowed" grep -q 'not allowed' "$WORK/sudo-dave.out"
+rm -f "$ROOT/etc/sudoers.d/netauth-engineering"
 
 section "ssh-keys as sshd runs it (as nobody), and the drop-in enabled"
 nobody_keys() { in_root setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/sbin/netauth-unix ssh-keys "$@"; }

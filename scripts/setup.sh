@@ -16,6 +16,7 @@ packages=(
   sshpass                       # password logins over ssh in that test
   systemd                       # systemd-analyze verify of the units (no PID 1 needed)
   apparmor                      # apparmor_parser checks the unix_chkpwd addition's syntax
+  sudo                          # the install test checks a sudoers rule with a NetAuth group
 )
 
 missing=()
