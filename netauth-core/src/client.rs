@@ -306,6 +306,7 @@ impl Remote {
                 Some(TlsSettings {
                     config: tls_config.clone(),
                     server_name: tls::server_name(host)?,
+                    trusted: config.certificate.clone(),
                 })
             }
             None => None,

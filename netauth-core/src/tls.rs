@@ -139,6 +139,9 @@ impl std::error::Error for ConnectFailure {}
 pub(crate) struct TlsSettings {
     pub(crate) config: Arc<ClientConfig>,
     pub(crate) server_name: ServerName<'static>,
+    /// The certificate file trusted (`tls.certificate`), named in handshake
+    /// errors: "UnknownIssuer" alone does not say what was expected.
+    pub(crate) trusted: std::path::PathBuf,
 }
 
 /// A tower service tonic calls to open each connection.
@@ -185,20 +188,20 @@ impl Connector {
         let stream = TlsConnector::from(tls.config)
             .connect(tls.server_name, tcp)
             .await
-            .map_err(handshake_failure)?;
+            .map_err(|e| handshake_failure(e, &tls.trusted))?;
         Ok(Stream::Tls(Box::new(stream)))
     }
 }
 
 /// A handshake error is a TLS rejection only when rustls refused something;
 /// a connection closed or reset mid-handshake is a transport failure.
-fn handshake_failure(e: io::Error) -> ConnectFailure {
+fn handshake_failure(e: io::Error, trusted: &Path) -> ConnectFailure {
     match e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
         Some(tls) => ConnectFailure::Tls {
-            detail: tls.to_string(),
+            detail: format!("{tls} (trusted certificate: {})", trusted.display()),
         },
         None => ConnectFailure::Io(e),
     }

@@ -111,6 +111,12 @@ async fn a_different_certificate_is_rejected() {
         .unwrap();
     let e = client.system_ping().await.unwrap_err();
     assert_tls_rejected(&e);
+    // The message names the file that was trusted instead.
+    assert!(
+        e.to_string()
+            .contains(&format!("trusted certificate: {}", cert.display())),
+        "{e}"
+    );
     let e = client
         .auth_entity("alice", &netauth_core::Secret::new("alice-secret"))
         .await
