@@ -100,7 +100,12 @@ impl PrivateDir {
     }
 
     /// Creates the folder (0700) when missing, then [`PrivateDir::check`].
+    /// A missing parent (`/var/lib/netauth` before the first refresh) is
+    /// made 0755, as the refresh makes it: the NSS cache there is for all.
     pub fn ensure(&self) -> Result<(), StoreError> {
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_dir_private(parent, 0o755, self.owner)?;
+        }
         create_dir_private(&self.path, DIR_MODE, self.owner)?;
         self.check()
     }
@@ -214,7 +219,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Bytes of a hex string, or `None`.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
