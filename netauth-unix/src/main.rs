@@ -3,6 +3,7 @@
 //! ```text
 //! netauth-unix refresh [--config PATH] [--force] [--verbose]
 //! netauth-unix status  [--config PATH]
+//! netauth-unix check   USER [--service NAME] [--password-stdin] [--config PATH]
 //! ```
 //!
 //! Exit codes: 0 success; 1 the refresh failed; 2 bad usage or
@@ -21,6 +22,8 @@ use clap::{Args, Parser, Subcommand};
 use netauth_core::config::{Config, DEFAULT_CONFIG_PATH};
 use netauth_unix::refresh::{self, server_label, Notice, RefreshOptions, RefreshSettings};
 
+mod check;
+mod offline_status;
 mod output;
 mod status;
 
@@ -63,6 +66,24 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Say what a login of USER would meet right now: local account or not,
+    /// served by NSS, what the server says (or that it is unreachable), the
+    /// access rule of the service, the offline state, cached credentials.
+    /// Exit 0 when a login would pass, 1 when not.
+    Check {
+        #[command(flatten)]
+        common: Common,
+        /// The user to check.
+        user: String,
+        /// The PAM service whose access rule applies (and whose stack
+        /// --password-stdin runs).
+        #[arg(long, default_value = "login", value_name = "NAME")]
+        service: String,
+        /// Read a password (first line of standard input) and run a real PAM
+        /// authentication and account check through the service's stack.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Args)]
@@ -81,6 +102,17 @@ fn main() -> ExitCode {
             verbose,
         } => run_refresh(&common.config, force, verbose),
         Command::Status { common } => status::run(&common.config),
+        Command::Check {
+            common,
+            user,
+            service,
+            password_stdin,
+        } => check::run(&check::Request {
+            config: &common.config,
+            user: &user,
+            service: &service,
+            password_stdin,
+        }),
     }
 }
 
