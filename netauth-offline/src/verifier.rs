@@ -53,8 +53,11 @@ pub struct VerifierParams {
 
 impl Default for VerifierParams {
     /// Chosen with `cargo bench -p netauth-e2e --bench offline_login`
-    /// (docs/benchmarks.md): OWASP's first Argon2id line, well inside the
-    /// budget an online login may lose.
+    /// (docs/benchmarks.md): OWASP's second Argon2id line (19 MiB, two
+    /// passes), about 41 ms per check on the development machine, adding
+    /// about 54 ms to an online login; the first line (46 MiB, one pass)
+    /// takes twice as long and comes too close to the 150 ms budget on a
+    /// loaded host.
     fn default() -> Self {
         VerifierParams {
             m_kib: 19_456,

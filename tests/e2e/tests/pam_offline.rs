@@ -369,3 +369,48 @@ fn planted_links_and_open_files_in_the_verifier_folder_are_refused() {
     );
     assert_no_secret_logged(&mut env, &["alice-pw".into(), mac]);
 }
+
+/// A caller that is not root (a screen locker running as the user) cannot
+/// read the verifiers nor the state: online it logs in without storing
+/// anything, during an outage it gets PAM_AUTHINFO_UNAVAIL.
+#[test]
+fn callers_that_are_not_root_get_no_cached_login() {
+    let mut env = Env::new();
+    let world = start_world(&env, "");
+    env.service("na", NETAUTH_ONLY);
+    // The test folder (config, certificate, module link) readable by the
+    // unprivileged caller, as /etc/netauth is on a host.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for file in ["config.toml", "tls.pem"] {
+        std::fs::set_permissions(env.path(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let as_nobody = |env: &mut Env, password: &str| {
+        env.run(
+            &[
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "pamtester",
+                "-v",
+                "na",
+                "alice",
+                "authenticate",
+            ],
+            &format!("{password}\n"),
+        )
+    };
+    assert_ok(&as_nobody(&mut env, "alice-pw"));
+    assert!(!record(&env, "alice").exists(), "a non-root caller stored a verifier");
+
+    // Root stores one; the outage: root logs in offline, nobody does not.
+    assert_ok(&env.pamtester("na", "alice", &["authenticate"], "alice-pw\n"));
+    world.server.faults().set_drop_connections(true);
+    let run = as_nobody(&mut env, "alice-pw");
+    assert_fails_with(&run, AUTHINFO_UNAVAIL);
+    assert!(!run.text().contains(OFFLINE_MESSAGE));
+    assert!(!state(&env).in_outage(), "a non-root caller wrote the state");
+    let run = env.pamtester("na", "alice", &["authenticate"], "alice-pw\n");
+    assert_ok(&run);
+    assert!(run.text().contains(OFFLINE_MESSAGE), "{}", run.text());
+}
