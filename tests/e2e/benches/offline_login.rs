@@ -45,7 +45,13 @@ fn ms(d: Duration) -> String {
 fn pam_logins(env: &mut Env, n: usize, password: &str) -> Vec<Duration> {
     let count = n.to_string();
     let run = env.driver(&[
-        "--repeat", &count, "--timings", "--answer", password, "bench", "alice",
+        "--repeat",
+        &count,
+        "--timings",
+        "--answer",
+        password,
+        "bench",
+        "alice",
     ]);
     assert!(run.success, "pam run failed: {}", run.text());
     run.stdout
@@ -58,7 +64,9 @@ fn pam_logins(env: &mut Env, n: usize, password: &str) -> Vec<Duration> {
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
-        println!("offline_login: benchmark only; run `cargo bench -p netauth-e2e --bench offline_login`");
+        println!(
+            "offline_login: benchmark only; run `cargo bench -p netauth-e2e --bench offline_login`"
+        );
         return;
     }
     let iterations: usize = std::env::var("OFFLINE_BENCH_ITERATIONS")
@@ -75,10 +83,38 @@ fn main() {
         failed_delay: Duration::ZERO,
     };
     let candidates = [
-        (VerifierParams { m_kib: 12_288, t: 3, p: 1 }, "OWASP line 3"),
-        (VerifierParams { m_kib: 19_456, t: 2, p: 1 }, "OWASP line 2 (default)"),
-        (VerifierParams { m_kib: 47_104, t: 1, p: 1 }, "OWASP line 1"),
-        (VerifierParams { m_kib: 65_536, t: 3, p: 4 }, "RFC 9106 second choice"),
+        (
+            VerifierParams {
+                m_kib: 12_288,
+                t: 3,
+                p: 1,
+            },
+            "OWASP line 3",
+        ),
+        (
+            VerifierParams {
+                m_kib: 19_456,
+                t: 2,
+                p: 1,
+            },
+            "OWASP line 2 (default)",
+        ),
+        (
+            VerifierParams {
+                m_kib: 47_104,
+                t: 1,
+                p: 1,
+            },
+            "OWASP line 1",
+        ),
+        (
+            VerifierParams {
+                m_kib: 65_536,
+                t: 3,
+                p: 4,
+            },
+            "RFC 9106 second choice",
+        ),
     ];
     let mut table = Vec::new();
     for (i, (params, name)) in candidates.iter().enumerate() {
@@ -92,7 +128,10 @@ fn main() {
             if n >= warmup {
                 samples.push(start.elapsed());
             }
-            assert!(matches!(outcome, OfflineCheck::Accepted { .. }), "{outcome:?}");
+            assert!(
+                matches!(outcome, OfflineCheck::Accepted { .. }),
+                "{outcome:?}"
+            );
         }
         table.push((*params, *name, median_p90(samples)));
     }

@@ -401,7 +401,10 @@ fn callers_that_are_not_root_get_no_cached_login() {
         )
     };
     assert_ok(&as_nobody(&mut env, "alice-pw"));
-    assert!(!record(&env, "alice").exists(), "a non-root caller stored a verifier");
+    assert!(
+        !record(&env, "alice").exists(),
+        "a non-root caller stored a verifier"
+    );
 
     // Root stores one; the outage: root logs in offline, nobody does not.
     assert_ok(&env.pamtester("na", "alice", &["authenticate"], "alice-pw\n"));
@@ -409,7 +412,10 @@ fn callers_that_are_not_root_get_no_cached_login() {
     let run = as_nobody(&mut env, "alice-pw");
     assert_fails_with(&run, AUTHINFO_UNAVAIL);
     assert!(!run.text().contains(OFFLINE_MESSAGE));
-    assert!(!state(&env).in_outage(), "a non-root caller wrote the state");
+    assert!(
+        !state(&env).in_outage(),
+        "a non-root caller wrote the state"
+    );
     let run = env.pamtester("na", "alice", &["authenticate"], "alice-pw\n");
     assert_ok(&run);
     assert!(run.text().contains(OFFLINE_MESSAGE), "{}", run.text());
