@@ -1,7 +1,10 @@
 //! The async NetAuth client.
 //!
-//! Reads go to `core.server`, writes to `core.master`, each over its own
-//! lazily connected channel. Every call carries `client-name` and
+//! Reads go to the read servers (`[unix] servers`, else `core.server`),
+//! writes to `core.master`, each over its own lazily connected channel.
+//! The read servers are tried in order within the one deadline of the call
+//! (see [`ServerHealth`]): each gets an equal share of what is left, the last
+//! one all of it, and the one that answered is tried first from then on. Every call carries `client-name` and
 //! `service-name`; calls that need a token also carry `authorization` (the
 //! raw token). Every call has a deadline, enforced both as the gRPC timeout
 //! and locally, so a server that accepts TCP and then says nothing still
@@ -10,8 +13,8 @@
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -54,6 +57,75 @@ impl fmt::Debug for SecretSource {
     }
 }
 
+/// Which read server answered last and what the others said: shared by
+/// every client built from one [`ClientBuilder`] (and its clones), so that a
+/// server found dead is not waited on again by the next call, and so that
+/// the caller can remember the good one (the PAM module keeps it in its
+/// state file) and report the errors.
+#[derive(Debug, Default)]
+pub struct ServerHealth {
+    state: Mutex<HealthState>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    /// Tried first (a `host:port` of the list).
+    preferred: Option<String>,
+    /// The last server that answered a call, if any did.
+    answered: Option<String>,
+    /// The last transport failure of each server that had one, in order.
+    failures: Vec<(String, String)>,
+}
+
+impl ServerHealth {
+    fn lock(&self) -> MutexGuard<'_, HealthState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tries `server` (`host:port`) first from now on.
+    pub fn prefer(&self, server: &str) {
+        self.lock().preferred = Some(server.to_owned());
+    }
+
+    /// The server that answered last (any answer, errors included, as long
+    /// as it came from the server).
+    pub fn answered_by(&self) -> Option<String> {
+        self.lock().answered.clone()
+    }
+
+    /// The last transport failure of each server, since this was created.
+    pub fn failures(&self) -> Vec<(String, String)> {
+        self.lock().failures.clone()
+    }
+
+    fn order(&self, names: &[&str]) -> Vec<usize> {
+        let state = self.lock();
+        let first = state
+            .preferred
+            .as_deref()
+            .and_then(|p| names.iter().position(|n| *n == p));
+        first
+            .into_iter()
+            .chain((0..names.len()).filter(|i| Some(*i) != first))
+            .collect()
+    }
+
+    fn answered(&self, server: &str) {
+        let mut state = self.lock();
+        state.answered = Some(server.to_owned());
+        state.preferred = Some(server.to_owned());
+    }
+
+    fn failed(&self, server: &str, error: &Error) {
+        let mut state = self.lock();
+        let text = error.to_string();
+        match state.failures.iter_mut().find(|(s, _)| s == server) {
+            Some(entry) => entry.1 = text,
+            None => state.failures.push((server.to_owned(), text)),
+        }
+    }
+}
+
 /// Builds a [`Client`] from a [`Config`] (or a config file) plus overrides,
 /// which win over the file.
 #[derive(Clone, Debug)]
@@ -63,6 +135,7 @@ pub struct ClientBuilder {
     entity: Option<String>,
     secret: Option<SecretSource>,
     token_cache: Option<Arc<dyn TokenCache>>,
+    health: Arc<ServerHealth>,
 }
 
 impl ClientBuilder {
@@ -78,6 +151,7 @@ impl ClientBuilder {
             entity: None,
             secret: None,
             token_cache: None,
+            health: Arc::default(),
         }
     }
 
@@ -91,9 +165,46 @@ impl ClientBuilder {
         &self.config
     }
 
+    /// Reads go to `server` alone (it replaces `[unix] servers`).
     pub fn server(mut self, server: impl Into<String>) -> Self {
         self.config.server = server.into();
+        self.config.unix.servers = None;
         self
+    }
+
+    /// Reads go to these servers (`host` or `host:port`), tried in order.
+    pub fn read_servers(mut self, servers: Vec<String>) -> Self {
+        self.config.unix.servers = Some(servers);
+        self
+    }
+
+    /// The read servers as `host:port`, in the configured order.
+    pub fn read_server_names(&self) -> Vec<String> {
+        self.read_list()
+            .iter()
+            .map(|(host, port)| authority(host, *port))
+            .collect()
+    }
+
+    fn read_list(&self) -> Vec<(String, u16)> {
+        let list = self.config.unix.read_servers(self.config.port);
+        if list.is_empty() {
+            vec![(self.config.server.clone(), self.config.port)]
+        } else {
+            list
+        }
+    }
+
+    /// Tries `server` (`host:port`, as [`ClientBuilder::read_server_names`]
+    /// spells it) first, e.g. the one that answered last time.
+    pub fn prefer_server(self, server: &str) -> Self {
+        self.health.prefer(server);
+        self
+    }
+
+    /// What the clients built from this builder learnt about the servers.
+    pub fn health(&self) -> &Arc<ServerHealth> {
+        &self.health
     }
 
     pub fn port(mut self, port: u16) -> Self {
@@ -217,11 +328,26 @@ impl ClientBuilder {
         } else {
             Some(self.load_tls()?)
         };
-        let read = Remote::new(&config.server, config.port, tls_config.as_ref(), config)?;
-        let write = if config.master() == config.server {
-            read.clone()
+        let key = if config.unix.read_servers(config.port).is_empty() {
+            "core.server"
         } else {
-            Remote::new(config.master(), config.port, tls_config.as_ref(), config)?
+            "unix.servers"
+        };
+        let reads = self
+            .read_list()
+            .iter()
+            .map(|(host, port)| Remote::new(host, *port, tls_config.as_ref(), config, key))
+            .collect::<Result<Vec<_>>>()?;
+        let master = authority(config.master(), config.port);
+        let write = match reads.iter().find(|r| r.name == master) {
+            Some(read) => read.clone(),
+            None => Remote::new(
+                config.master(),
+                config.port,
+                tls_config.as_ref(),
+                config,
+                "core.master",
+            )?,
         };
         let token_cache = self
             .token_cache
@@ -230,7 +356,8 @@ impl ClientBuilder {
 
         Ok(Client {
             inner: Arc::new(Inner {
-                read,
+                reads,
+                health: self.health.clone(),
                 write,
                 client_name,
                 service_name,
@@ -283,15 +410,12 @@ impl Remote {
         port: u16,
         tls_config: Option<&Arc<rustls::ClientConfig>>,
         config: &Config,
+        key: &'static str,
     ) -> Result<Remote> {
         let name = authority(host, port);
         let bad_host = |e: &dyn fmt::Display| {
             let file = config.file.clone().unwrap_or_default();
-            Error::config(
-                file,
-                Some("core.server"),
-                format!("cannot use server {name:?}: {e}"),
-            )
+            Error::config(file, Some(key), format!("cannot use server {name:?}: {e}"))
         };
         // Our connector does TLS itself, so tonic sees http://; the origin
         // tells the server the request came over https.
@@ -333,7 +457,9 @@ type Stub = NetAuth2Client<Channel>;
 type RpcResult<T> = std::result::Result<tonic::Response<T>, tonic::Status>;
 
 struct Inner {
-    read: Remote,
+    /// The read servers, in the configured order.
+    reads: Vec<Remote>,
+    health: Arc<ServerHealth>,
     write: Remote,
     client_name: AsciiMetadataValue,
     service_name: AsciiMetadataValue,
@@ -352,7 +478,10 @@ pub struct Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("server", &self.inner.read.name)
+            .field(
+                "servers",
+                &self.inner.reads.iter().map(|r| &r.name).collect::<Vec<_>>(),
+            )
             .field("master", &self.inner.write.name)
             .field("entity", &self.inner.entity)
             .field("secret", &self.inner.secret)
@@ -451,6 +580,11 @@ impl Client {
         &self.inner.token_cache
     }
 
+    /// What the clients of this builder learnt about the read servers.
+    pub fn health(&self) -> &Arc<ServerHealth> {
+        &self.inner.health
+    }
+
     /// One gRPC call with metadata, token and deadline.
     async fn call<Req, Resp, F, Fut>(
         &self,
@@ -463,7 +597,23 @@ impl Client {
         F: FnOnce(Stub, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = RpcResult<Resp>>,
     {
-        let deadline = self.inner.request_timeout;
+        self.call_within(remote, message, token, rpc, self.inner.request_timeout)
+            .await
+    }
+
+    /// [`Client::call`] with its own deadline.
+    async fn call_within<Req, Resp, F, Fut>(
+        &self,
+        remote: &Remote,
+        message: Req,
+        token: Option<&Token>,
+        rpc: F,
+        deadline: Duration,
+    ) -> Result<Resp>
+    where
+        F: FnOnce(Stub, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = RpcResult<Resp>>,
+    {
         let mut request = tonic::Request::new(message);
         request.set_timeout(deadline);
         let metadata = request.metadata_mut();
@@ -487,13 +637,68 @@ impl Client {
         }
     }
 
-    /// A call without a token to the read server.
+    /// A call without a token to the read servers.
     async fn read<Req, Resp, F, Fut>(&self, message: Req, rpc: F) -> Result<Resp>
     where
-        F: FnOnce(Stub, tonic::Request<Req>) -> Fut,
+        Req: Clone,
+        F: Fn(Stub, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = RpcResult<Resp>>,
     {
-        self.call(&self.inner.read, message, None, rpc).await
+        self.read_on(message, |stub, _, r| rpc(stub, r)).await
+    }
+
+    /// A call without a token to the read servers, in order (the one that
+    /// answered last first) within one overall deadline: each server gets
+    /// an equal share of the time left, the last one all of it. Only a
+    /// transport failure (unreachable, deadline, TLS refused) moves on to
+    /// the next; any answer of a server is the answer. `rpc` also gets the
+    /// server's channel (for the calls made with the wiping codec).
+    async fn read_on<Req, Resp, F, Fut>(&self, message: Req, rpc: F) -> Result<Resp>
+    where
+        Req: Clone,
+        F: Fn(Stub, Channel, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = RpcResult<Resp>>,
+    {
+        let names: Vec<&str> = self.inner.reads.iter().map(|r| r.name.as_str()).collect();
+        let order = self.inner.health.order(&names);
+        let total = self.inner.request_timeout;
+        let start = Instant::now();
+        let mut last_error = None;
+        for (tried, index) in order.iter().enumerate() {
+            let Some(remote) = self.inner.reads.get(*index) else {
+                continue;
+            };
+            let left = total.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            let servers_left = u32::try_from(order.len() - tried).unwrap_or(1).max(1);
+            let share = left / servers_left;
+            let channel = remote.channel.clone();
+            let outcome = self
+                .call_within(
+                    remote,
+                    message.clone(),
+                    None,
+                    |stub, r| rpc(stub, channel, r),
+                    share,
+                )
+                .await;
+            match outcome {
+                Err(e) if e.is_server_unavailable() => {
+                    self.inner.health.failed(&remote.name, &e);
+                    last_error = Some(e);
+                }
+                other => {
+                    self.inner.health.answered(&remote.name);
+                    return other;
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::TimedOut {
+            server: names.join(", "),
+            after: total,
+        }))
     }
 
     /// A call with the entity's token to the master. A cached token the
@@ -770,17 +975,31 @@ impl Client {
             secret: Some(secret.expose().to_owned()),
             token: None,
         });
-        let channel = self.inner.read.channel.clone();
-        self.read(message, |_, r| {
+        self.read_on(message, |_, channel, r| {
             secret_rpc::unary::<pb::Empty>(channel, AuthRpc::Entity, r)
         })
         .await
         .map(drop)
     }
 
-    /// Checks `id`'s secret and returns a token for it (asks the read server).
+    /// Checks `id`'s secret and returns a token for it (asks the read servers).
     pub async fn auth_get_token(&self, id: &str, secret: &Secret) -> Result<Token> {
-        self.get_token_from(&self.inner.read, id, secret).await
+        let message = SecretRequest(pb::AuthRequest {
+            entity: Some(entity_ref(id)),
+            secret: Some(secret.expose().to_owned()),
+            token: None,
+        });
+        let answer: pb::AuthResult = self
+            .read_on(message, |_, channel, r| {
+                secret_rpc::unary(channel, AuthRpc::GetToken, r)
+            })
+            .await?;
+        match answer.token {
+            Some(token) if !token.is_empty() => Ok(Token::new(token)),
+            _ => Err(Error::NoToken {
+                entity: id.to_owned(),
+            }),
+        }
     }
 
     async fn get_token_from(&self, remote: &Remote, id: &str, secret: &Secret) -> Result<Token> {
@@ -810,8 +1029,7 @@ impl Client {
             secret: None,
             token: Some(token.expose().to_owned()),
         });
-        let channel = self.inner.read.channel.clone();
-        self.read(message, |_, r| {
+        self.read_on(message, |_, channel, r| {
             secret_rpc::unary::<pb::Empty>(channel, AuthRpc::ValidateToken, r)
         })
         .await

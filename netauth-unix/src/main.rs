@@ -5,6 +5,7 @@
 //! netauth-unix status  [--config PATH]
 //! netauth-unix ssh-keys USER [--type TYPE] [--config PATH]
 //! netkeys --ID USER [--type TYPE]      (the same, as NetAuth's netkeys)
+//! netauth-unix check   USER [--service NAME] [--password-stdin] [--config PATH]
 //! ```
 //!
 //! Exit codes: 0 success; 1 the refresh failed; 2 bad usage or
@@ -24,6 +25,8 @@ use netauth_core::config::{Config, DEFAULT_CONFIG_PATH};
 use netauth_unix::refresh::{self, server_label, Notice, RefreshOptions, RefreshSettings};
 use netauth_unix::ssh_keys::{self, SshKeysArgs};
 
+mod check;
+mod offline_status;
 mod output;
 mod status;
 
@@ -69,6 +72,24 @@ enum Command {
     /// Print a user's public keys, one per line, for sshd's
     /// AuthorizedKeysCommand (also NetAuth's netkeys: --ID USER).
     SshKeys(SshKeysArgs),
+    /// Say what a login of USER would meet right now: local account or not,
+    /// served by NSS, what the server says (or that it is unreachable), the
+    /// access rule of the service, the offline state, cached credentials.
+    /// Exit 0 when a login would pass, 1 when not.
+    Check {
+        #[command(flatten)]
+        common: Common,
+        /// The user to check.
+        user: String,
+        /// The PAM service whose access rule applies (and whose stack
+        /// --password-stdin runs).
+        #[arg(long, default_value = "login", value_name = "NAME")]
+        service: String,
+        /// Read a password (first line of standard input) and run a real PAM
+        /// authentication and account check through the service's stack.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Args)]
@@ -88,6 +109,17 @@ fn main() -> ExitCode {
         } => run_refresh(&common.config, force, verbose),
         Command::Status { common } => status::run(&common.config),
         Command::SshKeys(args) => ssh_keys::main(&args),
+        Command::Check {
+            common,
+            user,
+            service,
+            password_stdin,
+        } => check::run(&check::Request {
+            config: &common.config,
+            user: &user,
+            service: &service,
+            password_stdin,
+        }),
     }
 }
 

@@ -154,6 +154,7 @@ pub fn run(config_path: &Path) -> ExitCode {
 
     report_cache(&settings.cache_dir, now, max_age, &mut findings);
     report_refresh(&settings.cache_dir, now, &mut findings);
+    crate::offline_status::report(&settings.cache_dir, now);
     report_server(config, &mut findings);
 
     let code = findings.exit_code();
@@ -306,7 +307,12 @@ fn report_refresh(cache_dir: &Path, now: i64, findings: &mut Findings) {
 }
 
 fn report_server(config: Config, findings: &mut Findings) {
-    let server = server_label(&config);
+    let servers = ClientBuilder::from_config(config.clone()).read_server_names();
+    let server = if servers.len() > 1 {
+        servers.join(", ")
+    } else {
+        server_label(&config)
+    };
     let client = BlockingClient::new(
         ClientBuilder::from_config(config)
             .service_name(refresh::SERVICE_NAME)
@@ -316,8 +322,12 @@ fn report_server(config: Config, findings: &mut Findings) {
     let started = std::time::Instant::now();
     match client.ping() {
         Ok(()) => say!(
-            "server:       {server} reachable ({} ms)",
-            started.elapsed().as_millis()
+            "server:       {server} reachable ({} ms{})",
+            started.elapsed().as_millis(),
+            match client.builder().health().answered_by() {
+                Some(answered) if servers.len() > 1 => format!(", answered by {answered}"),
+                _ => String::new(),
+            }
         ),
         Err(e) => {
             let why = e.to_string().replace(['\n', '\r'], " ");
@@ -398,7 +408,7 @@ fn unix_now() -> i64 {
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian, from days since the epoch).
-fn format_time(t: i64) -> String {
+pub(crate) fn format_time(t: i64) -> String {
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
     // Civil date from day count (Howard Hinnant's algorithm).
@@ -420,7 +430,7 @@ fn format_time(t: i64) -> String {
 }
 
 /// A short age such as `42 s`, `5 min`, `3 h 2 min`, `2 d 4 h`.
-fn format_age(secs: i64) -> String {
+pub(crate) fn format_age(secs: i64) -> String {
     if secs < 0 {
         return "in the future: clock skew".to_owned();
     }

@@ -14,6 +14,7 @@ const PAM_AUTHTOK: c_int = 6;
 const PAM_OLDAUTHTOK: c_int = 7;
 const PAM_PROMPT_ECHO_OFF: c_int = 1;
 const PAM_ERROR_MSG: c_int = 3;
+const PAM_TEXT_INFO: c_int = 4;
 const PAM_SUCCESS: c_int = 0;
 
 #[repr(C)]
@@ -202,6 +203,12 @@ impl PamHost for Host<'_> {
         if self.flags & flags::SILENT == 0 {
             // A failed message is not worth failing the call for.
             let _ = self.converse(PAM_ERROR_MSG, message);
+        }
+    }
+
+    fn show_info(&mut self, message: &str) {
+        if self.flags & flags::SILENT == 0 {
+            let _ = self.converse(PAM_TEXT_INFO, message);
         }
     }
 

@@ -7,6 +7,10 @@
 //! request_timeout_ms = 3000       # overrides [unix] request_timeout_ms
 //! connect_timeout_ms = 2000       # overrides [unix] connect_timeout_ms
 //! offline_max_age_s = 86400       # oldest cache the account step trusts offline
+//! offline_login = true            # cached password verifiers while the server is down
+//! offline_login_max_age_days = 7  # since the last online login; 0 = no limit
+//! offline_failed_attempts = 5     # wrong offline passwords before a pause; 0 = never
+//! offline_failed_delay_s = 300    # the pause
 //!
 //! [unix.pam.service.sshd]
 //! allow_groups = ["admins"]       # replaces the list above for PAM service sshd
@@ -27,6 +31,15 @@ use super::InvalidSetting;
 const MAX_TIMEOUT_MS: u64 = 600_000;
 /// Default age limit of the on-disk cache for offline account decisions.
 pub const DEFAULT_OFFLINE_MAX_AGE_S: u64 = 86_400;
+/// Default of `offline_login_max_age_days`.
+pub const DEFAULT_OFFLINE_LOGIN_MAX_AGE_DAYS: u64 = 7;
+/// Default of `offline_failed_attempts`.
+pub const DEFAULT_OFFLINE_FAILED_ATTEMPTS: u32 = 5;
+/// Default of `offline_failed_delay_s`.
+pub const DEFAULT_OFFLINE_FAILED_DELAY_S: u64 = 300;
+/// Upper bounds: anything above is surely a typo.
+const MAX_OFFLINE_LOGIN_MAX_AGE_DAYS: u64 = 3650;
+const MAX_OFFLINE_FAILED_DELAY_S: u64 = 30 * 86_400;
 
 /// The raw `[unix.pam]` table as written.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -40,6 +53,14 @@ pub struct PamSection {
     pub connect_timeout_ms: Option<u64>,
     #[serde(default)]
     pub offline_max_age_s: Option<u64>,
+    #[serde(default)]
+    pub offline_login: Option<bool>,
+    #[serde(default)]
+    pub offline_login_max_age_days: Option<u64>,
+    #[serde(default)]
+    pub offline_failed_attempts: Option<u32>,
+    #[serde(default)]
+    pub offline_failed_delay_s: Option<u64>,
     #[serde(default, deserialize_with = "super::unix::tables")]
     pub service: BTreeMap<String, ServiceSection>,
 }
@@ -62,6 +83,13 @@ pub struct PamSettings {
     pub request_timeout: Option<Duration>,
     pub connect_timeout: Option<Duration>,
     pub offline_max_age: Duration,
+    /// Cached password verifiers are stored and used.
+    pub offline_login: bool,
+    /// Oldest last online login an offline login accepts; `None`: no limit.
+    pub offline_login_max_age: Option<Duration>,
+    /// Wrong offline passwords before offline logins pause; 0: never.
+    pub offline_failed_attempts: u32,
+    pub offline_failed_delay: Duration,
 }
 
 impl Default for PamSettings {
@@ -72,7 +100,30 @@ impl Default for PamSettings {
             request_timeout: None,
             connect_timeout: None,
             offline_max_age: Duration::from_secs(DEFAULT_OFFLINE_MAX_AGE_S),
+            offline_login: true,
+            offline_login_max_age: Some(days(DEFAULT_OFFLINE_LOGIN_MAX_AGE_DAYS)),
+            offline_failed_attempts: DEFAULT_OFFLINE_FAILED_ATTEMPTS,
+            offline_failed_delay: Duration::from_secs(DEFAULT_OFFLINE_FAILED_DELAY_S),
         }
+    }
+}
+
+fn days(n: u64) -> Duration {
+    Duration::from_secs(n.saturating_mul(86_400))
+}
+
+fn check_at_most(
+    key: &str,
+    value: Option<u64>,
+    max: u64,
+    unit: &str,
+) -> Result<(), InvalidSetting> {
+    match value {
+        Some(n) if n > max => Err(InvalidSetting::new(
+            key,
+            format!("{n} is above the limit of {max} {unit}"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -112,6 +163,18 @@ impl PamSection {
         }
         check_timeout("unix.pam.request_timeout_ms", self.request_timeout_ms)?;
         check_timeout("unix.pam.connect_timeout_ms", self.connect_timeout_ms)?;
+        check_at_most(
+            "unix.pam.offline_login_max_age_days",
+            self.offline_login_max_age_days,
+            MAX_OFFLINE_LOGIN_MAX_AGE_DAYS,
+            "days",
+        )?;
+        check_at_most(
+            "unix.pam.offline_failed_delay_s",
+            self.offline_failed_delay_s,
+            MAX_OFFLINE_FAILED_DELAY_S,
+            "seconds",
+        )?;
         Ok(())
     }
 }
@@ -133,6 +196,22 @@ impl PamSettings {
                 section
                     .offline_max_age_s
                     .unwrap_or(DEFAULT_OFFLINE_MAX_AGE_S),
+            ),
+            offline_login: section.offline_login.unwrap_or(true),
+            offline_login_max_age: match section
+                .offline_login_max_age_days
+                .unwrap_or(DEFAULT_OFFLINE_LOGIN_MAX_AGE_DAYS)
+            {
+                0 => None,
+                n => Some(days(n)),
+            },
+            offline_failed_attempts: section
+                .offline_failed_attempts
+                .unwrap_or(DEFAULT_OFFLINE_FAILED_ATTEMPTS),
+            offline_failed_delay: Duration::from_secs(
+                section
+                    .offline_failed_delay_s
+                    .unwrap_or(DEFAULT_OFFLINE_FAILED_DELAY_S),
             ),
         }
     }
@@ -209,6 +288,45 @@ mod tests {
         // ... a service table without the key inherits the host list.
         assert!(!s.admits("su", &[]));
         assert!(s.admits("su", &groups(&["staff"])));
+    }
+
+    #[test]
+    fn offline_login_keys() {
+        let s = PamSettings::default();
+        assert!(s.offline_login);
+        assert_eq!(
+            s.offline_login_max_age,
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(s.offline_failed_attempts, 5);
+        assert_eq!(s.offline_failed_delay, Duration::from_secs(300));
+        let s = PamSettings::from_config_text(
+            "[unix.pam]\noffline_login = false\noffline_login_max_age_days = 0\n\
+             offline_failed_attempts = 2\noffline_failed_delay_s = 9\n",
+        )
+        .unwrap();
+        assert!(!s.offline_login);
+        assert_eq!(s.offline_login_max_age, None);
+        assert_eq!(s.offline_failed_attempts, 2);
+        assert_eq!(s.offline_failed_delay, Duration::from_secs(9));
+        for (text, key) in [
+            (
+                "[unix.pam]\noffline_login_max_age_days = 99999\n",
+                "offline_login_max_age_days",
+            ),
+            (
+                "[unix.pam]\noffline_failed_delay_s = 99999999\n",
+                "offline_failed_delay_s",
+            ),
+            ("[unix.pam]\noffline_login = \"yes\"\n", "offline_login"),
+            (
+                "[unix.pam]\noffline_failed_attempts = -1\n",
+                "offline_failed_attempts",
+            ),
+        ] {
+            let err = PamSettings::from_config_text(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | `unix.request_timeout_ms` | 5000 |
 //! | `unix.cache_dir` | `/var/lib/netauth` |
 //! | `unix.status_max_age_s` | 3600 |
+//! | `unix.servers` | `[]`: `core.server` alone |
 //! | `[unix.refresh]` | see [`RefreshSettings`] |
 //! | `[unix.pam]`, `[unix.pam.service.NAME]` | see [`PamSection`] |
 //! | `[unix.ssh]` | see [`SshSettings`] |
@@ -54,6 +55,9 @@ pub struct UnixSection {
     /// Oldest cache `netauth-unix status` calls fresh, in seconds; see
     /// [`UnixSection::status_max_age`].
     pub status_max_age_s: Option<u64>,
+    /// Read servers (`host` or `host:port`) tried in order; see
+    /// [`UnixSection::read_servers`].
+    pub servers: Option<Vec<String>>,
     /// `[unix.refresh]`; its `cache_dir` is `[unix] cache_dir`.
     #[serde(deserialize_with = "table")]
     pub refresh: RefreshSettings,
@@ -83,6 +87,9 @@ impl UnixSection {
                 "must be a number of seconds above 0",
             ));
         }
+        for entry in self.servers.iter().flatten() {
+            parse_server(entry, 1).map_err(|why| InvalidSetting::new("unix.servers", why))?;
+        }
         self.refresh.validate()?;
         self.pam.validate()?;
         SshSettings::from_section(&self.ssh)?;
@@ -105,12 +112,63 @@ impl UnixSection {
         Duration::from_secs(self.status_max_age_s.unwrap_or(DEFAULT_STATUS_MAX_AGE_S))
     }
 
+    /// The read servers as `(host, port)`, in order: `servers` when it
+    /// lists any (an entry without a port gets `default_port`, NetAuth's
+    /// `core.port`), else none (the caller uses `core.server`). Validated
+    /// entries only (see [`UnixSection::validated`]).
+    pub fn read_servers(&self, default_port: u16) -> Vec<(String, u16)> {
+        self.servers
+            .iter()
+            .flatten()
+            .filter_map(|entry| parse_server(entry, default_port).ok())
+            .collect()
+    }
+
     /// `cache_dir`, or `/var/lib/netauth`.
     pub fn cache_dir(&self) -> &Path {
         self.cache_dir
             .as_deref()
             .unwrap_or(Path::new(DEFAULT_CACHE_DIR))
     }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port` as `(host, port)`; a bare
+/// IPv6 literal (more than one colon) is a host without a port.
+pub fn parse_server(entry: &str, default_port: u16) -> Result<(String, u16), String> {
+    let entry = entry.trim();
+    let bad = |why: &str| Err(format!("{entry:?}: {why}"));
+    if entry.is_empty() {
+        return bad("empty server name");
+    }
+    if entry.chars().any(|c| c.is_whitespace() || c == '/') {
+        return bad("not a host name (expected host or host:port)");
+    }
+    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, port)) => match port.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return bad("text after the bracketed address"),
+            },
+            None => return bad("unclosed bracket"),
+        }
+    } else if entry.matches(':').count() == 1 {
+        let (host, port) = entry.split_once(':').unwrap_or((entry, ""));
+        (host, Some(port))
+    } else {
+        (entry, None)
+    };
+    if host.is_empty() {
+        return bad("empty host");
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return bad("the port must be a number from 1 to 65535"),
+        },
+    };
+    Ok((host.to_owned(), port))
 }
 
 fn positive_millis(key: &str, value: Option<i64>) -> Result<(), InvalidSetting> {
@@ -172,4 +230,40 @@ where
     }
     let map: BTreeMap<String, AsTable<T>> = table(deserializer)?;
     Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+#[cfg(test)]
+mod server_list_tests {
+    use super::*;
+
+    #[test]
+    fn server_entries() {
+        let ok = |e: &str| parse_server(e, 1729).unwrap();
+        assert_eq!(ok("ns1.example.com"), ("ns1.example.com".into(), 1729));
+        assert_eq!(ok("ns2.example.com:443"), ("ns2.example.com".into(), 443));
+        assert_eq!(ok("[::1]:9"), ("::1".into(), 9));
+        assert_eq!(ok("[::1]"), ("::1".into(), 1729));
+        assert_eq!(ok("fe80::1"), ("fe80::1".into(), 1729));
+        for bad in ["", "a b", "a:0", "a:x", ":1", "[::1", "[::1]x", "https://a"] {
+            assert!(parse_server(bad, 1729).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn servers_key_is_validated_and_ordered() {
+        let unix =
+            UnixSection::from_toml_str("[unix]\nservers = [\"b\", \"a:7\"]\n", "config.toml")
+                .unwrap();
+        assert_eq!(
+            unix.read_servers(1729),
+            [("b".to_owned(), 1729), ("a".to_owned(), 7)]
+        );
+        let err = UnixSection::from_toml_str("[unix]\nservers = [\"a:99999\"]\n", "config.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unix.servers") && err.contains("line 2"),
+            "{err}"
+        );
+    }
 }

@@ -155,6 +155,14 @@ pub enum Notice {
     StatusFileUnwritable {
         error: String,
     },
+    /// Cached credentials of users no longer served were deleted.
+    VerifiersRemoved {
+        count: usize,
+    },
+    /// The cached credentials or the offline state could not be updated.
+    OfflineStoreUnusable {
+        error: String,
+    },
 }
 
 impl fmt::Display for Notice {
@@ -256,6 +264,14 @@ impl fmt::Display for Notice {
             Notice::StatusFileUnwritable { error } => {
                 write!(f, "cannot write the status file: {error}")
             }
+            Notice::VerifiersRemoved { count } => write!(
+                f,
+                "cached credentials of {count} user(s) no longer served deleted"
+            ),
+            Notice::OfflineStoreUnusable { error } => write!(
+                f,
+                "cannot update the cached credentials or the offline state: {error}"
+            ),
             Notice::PreviousCacheUnreadable { error } => write!(
                 f,
                 "the previous cache is unreadable ({error}); the shrink guard is skipped"

@@ -162,6 +162,7 @@ pub mod build;
 pub mod fetch;
 pub mod members;
 pub mod model;
+pub mod offline;
 pub mod status;
 
 use std::collections::HashSet;
@@ -366,7 +367,13 @@ pub async fn refresh(
         .build();
     match client {
         Ok(client) => {
-            refresh_and_record(&mut ClientSource(&client), &server, &settings, options).await
+            let mut outcome =
+                refresh_and_record(&mut ClientSource(&client), &server, &settings, options).await;
+            if let Ok(report) = &mut outcome {
+                let answered = client.health().answered_by();
+                offline::after_success(&settings.cache_dir, answered.as_deref(), report);
+            }
+            outcome
         }
         Err(e) => {
             let outcome = Err(RefreshError::Client(Box::new(e)));

@@ -1,12 +1,21 @@
 //! The real backend: NetAuth through the core's blocking client (one
 //! current-thread runtime per call, dropped before returning), and the
-//! on-disk cache for offline account decisions.
+//! on-disk cache for offline account decisions, the cached verifiers and
+//! the offline state (see the `netauth-offline` crate).
+//!
+//! The offline state is read before a call to the servers: while it says
+//! "offline until T", no server is asked and the call fails at once as
+//! unavailable. After a call, a transport failure starts or prolongs the
+//! outage, any answer ends it, and the server that answered is kept to be
+//! tried first. A process that is not root cannot read or write the state
+//! (nor the verifiers): it always asks the servers.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{
-    AccountInfo, Backend, BackendError, CacheAnswer, Listing, ModuleArgs, PamSettings, SERVICE_NAME,
+    AccountInfo, Backend, BackendError, CacheAnswer, Listing, ModuleArgs, OfflineCheck,
+    OfflinePolicy, PamSettings, SERVICE_NAME,
 };
 use netauth_cache::clean::LocalAccounts;
 use netauth_cache::trusted::{open_trusted, read_trusted, Owner, TrustRule};
@@ -16,6 +25,8 @@ use netauth_core::client::ClientBuilder;
 use netauth_core::config::{Config, TokenCacheKind};
 use netauth_core::error::Error;
 use netauth_core::secret::Secret as CoreSecret;
+use netauth_offline::state::jitter;
+use netauth_offline::{unix_now, StateFile, VerifierStore};
 
 /// NetAuth as the PAM flows see it.
 pub struct NetAuthBackend {
@@ -24,6 +35,74 @@ pub struct NetAuthBackend {
     /// `[unix.refresh] local_passwd`: the same local accounts the refresh
     /// refuses to shadow in NSS are left to the local modules here.
     local_passwd: PathBuf,
+    offline: Offline,
+}
+
+/// The cached verifiers and the offline state, root's only.
+struct Offline {
+    /// The process runs as root: only then are the files used.
+    root: bool,
+    verifiers: VerifierStore,
+    state: StateFile,
+}
+
+impl Offline {
+    fn system() -> Offline {
+        Offline {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            root: unsafe { libc::geteuid() } == 0,
+            verifiers: VerifierStore::system(),
+            state: StateFile::system(),
+        }
+    }
+
+    /// Why no server is to be asked now, if the state says so.
+    fn skip_reason(&self) -> Option<String> {
+        if !self.root {
+            return None;
+        }
+        let state = self.state.read().ok()?;
+        let now = unix_now();
+        state.is_offline(now).then(|| {
+            format!(
+                "no server asked: NetAuth offline for {} s (state file {}), next probe in {} s",
+                now.saturating_sub(state.since),
+                self.state.path().display(),
+                state.until.saturating_sub(now)
+            )
+        })
+    }
+
+    /// Records what a call to the servers showed.
+    fn note<T>(&self, result: &Result<T, BackendError>, client: &BlockingClient) {
+        if !self.root {
+            return;
+        }
+        let health = client.builder().health();
+        let Ok(mut state) = self.state.read() else {
+            return;
+        };
+        let changed = match result {
+            Err(BackendError::Unavailable(_)) => {
+                state.record_failure(unix_now(), &health.failures(), jitter());
+                true
+            }
+            Err(BackendError::Misconfigured(_)) => false,
+            _ => {
+                let now = unix_now();
+                let mut changed = false;
+                for (server, text) in health.failures() {
+                    state.note_error(&server, now, &text);
+                    changed = true;
+                }
+                state.record_success(health.answered_by().as_deref()) || changed
+            }
+        };
+        if changed {
+            // A state that cannot be written costs a probe next time, no more.
+            let _ = self.state.write(&state);
+        }
+    }
 }
 
 impl NetAuthBackend {
@@ -42,6 +121,7 @@ impl NetAuthBackend {
             open_trusted(&config.certificate, &TrustRule::CERTIFICATE)
                 .map_err(|e| format!("key tls.certificate: {e}"))?;
         }
+        let offline = Offline::system();
         let mut builder = ClientBuilder::from_config(config)
             .service_name(SERVICE_NAME)
             // Never leave a user's token in a file behind.
@@ -52,10 +132,16 @@ impl NetAuthBackend {
         if let Some(timeout) = settings.connect_timeout {
             builder = builder.connect_timeout(timeout);
         }
+        if offline.root {
+            if let Some(server) = offline.state.read().ok().and_then(|s| s.last_good) {
+                builder = builder.prefer_server(&server);
+            }
+        }
         let backend = NetAuthBackend {
             client: BlockingClient::new(builder),
             cache_path: PathBuf::from(CACHE_PATH),
             local_passwd,
+            offline,
         };
         Ok((settings, backend))
     }
@@ -77,36 +163,35 @@ fn classify(error: Error) -> BackendError {
     }
 }
 
+impl NetAuthBackend {
+    /// A read call to the servers, unless the offline state says not to
+    /// ask; its outcome is recorded in the state.
+    fn read<T>(
+        &mut self,
+        call: impl FnOnce(&BlockingClient) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        if let Some(why) = self.offline.skip_reason() {
+            return Err(BackendError::Unavailable(why));
+        }
+        let result = call(&self.client);
+        self.offline.note(&result, &self.client);
+        result
+    }
+}
+
 impl Backend for NetAuthBackend {
     fn authenticate(&mut self, user: &str, secret: &str) -> Result<(), BackendError> {
         let secret = CoreSecret::new(secret);
-        self.client.auth_entity(user, &secret).map_err(classify)
+        self.read(|client| client.auth_entity(user, &secret).map_err(classify))
     }
 
     fn account(&mut self, user: &str, with_groups: bool) -> Result<AccountInfo, BackendError> {
-        // Both calls on one connection and one runtime.
-        self.client
-            .run(|client| async move {
-                let entity = client.entity_info(user).await?;
-                let groups = if with_groups {
-                    client
-                        .entity_groups(user)
-                        .await?
-                        .into_iter()
-                        .map(|g| g.name)
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                Ok(AccountInfo {
-                    locked: entity.meta.locked,
-                    groups,
-                })
-            })
-            .map_err(classify)
+        self.read(|client| account_of(client, user, with_groups))
     }
 
     fn change_secret(&mut self, user: &str, old: &str, new: &str) -> Result<(), BackendError> {
+        // The master: not one of the read servers the offline state is
+        // about, so it is neither skipped nor recorded.
         let old = CoreSecret::new(old);
         let new = CoreSecret::new(new);
         self.client
@@ -127,6 +212,67 @@ impl Backend for NetAuthBackend {
         let local = LocalAccounts::parse(&String::from_utf8_lossy(&text), "");
         Ok(local.user_names.contains(user))
     }
+
+    fn has_verifier(&mut self, user: &str) -> bool {
+        self.offline.root && matches!(self.offline.verifiers.info(user), Ok(Some(_)))
+    }
+
+    fn offline_check(&mut self, user: &str, secret: &str, policy: &OfflinePolicy) -> OfflineCheck {
+        if !self.offline.root {
+            return OfflineCheck::Unusable(
+                "cached credentials are root's only, and this process is not root".to_owned(),
+            );
+        }
+        self.offline
+            .verifiers
+            .check(user, secret, unix_now(), policy)
+    }
+
+    fn remember_secret(&mut self, user: &str, secret: &str) -> Result<(), String> {
+        if !self.offline.root {
+            return Ok(());
+        }
+        self.offline
+            .verifiers
+            .store(user, secret, unix_now())
+            .map_err(|e| e.to_string())
+    }
+
+    fn forget_secret(&mut self, user: &str) -> Result<(), String> {
+        self.offline
+            .verifiers
+            .forget(user)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// EntityInfo plus (when asked) EntityGroups, on one connection and one
+/// runtime.
+fn account_of(
+    client: &BlockingClient,
+    user: &str,
+    with_groups: bool,
+) -> Result<AccountInfo, BackendError> {
+    client
+        .run(|client| async move {
+            let entity = client.entity_info(user).await?;
+            let groups = if with_groups {
+                client
+                    .entity_groups(user)
+                    .await?
+                    .into_iter()
+                    .map(|g| g.name)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok(AccountInfo {
+                locked: entity.meta.locked,
+                groups,
+            })
+        })
+        .map_err(classify)
 }
 
 /// Whether the cache at its fixed path lists `user`: the module's test of

@@ -1,9 +1,17 @@
 //! The auth, account, password and session flows.
 
 use super::{
-    flags, Backend, BackendError, CacheAnswer, Listing, LogLevel, ModuleArgs, PamCode, PamHost,
-    PamSettings, PassSource, RawSecret, Secret, TokenItem, UncachedUsers, MAX_PASSWORD_BYTES,
+    flags, Backend, BackendError, CacheAnswer, Listing, LogLevel, ModuleArgs, OfflineCheck,
+    OfflinePolicy, PamCode, PamHost, PamSettings, PassSource, RawSecret, Secret, TokenItem,
+    UncachedUsers, MAX_PASSWORD_BYTES,
 };
+
+/// What the user is told after an offline login.
+pub const OFFLINE_LOGIN_MESSAGE: &str =
+    "authenticated with cached credentials (NetAuth unreachable)";
+/// What the user is told when a password change meets an outage.
+pub const OFFLINE_CHANGE_MESSAGE: &str =
+    "Password changes need the NetAuth server, which cannot be reached now. Try again later.";
 
 /// The PAM function being served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,6 +361,121 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         }
     }
 
+    fn show_info(&mut self, message: &str) {
+        if self.flags & flags::SILENT == 0 {
+            self.host.show_info(message);
+        }
+    }
+
+    fn offline_policy(&self) -> OfflinePolicy {
+        OfflinePolicy {
+            max_age: self.settings.offline_login_max_age,
+            failed_attempts: self.settings.offline_failed_attempts,
+            failed_delay: self.settings.offline_failed_delay,
+        }
+    }
+
+    /// After an online success: a new cached verifier of `secret`.
+    fn remember(&mut self, secret: &str) {
+        if !self.settings.offline_login {
+            return;
+        }
+        if let Err(why) = self.backend.remember_secret(self.user, secret) {
+            self.host.log(
+                LogLevel::Warning,
+                &format!("cannot store the cached credentials: {why}"),
+            );
+        }
+    }
+
+    /// The server says the entity is locked or gone: its cached verifier
+    /// must not open the account during the next outage.
+    fn forget(&mut self, because: &str) {
+        match self.backend.forget_secret(self.user) {
+            Ok(()) => self.host.log(
+                LogLevel::Notice,
+                &format!(
+                    "{} cached credentials deleted: {because}",
+                    self.line.with_user(self.user)
+                ),
+            ),
+            Err(why) => self.host.log(
+                LogLevel::Err,
+                &format!("cannot delete the cached credentials ({because}): {why}"),
+            ),
+        }
+    }
+
+    /// After a refused password: when the user has a cached verifier, asks
+    /// whether the entity is locked or unknown (the refusal looks the same
+    /// for a wrong password) and deletes the verifier if so.
+    fn forget_if_locked_or_unknown(&mut self) {
+        if !self.backend.has_verifier(self.user) {
+            return;
+        }
+        match self.backend.account(self.user, false) {
+            Ok(info) if info.locked => self.forget("the server says the entity is locked"),
+            Err(BackendError::NotFound) => self.forget("the server does not know the entity"),
+            _ => {}
+        }
+    }
+
+    /// No server could be reached (`why`): the cached verifier decides.
+    fn offline_login(&mut self, password: &str, why: &str) -> Verdict {
+        if !self.settings.offline_login {
+            return verdict(
+                PamCode::AuthinfoUnavail,
+                format!("{why}; offline logins are off"),
+            );
+        }
+        let policy = self.offline_policy();
+        match self.backend.offline_check(self.user, password, &policy) {
+            OfflineCheck::Accepted { age_s } => {
+                self.show_info(OFFLINE_LOGIN_MESSAGE);
+                verdict(
+                    PamCode::Success,
+                    format!(
+                        "offline: password matches the cached credentials (last online login {age_s} s ago); {why}"
+                    ),
+                )
+            }
+            OfflineCheck::Wrong { failed } => verdict(
+                PamCode::AuthErr,
+                format!(
+                    "offline: password does not match the cached credentials ({failed} wrong offline in a row); {why}"
+                ),
+            ),
+            OfflineCheck::NoVerifier => verdict(
+                PamCode::AuthinfoUnavail,
+                format!("{why}; no cached credentials for this user"),
+            ),
+            OfflineCheck::TooOld { age_s, max_s } => verdict(
+                PamCode::AuthinfoUnavail,
+                format!(
+                    "{why}; cached credentials refused: last online login {} days ago, more than offline_login_max_age_days = {}",
+                    age_s / 86_400,
+                    max_s / 86_400
+                ),
+            ),
+            OfflineCheck::LockedOut { failed, retry_in_s } => {
+                self.show_error(&format!(
+                    "Too many wrong passwords while NetAuth is unreachable; try again in {} minute(s).",
+                    retry_in_s.div_ceil(60)
+                ));
+                verdict(
+                    PamCode::PermDenied,
+                    format!(
+                        "offline: refused without checking the password: {failed} wrong offline passwords, offline_failed_delay_s has {retry_in_s} s to go; {why}"
+                    ),
+                )
+            }
+            OfflineCheck::Unusable(problem) => verdict(
+                PamCode::AuthinfoUnavail,
+                format!("{why}; cached credentials unusable: {problem}"),
+            ),
+        }
+    }
+
     /// A refusal that is not the call's outcome (the call goes on), logged
     /// so that every refused password leaves a line.
     fn log_refusal(&mut self, refusal: &Verdict, next: &str) {
@@ -497,18 +620,22 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
             }
         };
         match self.backend.authenticate(self.user, &password) {
-            Ok(()) => verdict(PamCode::Success, "password accepted"),
+            Ok(()) => {
+                self.remember(&password);
+                verdict(PamCode::Success, "password accepted")
+            }
             Err(BackendError::Misconfigured(why)) => misconfigured(why),
             Err(BackendError::Rejected(why)) => {
+                self.forget_if_locked_or_unknown();
                 verdict(PamCode::AuthErr, format!("server refused: {why}"))
             }
             Err(BackendError::NotFound) if self.ignores_unknown() => {
                 verdict(PamCode::Ignore, "not a NetAuth entity")
             }
             Err(BackendError::NotFound) => verdict(PamCode::AuthErr, "not a NetAuth entity"),
-            Err(BackendError::Unavailable(why)) | Err(BackendError::Failed(why)) => {
-                verdict(PamCode::AuthinfoUnavail, why)
-            }
+            // Only when no server answered: never after an answer.
+            Err(BackendError::Unavailable(why)) => self.offline_login(&password, &why),
+            Err(BackendError::Failed(why)) => verdict(PamCode::AuthinfoUnavail, why),
         }
     }
 
@@ -519,10 +646,15 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         let online = match self.backend.account(user, restricted) {
             Ok(info) => info,
             Err(BackendError::Misconfigured(why)) => return Ok(misconfigured(why)),
-            Err(BackendError::NotFound) if self.listed => return Ok(verdict(
-                PamCode::PermDenied,
-                "listed in the NetAuth cache, but the server does not know the entity (deleted)",
-            )),
+            Err(BackendError::NotFound) if self.listed => {
+                if self.backend.has_verifier(user) {
+                    self.forget("the server does not know the entity");
+                }
+                return Ok(verdict(
+                    PamCode::PermDenied,
+                    "listed in the NetAuth cache, but the server does not know the entity (deleted)",
+                ));
+            }
             Err(BackendError::NotFound) if self.ignores_unknown() => {
                 return Ok(verdict(PamCode::Ignore, "not a NetAuth entity"))
             }
@@ -533,6 +665,9 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
             | Err(BackendError::Failed(why))
             | Err(BackendError::Rejected(why)) => return Ok(self.account_offline(user, &why)),
         };
+        if online.locked && self.backend.has_verifier(user) {
+            self.forget("the server says the entity is locked");
+        }
         Ok(if online.locked {
             verdict(PamCode::PermDenied, "entity is locked")
         } else if !self.settings.admits(self.service, &online.groups) {
@@ -655,9 +790,14 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
                 verdict(PamCode::AuthErr, format!("current password refused: {why}"))
             }
             Err(BackendError::NotFound) => verdict(PamCode::UserUnknown, "not a NetAuth entity"),
-            Err(BackendError::Unavailable(why)) | Err(BackendError::Failed(why)) => {
-                verdict(PamCode::AuthinfoUnavail, why)
+            Err(BackendError::Unavailable(why)) => {
+                self.show_error(OFFLINE_CHANGE_MESSAGE);
+                verdict(
+                    PamCode::AuthinfoUnavail,
+                    format!("password change refused offline: {why}"),
+                )
             }
+            Err(BackendError::Failed(why)) => verdict(PamCode::AuthinfoUnavail, why),
         })
     }
 
@@ -720,7 +860,10 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
         }
         Ok(
             match self.backend.change_secret(self.user, &old, &new_text) {
-                Ok(()) => verdict(PamCode::Success, "secret changed"),
+                Ok(()) => {
+                    self.remember(&new_text);
+                    verdict(PamCode::Success, "secret changed")
+                }
                 Err(BackendError::Misconfigured(why)) => misconfigured(why),
                 Err(BackendError::Rejected(why)) => verdict(
                     PamCode::AuthtokErr,
@@ -729,7 +872,10 @@ impl<H: PamHost, B: Backend> Flow<'_, H, B> {
                 Err(BackendError::NotFound) => {
                     verdict(PamCode::UserUnknown, "not a NetAuth entity")
                 }
-                Err(BackendError::Unavailable(why)) => verdict(PamCode::AuthinfoUnavail, why),
+                Err(BackendError::Unavailable(why)) => {
+                    self.show_error(OFFLINE_CHANGE_MESSAGE);
+                    verdict(PamCode::AuthinfoUnavail, why)
+                }
                 Err(BackendError::Failed(why)) => {
                     verdict(PamCode::AuthtokErr, format!("change failed: {why}"))
                 }

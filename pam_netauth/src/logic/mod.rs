@@ -30,6 +30,7 @@ pub use flow::{run, run_with, Op};
 pub use netauth_core::config::pam::{
     PamSection, PamSettings, ServiceSection, DEFAULT_OFFLINE_MAX_AGE_S,
 };
+pub use netauth_offline::verifier::{OfflineCheck, OfflinePolicy};
 
 use std::time::Duration;
 
@@ -177,6 +178,9 @@ pub trait PamHost {
     fn prompt_secret(&mut self, prompt: &str) -> Result<RawSecret, PamCode>;
     /// Shows an error text to the user (not called under PAM_SILENT).
     fn show_error(&mut self, message: &str);
+    /// Shows an informational text to the user (PAM_TEXT_INFO; not called
+    /// under PAM_SILENT).
+    fn show_info(&mut self, message: &str);
     /// Writes one line to syslog, facility authpriv.
     fn log(&mut self, level: LogLevel, message: &str);
 }
@@ -249,6 +253,17 @@ pub trait Backend {
     /// user is never NetAuth's to decide, even when an entity has the same
     /// name: otherwise a NetAuth secret would open a local account (root).
     fn is_local_account(&mut self, user: &str) -> Result<bool, BackendError>;
+    /// Whether `user` has a cached password verifier (that a "locked" or
+    /// "unknown" answer must delete).
+    fn has_verifier(&mut self, user: &str) -> bool;
+    /// The cached verifier's verdict on `secret`; asked only when no
+    /// server could be reached.
+    fn offline_check(&mut self, user: &str, secret: &str, policy: &OfflinePolicy) -> OfflineCheck;
+    /// After an online success with `secret` (a login, a password change):
+    /// stores a new verifier. The error text names a file, never a secret.
+    fn remember_secret(&mut self, user: &str, secret: &str) -> Result<(), String>;
+    /// Deletes `user`'s verifier (the server says locked or unknown).
+    fn forget_secret(&mut self, user: &str) -> Result<(), String>;
 }
 
 #[cfg(test)]

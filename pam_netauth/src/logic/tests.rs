@@ -16,6 +16,7 @@ struct FakeHost {
     answers: VecDeque<Result<Vec<u8>, PamCode>>,
     prompts: Vec<String>,
     shown: Vec<String>,
+    info: Vec<String>,
     logs: Vec<(LogLevel, String)>,
 }
 
@@ -95,6 +96,9 @@ impl PamHost for FakeHost {
     fn show_error(&mut self, message: &str) {
         self.shown.push(message.to_owned());
     }
+    fn show_info(&mut self, message: &str) {
+        self.info.push(message.to_owned());
+    }
     fn log(&mut self, level: LogLevel, message: &str) {
         self.logs.push((level, message.to_owned()));
     }
@@ -116,6 +120,10 @@ struct FakeNetAuth {
     local: Option<Vec<String>>,
     /// Names the fake on-disk cache lists; `None`: the cache is unusable.
     listed: Option<Vec<String>>,
+    /// Cached verifiers: user -> (password, wrong offline tries).
+    verifiers: HashMap<String, (String, u32)>,
+    /// Every offline check answers this instead, when set.
+    offline_answer: Option<OfflineCheck>,
 }
 
 impl FakeNetAuth {
@@ -230,6 +238,42 @@ impl Backend for FakeNetAuth {
             .clone()
             .unwrap_or_else(|| CacheAnswer::Unusable("no cache file".into()))
     }
+    fn has_verifier(&mut self, user: &str) -> bool {
+        self.verifiers.contains_key(user)
+    }
+    fn offline_check(&mut self, user: &str, secret: &str, policy: &OfflinePolicy) -> OfflineCheck {
+        if let Some(answer) = &self.offline_answer {
+            return answer.clone();
+        }
+        match self.verifiers.get_mut(user) {
+            None => OfflineCheck::NoVerifier,
+            Some((_, failed))
+                if policy.failed_attempts > 0 && *failed >= policy.failed_attempts =>
+            {
+                OfflineCheck::LockedOut {
+                    failed: *failed,
+                    retry_in_s: 90,
+                }
+            }
+            Some((password, failed)) if password == secret => {
+                *failed = 0;
+                OfflineCheck::Accepted { age_s: 60 }
+            }
+            Some((_, failed)) => {
+                *failed += 1;
+                OfflineCheck::Wrong { failed: *failed }
+            }
+        }
+    }
+    fn remember_secret(&mut self, user: &str, secret: &str) -> Result<(), String> {
+        self.verifiers
+            .insert(user.to_owned(), (secret.to_owned(), 0));
+        Ok(())
+    }
+    fn forget_secret(&mut self, user: &str) -> Result<(), String> {
+        self.verifiers.remove(user);
+        Ok(())
+    }
     fn is_local_account(&mut self, user: &str) -> Result<bool, BackendError> {
         match &self.local {
             Some(names) => Ok(names.iter().any(|n| n == user)),
@@ -290,6 +334,18 @@ impl Backend for &mut FakeNetAuth {
     }
     fn is_local_account(&mut self, user: &str) -> Result<bool, BackendError> {
         (**self).is_local_account(user)
+    }
+    fn has_verifier(&mut self, user: &str) -> bool {
+        (**self).has_verifier(user)
+    }
+    fn offline_check(&mut self, user: &str, secret: &str, policy: &OfflinePolicy) -> OfflineCheck {
+        (**self).offline_check(user, secret, policy)
+    }
+    fn remember_secret(&mut self, user: &str, secret: &str) -> Result<(), String> {
+        (**self).remember_secret(user, secret)
+    }
+    fn forget_secret(&mut self, user: &str) -> Result<(), String> {
+        (**self).forget_secret(user)
     }
 }
 
@@ -1300,6 +1356,19 @@ fn no_failure_ever_yields_success() {
             // Not local, so each failure above reaches the server paths.
             Ok(false)
         }
+        fn has_verifier(&mut self, _: &str) -> bool {
+            true
+        }
+        // A verifier that never matches: an outage alone admits nobody.
+        fn offline_check(&mut self, _: &str, _: &str, _: &OfflinePolicy) -> OfflineCheck {
+            OfflineCheck::Wrong { failed: 1 }
+        }
+        fn remember_secret(&mut self, _: &str, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn forget_secret(&mut self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
     }
     let listings = [
         Listing::Listed,
@@ -1375,6 +1444,7 @@ fn host_errors_claiming_success_or_ignore_are_still_failures() {
             Err(self.1)
         }
         fn show_error(&mut self, _: &str) {}
+        fn show_info(&mut self, _: &str) {}
         fn log(&mut self, level: LogLevel, message: &str) {
             self.0.log(level, message)
         }
@@ -1437,4 +1507,280 @@ fn raw_codes_round_trip_and_unknown_codes_are_errors() {
     }
     assert_eq!(PamCode::from_raw(-1), PamCode::SystemErr);
     assert_eq!(PamCode::from_raw(999), PamCode::SystemErr);
+}
+
+// ----- cached credentials -----
+
+fn offline_settings() -> PamSettings {
+    PamSettings::default()
+}
+
+#[test]
+fn an_online_login_stores_a_verifier_and_an_outage_uses_it_with_a_message() {
+    let mut backend = FakeNetAuth::directory();
+    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    assert_eq!(auth(&mut host, &mut backend, &[]), PamCode::Success);
+    assert_eq!(
+        backend.verifiers.get("alice").map(|v| v.0.as_str()),
+        Some(GOOD)
+    );
+    assert!(host.info.is_empty(), "{:?}", host.info);
+
+    let mut backend = FakeNetAuth {
+        down: true,
+        ..backend
+    };
+    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    assert_eq!(auth(&mut host, &mut backend, &[]), PamCode::Success);
+    assert_eq!(host.info, [flow::OFFLINE_LOGIN_MESSAGE]);
+    assert!(
+        host.decision().contains("offline: password matches"),
+        "{}",
+        host.decision()
+    );
+    // Under PAM_SILENT the user is not told.
+    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    let code = call(
+        Op::Authenticate,
+        &mut host,
+        &mut backend,
+        &[],
+        flags::SILENT,
+        offline_settings(),
+    );
+    assert_eq!(code, PamCode::Success);
+    assert!(host.info.is_empty());
+
+    let mut host = FakeHost::new("alice").answering(&["wrong"]);
+    assert_eq!(auth(&mut host, &mut backend, &[]), PamCode::AuthErr);
+    assert!(host.info.is_empty());
+    // No verifier: as before, AUTHINFO_UNAVAIL.
+    let mut host = FakeHost::new("bob").answering(&[GOOD]);
+    assert_eq!(auth(&mut host, &mut backend, &[]), PamCode::AuthinfoUnavail);
+}
+
+#[test]
+fn a_verifier_is_never_used_after_the_server_answered() {
+    let mut backend = FakeNetAuth::directory();
+    backend
+        .verifiers
+        .insert("alice".into(), ("old-password".into(), 0));
+    // The server refuses the old password: no offline success with it.
+    let mut host = FakeHost::new("alice").answering(&["old-password"]);
+    assert_eq!(auth(&mut host, &mut backend, &[]), PamCode::AuthErr);
+    // An answer other than "refused" (INTERNAL) is not an outage either.
+    let mut backend = FakeNetAuth::directory();
+    backend.verifiers.insert("alice".into(), (GOOD.into(), 0));
+    struct Internal(FakeNetAuth);
+    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    backend.offline_answer = Some(OfflineCheck::Accepted { age_s: 1 });
+    let failing = Internal(backend);
+    impl Backend for Internal {
+        fn authenticate(&mut self, _: &str, _: &str) -> Result<(), BackendError> {
+            Err(BackendError::Failed("internal".into()))
+        }
+        fn account(&mut self, u: &str, g: bool) -> Result<AccountInfo, BackendError> {
+            self.0.account(u, g)
+        }
+        fn change_secret(&mut self, u: &str, o: &str, n: &str) -> Result<(), BackendError> {
+            self.0.change_secret(u, o, n)
+        }
+        fn cached_account(&mut self, u: &str) -> CacheAnswer {
+            self.0.cached_account(u)
+        }
+        fn is_local_account(&mut self, u: &str) -> Result<bool, BackendError> {
+            self.0.is_local_account(u)
+        }
+        fn has_verifier(&mut self, u: &str) -> bool {
+            self.0.has_verifier(u)
+        }
+        fn offline_check(&mut self, u: &str, s: &str, p: &OfflinePolicy) -> OfflineCheck {
+            self.0.offline_check(u, s, p)
+        }
+        fn remember_secret(&mut self, u: &str, s: &str) -> Result<(), String> {
+            self.0.remember_secret(u, s)
+        }
+        fn forget_secret(&mut self, u: &str) -> Result<(), String> {
+            self.0.forget_secret(u)
+        }
+    }
+    let args: Vec<String> = Vec::new();
+    let code = run_with(
+        Op::Authenticate,
+        &mut host,
+        &args,
+        0,
+        |_| Listing::Listed,
+        |_| Ok((PamSettings::default(), failing)),
+    );
+    assert_eq!(code, PamCode::AuthinfoUnavail);
+}
+
+#[test]
+fn locked_or_unknown_online_deletes_the_verifier_a_wrong_password_does_not() {
+    let mut backend = FakeNetAuth::directory();
+    backend.verifiers.insert("alice".into(), (GOOD.into(), 0));
+    backend.verifiers.insert("carol".into(), (GOOD.into(), 0));
+    backend.verifiers.insert("bob".into(), (GOOD.into(), 0));
+    let mut host = FakeHost::new("alice").answering(&["wrong"]);
+    assert_eq!(auth(&mut host, &mut backend, &[]), PamCode::AuthErr);
+    assert!(backend.verifiers.contains_key("alice"));
+    // carol is locked: refused, and her verifier goes.
+    let mut host = FakeHost::new("carol").answering(&[GOOD]);
+    assert_eq!(auth(&mut host, &mut backend, &[]), PamCode::AuthErr);
+    assert!(!backend.verifiers.contains_key("carol"));
+    assert!(
+        host.log_text().contains("cached credentials deleted"),
+        "{}",
+        host.log_text()
+    );
+    // bob was deleted from the directory: the account step removes it.
+    let mut backend = backend.remove("bob");
+    let mut host = FakeHost::new("bob");
+    let code = call(
+        Op::AcctMgmt,
+        &mut host,
+        &mut backend,
+        &[],
+        0,
+        offline_settings(),
+    );
+    assert_eq!(code, PamCode::PermDenied);
+    assert!(!backend.verifiers.contains_key("bob"));
+    // A locked entity seen by the account step: gone too.
+    backend.verifiers.insert("carol".into(), (GOOD.into(), 0));
+    let mut host = FakeHost::new("carol");
+    let code = call(
+        Op::AcctMgmt,
+        &mut host,
+        &mut backend,
+        &[],
+        0,
+        offline_settings(),
+    );
+    assert_eq!(code, PamCode::PermDenied);
+    assert!(!backend.verifiers.contains_key("carol"));
+}
+
+#[test]
+fn offline_lockout_max_age_unusable_and_switch_off() {
+    let mut backend = FakeNetAuth::directory().down();
+    backend.verifiers.insert("alice".into(), (GOOD.into(), 0));
+    let settings = PamSettings {
+        offline_failed_attempts: 2,
+        ..offline_settings()
+    };
+    for _ in 0..2 {
+        let mut host = FakeHost::new("alice").answering(&["wrong"]);
+        let code = call(
+            Op::Authenticate,
+            &mut host,
+            &mut backend,
+            &[],
+            0,
+            settings.clone(),
+        );
+        assert_eq!(code, PamCode::AuthErr);
+    }
+    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    let code = call(
+        Op::Authenticate,
+        &mut host,
+        &mut backend,
+        &[],
+        0,
+        settings.clone(),
+    );
+    assert_eq!(code, PamCode::PermDenied);
+    assert!(
+        host.shown
+            .iter()
+            .any(|m| m.contains("try again in 2 minute")),
+        "{:?}",
+        host.shown
+    );
+    assert!(host.info.is_empty());
+
+    for (answer, code) in [
+        (
+            OfflineCheck::TooOld {
+                age_s: 8 * 86_400,
+                max_s: 7 * 86_400,
+            },
+            PamCode::AuthinfoUnavail,
+        ),
+        (
+            OfflineCheck::Unusable("untrusted".into()),
+            PamCode::AuthinfoUnavail,
+        ),
+    ] {
+        backend.offline_answer = Some(answer);
+        let mut host = FakeHost::new("alice").answering(&[GOOD]);
+        assert_eq!(auth(&mut host, &mut backend, &[]), code);
+        assert!(host.info.is_empty());
+    }
+    backend.offline_answer = Some(OfflineCheck::Accepted { age_s: 1 });
+    let off = PamSettings {
+        offline_login: false,
+        ..offline_settings()
+    };
+    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    let code = call(
+        Op::Authenticate,
+        &mut host,
+        &mut backend,
+        &[],
+        0,
+        off.clone(),
+    );
+    assert_eq!(code, PamCode::AuthinfoUnavail);
+    assert!(
+        host.decision().contains("offline logins are off"),
+        "{}",
+        host.decision()
+    );
+    // Off: an online login stores nothing either.
+    let mut backend = FakeNetAuth::directory();
+    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    let code = call(Op::Authenticate, &mut host, &mut backend, &[], 0, off);
+    assert_eq!(code, PamCode::Success);
+    assert!(backend.verifiers.is_empty());
+}
+
+#[test]
+fn password_changes_are_refused_offline_with_a_message_and_replace_the_verifier_online() {
+    let mut backend = FakeNetAuth::directory().down();
+    backend.verifiers.insert("alice".into(), (GOOD.into(), 0));
+    let mut host = FakeHost::new("alice").answering(&[GOOD]);
+    let code = call(
+        Op::Chauthtok,
+        &mut host,
+        &mut backend,
+        &[],
+        PRELIM,
+        offline_settings(),
+    );
+    assert_eq!(code, PamCode::AuthinfoUnavail);
+    assert_eq!(host.shown, [flow::OFFLINE_CHANGE_MESSAGE]);
+
+    let mut backend = FakeNetAuth {
+        down: false,
+        ..backend
+    };
+    let mut host = FakeHost::new("alice")
+        .with_item(TokenItem::OldAuthtok, GOOD)
+        .answering(&[NEW, NEW]);
+    let code = call(
+        Op::Chauthtok,
+        &mut host,
+        &mut backend,
+        &[],
+        UPDATE,
+        offline_settings(),
+    );
+    assert_eq!(code, PamCode::Success);
+    assert_eq!(
+        backend.verifiers.get("alice").map(|v| v.0.as_str()),
+        Some(NEW)
+    );
 }
