@@ -416,7 +416,12 @@ check "no password in the log" \
 section "server stopped: local users unaffected, NSS answers from the cache"
 stop_server
 check "local user still authenticates" pam 0 pkgtest-local local-secret-1 authenticate acct_mgmt
-check "alice refused while the server is down" pam 1 alice alice-new-1 authenticate
+# alice logged in online above, so her cached credentials let her in; a
+# wrong password is still refused, and bob (refused online) has none.
+check "alice, server down: logs in with cached credentials" pam 0 alice alice-new-1 authenticate
+check "  ... and is told so" grep -q 'cached credentials' "$WORK/pam.out"
+check "alice, server down, wrong password: refused" pam 1 alice not-her-password authenticate
+check "dave (never logged in here), server down: refused" pam 1 dave dave-secret authenticate
 check "getent passwd alice still answers" grep -q '^alice:' <<<"$(in_root getent passwd alice)"
 rm -f "$ROOT/etc/pam.d/netauth-test"
 
