@@ -137,7 +137,18 @@ fn another_directorys_users_are_decided_by_it_alone() {
     env.write_config(&good_config);
     world.server.shutdown();
     other_directory_decides(&mut env, "down");
-    assert_denied(&env.pamtester("login", "alice", &["authenticate"], "alice-pw\n"));
+    // alice logged in online above: her cached credentials let her in,
+    // through the shipped stack; bob never did: no login without NetAuth.
+    let run = env.pamtester("login", "alice", &["authenticate"], "alice-pw\n");
+    assert_ok(&run);
+    assert!(
+        run.text()
+            .contains("authenticated with cached credentials (NetAuth unreachable)"),
+        "{}",
+        run.text()
+    );
+    assert_denied(&env.pamtester("login", "alice", &["authenticate"], "wrong-pw\n"));
+    assert_denied(&env.pamtester("login", "bob", &["authenticate"], "bob-pw\n"));
     assert!(env.last_decision().contains("outcome=PAM_AUTHINFO_UNAVAIL"));
 }
 
