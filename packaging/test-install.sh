@@ -416,12 +416,15 @@ check "no password in the log" \
 section "server stopped: local users unaffected, NSS answers from the cache"
 stop_server
 check "local user still authenticates" pam 0 pkgtest-local local-secret-1 authenticate acct_mgmt
-# alice logged in online above, so her cached credentials let her in; a
-# wrong password is still refused, and bob (refused online) has none.
-check "alice, server down: logs in with cached credentials" pam 0 alice alice-new-1 authenticate
-check "  ... and is told so" grep -q 'cached credentials' "$WORK/pam.out"
-check "alice, server down, wrong password: refused" pam 1 alice not-her-password authenticate
-check "dave (never logged in here), server down: refused" pam 1 dave dave-secret authenticate
+# alice logged in online with alice-new-1: her cached credentials let her
+# in (pam_netauth says so); a wrong or old password, or a user without
+# cached credentials, is refused.
+check "alice logs in with cached credentials while the server is down" \
+    bash -c 'pam 0 alice alice-new-1 authenticate && grep -q "authenticated with cached credentials" "$WORK/pam.out"'
+check "alice, old password refused while the server is down" pam 1 alice alice-secret authenticate
+check "erin (locked: no cached credentials) refused while the server is down" pam 1 erin erin-secret authenticate
+check "cached credentials folder is root's alone (0700)" \
+    test "$(stat -c %a "$ROOT/var/lib/netauth/offline")" = 700
 check "getent passwd alice still answers" grep -q '^alice:' <<<"$(in_root getent passwd alice)"
 rm -f "$ROOT/etc/pam.d/netauth-test"
 
