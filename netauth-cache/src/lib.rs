@@ -129,7 +129,7 @@ pub mod trusted;
 mod writer;
 
 pub use reader::{CacheView, Gids, GroupRecord, Keys, LazyCheck, Members, UserRecord};
-pub use writer::{encode, encode_with_block_size, temp_file_prefix, write_atomic};
+pub use writer::{encode, encode_with_block_size, mark_replaced, temp_file_prefix, write_atomic};
 
 use std::collections::BTreeMap;
 
@@ -140,9 +140,15 @@ pub const CACHE_FILE_NAME: &str = "nss.cache";
 /// The fixed path the NSS module reads. Nothing may redirect it: a setuid
 /// program would trust whatever it points to.
 pub const CACHE_PATH: &str = "/var/lib/netauth/nss.cache";
-/// The only format version this code reads and writes (3: per-block
-/// checksums, users' public keys).
-pub const FORMAT_VERSION: u32 = 3;
+/// The only format version this code reads and writes (4: per-block
+/// checksums, users' public keys, hashed id indexes, the replaced mark).
+pub const FORMAT_VERSION: u32 = 4;
+/// Where the replaced mark lies in a cache file: a little-endian u32, 0 as
+/// written, non-zero once [`write_atomic`] has put another file at the path
+/// (see [`mark_replaced`]). A process that maps the file reads it (with a
+/// volatile read: it is the one word that may change under a mapping) to
+/// learn, without a system call, that it should map the path again.
+pub const REPLACED_MARK_OFFSET: usize = format::H_REPLACED;
 /// The size of the blocks [`encode`] checksums one by one (a page).
 pub const BLOCK_SIZE: u32 = 4096;
 /// Longest user or group name the writer accepts (glibc's LOGIN_NAME_MAX
