@@ -797,8 +797,14 @@ fn report(
              many for warm-up; the first lookup of a fresh process counted once):\n",
             o.callgrind
         );
+        let counted_variants: Vec<Variant> = o
+            .variants
+            .iter()
+            .copied()
+            .filter(|v| matches!(v, Variant::Netauth | Variant::Floor))
+            .collect();
         let mut head = "| operation |".to_owned();
-        for &v in &o.variants {
+        for &v in &counted_variants {
             let _ = write!(head, " {} |", v.title());
         }
         if vs_floor {
@@ -809,7 +815,7 @@ fn report(
         for (op, label) in COUNTED {
             let get = |v: Variant| counted.get(&(v, op.to_owned())).copied();
             let mut line = format!("| {label} |");
-            for &v in &o.variants {
+            for &v in &counted_variants {
                 let _ = write!(
                     line,
                     " {} |",
