@@ -637,8 +637,10 @@ fn run(o: &Options) -> Result<(), Failure> {
             o,
             &content,
             &sizes,
-            &results,
-            &counted,
+            &Measured {
+                times: results,
+                counted,
+            },
             &timer,
             started.elapsed(),
             &load_start
@@ -668,16 +670,24 @@ fn ratio(other: f64, ours: f64) -> String {
     }
 }
 
+/// Everything one run measured, per module and operation.
+struct Measured {
+    /// Wall-clock statistics.
+    times: BTreeMap<(Variant, String), Stats>,
+    /// Instructions per lookup under callgrind.
+    counted: BTreeMap<(Variant, String), f64>,
+}
+
 fn report(
     o: &Options,
     content: &CacheContent,
     sizes: &Sizes,
-    results: &BTreeMap<(Variant, String), Stats>,
-    counted: &BTreeMap<(Variant, String), f64>,
+    measured: &Measured,
     timer: &str,
     wall: Duration,
     load_start: &str,
 ) -> String {
+    let (results, counted) = (&measured.times, &measured.counted);
     let mut s = String::new();
     let memberships: usize = content.groups.iter().map(|g| g.members.len()).sum();
     let _ = writeln!(
