@@ -95,20 +95,22 @@ pub struct Mapped {
 pub const RECHECK_MS: u64 = 1000;
 
 /// A monotonic clock in milliseconds that costs no system call (the coarse
-/// clock is read from the vDSO).
-fn coarse_millis() -> u64 {
+/// clock is read from the vDSO); `None` if there is none, and then every
+/// lookup stats the path.
+fn coarse_millis() -> Option<u64> {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `now` is a valid, writable timespec.
     if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) } != 0 {
-        // No clock: report time moving on, so every lookup stats the path.
-        return u64::MAX;
+        return None;
     }
-    (now.tv_sec as u64)
-        .saturating_mul(1000)
-        .saturating_add(now.tv_nsec as u64 / 1_000_000)
+    Some(
+        (now.tv_sec as u64)
+            .saturating_mul(1000)
+            .saturating_add(now.tv_nsec as u64 / 1_000_000),
+    )
 }
 
 impl Mapped {
@@ -185,13 +187,17 @@ impl Mapped {
 /// A thread's mapping and when it last compared it with the path.
 struct Local {
     mapped: Arc<Mapped>,
-    looked_at: u64,
+    looked_at: Option<u64>,
 }
 
 impl Local {
     /// Whether the mapping may be used without a `stat` of the path.
-    fn current_without_stat(&self, now: u64) -> bool {
-        !self.mapped.replaced() && now.saturating_sub(self.looked_at) < RECHECK_MS
+    fn current_without_stat(&self, now: Option<u64>) -> bool {
+        let recent = match (self.looked_at, now) {
+            (Some(then), Some(now)) => now.saturating_sub(then) < RECHECK_MS,
+            _ => false,
+        };
+        recent && !self.mapped.replaced()
     }
 }
 
