@@ -290,7 +290,7 @@ fn hash_tables(content: &CacheContent) -> Result<Indexes, CacheError> {
     best.map(|(_, indexes)| indexes).ok_or_else(too_large)
 }
 
-/// Validates `content` and encodes it as a version 3 cache file with
+/// Validates `content` and encodes it as a version 4 cache file with
 /// blocks of [`BLOCK_SIZE`](super::BLOCK_SIZE) bytes.
 ///
 /// Refuses (with [`CacheError::Invalid`]) duplicate user or group names or
