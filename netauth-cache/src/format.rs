@@ -1,13 +1,14 @@
-//! Constants of the version 3 layout and the helpers both sides share.
+//! Constants of the version 4 layout and the helpers both sides share.
 
 pub(crate) const MAGIC: [u8; 8] = *b"NAUTHNSS";
 /// The header CRC covers the file from this offset to the start of the data
-/// area (the block CRC table and the padding after it included).
+/// area (the block CRC table and the padding after it included), with the
+/// replaced mark ([`H_REPLACED`]) counted as zero.
 pub(crate) const CRC_START: usize = 12;
 pub(crate) const HEADER_FIXED_LEN: usize = 72;
 pub(crate) const SECTION_ENTRY_LEN: usize = 8;
 pub(crate) const BLOCK_CRC_LEN: usize = 4;
-/// Sections a version 3 reader needs; later writers may append more.
+/// Sections a version 4 reader needs; later writers may append more.
 pub(crate) const KNOWN_SECTIONS: usize = 11;
 /// Bounds the header a reader accepts, so a hostile count cannot make the
 /// section table huge.
@@ -51,7 +52,12 @@ pub(crate) const H_HASH_SEED: usize = 40;
 pub(crate) const H_USER_COUNT: usize = 44;
 pub(crate) const H_GROUP_COUNT: usize = 48;
 pub(crate) const H_SOURCE: usize = 52;
-pub(crate) const H_FLAGS: usize = 60;
+/// The replaced mark: 0 as written; the writer sets it (to
+/// [`REPLACED`]) in the old file just before it renames a new one over it.
+/// The only bytes of a cache file ever written in place; outside the
+/// header CRC.
+pub(crate) const H_REPLACED: usize = 60;
+pub(crate) const REPLACED: u32 = 1;
 pub(crate) const H_BLOCK_SIZE: usize = 64;
 pub(crate) const H_BLOCK_COUNT: usize = 68;
 
@@ -63,6 +69,30 @@ pub(crate) fn name_hash(seed: u32, name: &[u8]) -> u32 {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// The header CRC of a file whose data area starts at `data_start`: bytes
+/// [`CRC_START`]..`data_start`, the replaced mark counted as zero (so that
+/// marking a file does not make it look damaged).
+pub(crate) fn header_crc(bytes: &[u8], data_start: usize) -> Option<u32> {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(bytes.get(CRC_START..H_REPLACED)?);
+    crc.update(&[0; 4]);
+    crc.update(bytes.get(H_REPLACED + 4..data_start)?);
+    Some(crc.finalize())
+}
+
+/// The slot hash of a uid or gid in an id table: the MurmurHash3 finaliser
+/// of the id mixed with the file's seed, so that ids chosen in the
+/// directory cannot be crafted into one long probe chain.
+pub(crate) fn id_hash(seed: u32, id: u32) -> u32 {
+    let mut h = id ^ seed.rotate_left(16) ^ 0x9e37_79b9;
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;
@@ -98,6 +128,9 @@ mod tests {
         assert_eq!(a, name_hash(0, b"alice"));
         assert_ne!(a, name_hash(1, b"alice"));
         assert_ne!(a, name_hash(0, b"alicf"));
+        assert_eq!(id_hash(0, 0), 0x92ca_2f0e);
+        assert_eq!(id_hash(7, 100_000), id_hash(7, 100_000));
+        assert_ne!(id_hash(7, 100_000), id_hash(8, 100_000));
     }
 
     #[test]

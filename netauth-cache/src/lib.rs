@@ -10,18 +10,36 @@
 //!
 //! * **Binary with indexes, not text.** The module is loaded into every
 //!   process of the host; a lookup must cost a few hundred nanoseconds even
-//!   at 100,000 users. A hash table over names (open addressing, linear
-//!   probing, load factor at most 1/2) gives a name lookup in O(1) and a
-//!   sorted `(id, record)` array gives an id lookup in O(log n); both are
-//!   read straight out of the mapped file, so a process pays nothing for
-//!   entries it never asks about and the page cache is shared by all
-//!   processes.
+//!   at 1,000,000 users. Hash tables over names and over ids (open
+//!   addressing, linear probing, load factor at most 1/2) give a lookup in
+//!   one probe whatever the size of the directory (a binary search over
+//!   ids touched about twenty cache lines and pages at a million users);
+//!   they are read straight out of the mapped file, so a process pays
+//!   nothing for entries it never asks about and the page cache is shared
+//!   by all processes.
 //! * **One file, replaced by `rename`.** A reader that opened the old file
-//!   keeps a consistent snapshot; the next lookup notices the new inode and
+//!   keeps a consistent snapshot; its next lookup notices the new file and
 //!   maps it. There is never a mix of two versions and a crash of the writer
 //!   leaves the previous file in place ([`write_atomic`]). Readers depend on
 //!   the file never being modified in place (a truncation under a live
 //!   mapping would fault), which is why only [`write_atomic`] writes it.
+//! * **A replaced mark, so that noticing costs no system call.** Just
+//!   before it renames a new file over the old one, [`write_atomic`] sets
+//!   the old file's replaced mark ([`mark_replaced`]): 4 bytes of its
+//!   header at [`REPLACED_MARK_OFFSET`], the one write a cache file ever
+//!   gets in place, outside every checksum (the header CRC counts them as
+//!   zero), to a regular file of this format only, never through a link.
+//!   Every process that maps the old file shares the page, so its next
+//!   lookup reads the mark (a volatile read of the mapping) and only then
+//!   `stat`s the path and maps the new file: a warm lookup makes no system
+//!   call at all (SSSD's memory cache does the same). The mark comes
+//!   before the rename, so no reader can see the new file while the old one
+//!   looks current; a writer killed between the two leaves the old file at
+//!   the path, marked, which readers take only as a reason to `stat` the
+//!   path (they find the same file and keep it). A file replaced without
+//!   the mark (by another tool, or because the mark could not be written)
+//!   and a change of the file's owner or mode are noticed by the `stat`
+//!   each reader makes at most once a second anyway.
 //! * **Checked before trusted, block by block.** The header carries a
 //!   magic, a version, the file length, one CRC-32 per data block of 4 KiB
 //!   ([`BLOCK_SIZE`]) and a CRC-32 of its own over all of that. When the
@@ -51,7 +69,8 @@
 //!   ([`CacheError::UnsafeEntry`]): lookups of it fail (the module answers
 //!   `UNAVAIL`), lookups of other entries are unaffected, and an
 //!   enumeration skips it. The check is a scan of the entry's few short
-//!   strings, without allocation.
+//!   strings, without allocation. A group's member list is checked as a
+//!   whole in one pass before any of it is used.
 //! * **Little-endian, 32-bit offsets, fixed-size records.** Records are read
 //!   with `from_le_bytes` from unaligned positions, so the file needs no
 //!   alignment guarantees; 32-bit offsets keep records small (one user is 56
@@ -59,6 +78,13 @@
 //! * **Strings deduplicated, without terminators.** Every string lives once
 //!   in a pool (shells and home prefixes repeat a lot) as `(offset, length)`;
 //!   the module copies it into the caller's buffer and adds the NUL there.
+//!   The exception is group members: each group's member names are stored
+//!   together, each followed by its NUL, exactly as they are laid out in
+//!   the caller's buffer, so a group lookup or enumeration copies one
+//!   range instead of following a reference per member to another part of
+//!   the file (a cache miss each: a department of 2,500 members was 2,500
+//!   of them). The names repeat across groups; at 100,000 users in 10,000
+//!   groups that is about as large as the references it replaces.
 //! * **A seeded hash.** Names are hashed with FNV-1a (simple, stable, no
 //!   dependency) started from a per-file random seed and finished with the
 //!   MurmurHash3 mixer so the low bits used as the slot are well spread. The
@@ -68,17 +94,19 @@
 //!   sections after the known ones are ignored, so a later writer can add
 //!   data without breaking this reader.
 //!
-//! # Layout (version 3)
+//! # Layout (version 4)
 //!
 //! ```text
 //! header (72 bytes, all integers little-endian)
 //!   0  magic "NAUTHNSS"          8  header crc32 of bytes [12, data_start)
-//!  12  version u32 (3)          16  header_len u32
+//!  12  version u32 (4)          16  header_len u32
 //!                                   (72 + 8 * section_count + 4 * block_count)
 //!  20  section_count u32 (>= 11) 24 file_len u64
 //!  32  generated_at i64 (unix)  40  hash_seed u32
 //!  44  user_count u32           48  group_count u32
-//!  52  source: offset u32, length u32 into STRINGS      60  flags u32 (0)
+//!  52  source: offset u32, length u32 into STRINGS
+//!  60  replaced mark u32: 0 as written, 1 once the writer has put another
+//!      file at the path; counted as 0 by the header CRC
 //!  64  block_size u32 (a power of two, 64 to 1 MiB; 4096 as written)
 //!  68  block_count u32 = ceil((file_len - data_start) / block_size)
 //! section table: section_count x (offset u32, length u32), absolute
@@ -87,14 +115,17 @@
 //!   1 USERS        user_count x 56 bytes: name ref, uid, gid, gecos ref,
 //!                  home ref, shell ref, flags (bit 0 = locked),
 //!                  first gid index, gid count, reserved
-//!   2 USER_NAMES   hash slots (hash u32, record index + 1 or 0 = empty),
-//!                  a power of two, more slots than users
-//!   3 USER_IDS     user_count x (uid u32, record index u32) sorted by uid
-//!   4 GROUPS       group_count x 24 bytes: name ref, gid, first member
-//!                  index, member count, reserved
+//!   2 USER_NAMES   hash slots (name hash u32, record index + 1 or 0 =
+//!                  empty), a power of two, more slots than users; the
+//!                  first slot probed is the hash's low bits
+//!   3 USER_IDS     hash slots (uid u32, record index + 1 or 0 = empty) as
+//!                  for names, the first slot probed by the id hash
+//!   4 GROUPS       group_count x 24 bytes: name ref, gid, offset of the
+//!                  member list in MEMBERS, member count, its length
 //!   5 GROUP_NAMES  hash slots as for users
-//!   6 GROUP_IDS    group_count x (gid u32, record index u32) sorted by gid
-//!   7 MEMBERS      string refs (offset u32, length u32), one per member
+//!   6 GROUP_IDS    hash slots (gid u32, record index + 1) as for uids
+//!   7 MEMBERS      member lists: each group's member names, each followed
+//!                  by a NUL, one after the other
 //!   8 GIDS         u32 gids: each user's supplementary group list
 //!   9 USER_KEYS    user_count x (first key index u32, key count u32),
 //!                  parallel to USERS: each user's range in KEYS
@@ -108,17 +139,24 @@
 //! data area: the sections, each at a multiple of 8
 //! ```
 //!
+//! The id hash is the MurmurHash3 finaliser of the id mixed with the
+//! file's seed (so that ids chosen in the directory cannot be crafted into
+//! a long chain either).
+//!
 //! The keys live in sections of their own, beside the user records rather
-//! than in them: a passwd or group lookup reads exactly the bytes it read
-//! in version 2, and only `netauth-unix ssh-keys` reads USER_KEYS and KEYS
+//! than in them: a passwd or group lookup never reads them, and only
+//! `netauth-unix ssh-keys` reads USER_KEYS and KEYS
 //! ([`CacheView::user_keys`]). A key holds no control byte (so no NUL and
 //! no newline: `ssh-keys` prints one per line) and its TYPE is printable
 //! ASCII without space; the writer refuses anything else and the reader
 //! refuses a key that breaks the rule.
 //!
-//! Versions 1 (one CRC over the whole file) and 2 (no keys) are refused as
+//! Versions 1 (one CRC over the whole file), 2 (no keys) and 3 (sorted id
+//! arrays, member references, no replaced mark) are refused as
 //! unsupported: the module answers `UNAVAIL` until the next refresh writes
-//! version 3 (the packages start a refresh on upgrade).
+//! version 4 (the packages start a refresh on upgrade). A process still
+//! running a version 3 module (loaded before the upgrade) refuses a
+//! version 4 file the same way until it is restarted.
 //!
 //! A string ref is `(offset, length)` relative to the start of STRINGS.
 
@@ -129,7 +167,7 @@ pub mod trusted;
 mod writer;
 
 pub use reader::{CacheView, Gids, GroupRecord, Keys, LazyCheck, Members, UserRecord};
-pub use writer::{encode, encode_with_block_size, temp_file_prefix, write_atomic};
+pub use writer::{encode, encode_with_block_size, mark_replaced, temp_file_prefix, write_atomic};
 
 use std::collections::BTreeMap;
 
@@ -140,9 +178,15 @@ pub const CACHE_FILE_NAME: &str = "nss.cache";
 /// The fixed path the NSS module reads. Nothing may redirect it: a setuid
 /// program would trust whatever it points to.
 pub const CACHE_PATH: &str = "/var/lib/netauth/nss.cache";
-/// The only format version this code reads and writes (3: per-block
-/// checksums, users' public keys).
-pub const FORMAT_VERSION: u32 = 3;
+/// The only format version this code reads and writes (4: per-block
+/// checksums, users' public keys, hashed id indexes, the replaced mark).
+pub const FORMAT_VERSION: u32 = 4;
+/// Where the replaced mark lies in a cache file: a little-endian u32, 0 as
+/// written, non-zero once [`write_atomic`] has put another file at the path
+/// (see [`mark_replaced`]). A process that maps the file reads it (with a
+/// volatile read: it is the one word that may change under a mapping) to
+/// learn, without a system call, that it should map the path again.
+pub const REPLACED_MARK_OFFSET: usize = format::H_REPLACED;
 /// The size of the blocks [`encode`] checksums one by one (a page).
 pub const BLOCK_SIZE: u32 = 4096;
 /// Longest user or group name the writer accepts (glibc's LOGIN_NAME_MAX

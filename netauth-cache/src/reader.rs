@@ -283,8 +283,7 @@ impl Layout {
             .filter(|&start| header_len >= HEADER_FIXED_LEN && start <= bytes.len())
             .ok_or(CacheError::Corrupt("bad header length"))?;
         let stored_crc = field(H_CRC)?;
-        let covered = bytes.get(CRC_START..data_start).ok_or(HEADER_OOB)?;
-        if crc32fast::hash(covered) != stored_crc {
+        if header_crc(bytes, data_start).ok_or(HEADER_OOB)? != stored_crc {
             return Err(CacheError::ChecksumMismatch);
         }
 
@@ -303,9 +302,6 @@ impl Layout {
         }
         if (bytes.len() - data_start).div_ceil(block_len) != block_count {
             return Err(CacheError::Corrupt("block count does not match the length"));
-        }
-        if field(H_FLAGS)? != 0 {
-            return Err(CacheError::Corrupt("unknown header flags"));
         }
         let mut sections = [Span::default(); KNOWN_SECTIONS];
         for (i, sec) in sections.iter_mut().enumerate() {
@@ -327,16 +323,19 @@ impl Layout {
             count.checked_mul(item) == Some(span.len)
         };
         if !sized(SEC_USERS, user_count, USER_RECORD_LEN)
-            || !sized(SEC_USER_IDS, user_count, ID_ENTRY_LEN)
             || !sized(SEC_USER_KEYS, user_count, KEY_RANGE_LEN)
             || !sized(SEC_GROUPS, group_count, GROUP_RECORD_LEN)
-            || !sized(SEC_GROUP_IDS, group_count, ID_ENTRY_LEN)
         {
             return Err(CacheError::Corrupt(
                 "section size does not match the counts",
             ));
         }
-        for (sec, count) in [(SEC_USER_NAMES, user_count), (SEC_GROUP_NAMES, group_count)] {
+        for (sec, count) in [
+            (SEC_USER_NAMES, user_count),
+            (SEC_USER_IDS, user_count),
+            (SEC_GROUP_NAMES, group_count),
+            (SEC_GROUP_IDS, group_count),
+        ] {
             let len = sections.get(sec).copied().unwrap_or_default().len;
             let slots = len / HASH_SLOT_LEN;
             if len % HASH_SLOT_LEN != 0 || !slots.is_power_of_two() || slots <= count {
@@ -346,8 +345,8 @@ impl Layout {
         let members_len = sections.get(SEC_MEMBERS).copied().unwrap_or_default().len;
         let gids_len = sections.get(SEC_GIDS).copied().unwrap_or_default().len;
         let keys_len = sections.get(SEC_KEYS).copied().unwrap_or_default().len;
-        if members_len % STR_REF_LEN != 0 || gids_len % GID_LEN != 0 || keys_len % STR_REF_LEN != 0
-        {
+        let _ = members_len; // member lists are bytes: any length
+        if gids_len % GID_LEN != 0 || keys_len % STR_REF_LEN != 0 {
             return Err(CacheError::Corrupt("bad list section size"));
         }
         Ok(Layout {
@@ -534,59 +533,98 @@ impl Iterator for Gids<'_> {
 
 impl ExactSizeIterator for Gids<'_> {}
 
-/// Iterator over a group's member names. Each item is checked as it is
-/// followed; a bad reference or a damaged block yields an error.
+/// A group's member names, stored ready to copy: each name followed by a
+/// NUL, one after the other (`alice\0bob\0`), in one range of the file
+/// whose blocks were checked when the record was read. The list is checked
+/// as a whole ([`joined`](Self::joined), which hands out the bytes for one
+/// copy; the iterator does it before its first name): a list holding a name
+/// the writer never writes, or not exactly as many names as the record
+/// says, gives an error and no name at all.
 #[derive(Clone)]
 pub struct Members<'a> {
-    refs: &'a [u8],
-    file: Checked<'a>,
-    strings: Section<'a>,
+    list: &'a [u8],
+    count: usize,
+    checked: bool,
 }
 
 impl std::fmt::Debug for Members<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Members")
-            .field("count", &(self.refs.len() / STR_REF_LEN))
+            .field("count", &self.count)
             .finish()
     }
 }
 
 impl<'a> Members<'a> {
-    /// The length of each remaining member name, read from the references
-    /// alone (without following them): for a caller that already followed
-    /// every one and needs the lengths again.
-    pub fn name_lengths(&self) -> impl Iterator<Item = usize> + 'a {
-        self.refs
-            .chunks_exact(STR_REF_LEN)
-            .map(|r| read_u32(r, 4).map_or(0, u32_to_usize))
+    /// How many members are left.
+    pub fn count_left(&self) -> usize {
+        self.count
+    }
+
+    /// The remaining names as stored, each followed by its NUL, once every
+    /// one is known to be a name the writer could have written (not empty,
+    /// no separator, white space or control byte) and their number is the
+    /// record's member count. One pass over the bytes.
+    pub fn joined(&self) -> Result<&'a [u8], CacheError> {
+        // Three passes of compares without branches or table loads, which
+        // the compiler vectorises: a department's list is tens of
+        // kilobytes. A name may not hold what BAD_IN_NAME forbids (the
+        // same bytes, NUL aside: it separates the names here).
+        let list = self.list;
+        let bad = list.iter().fold(false, |bad, &b| {
+            bad | (b.wrapping_sub(1) < b' ') | (b == b':') | (b == b',') | (b == 0x7f)
+        });
+        let names = list.iter().filter(|&&b| b == 0).count();
+        let empty_name = list.first() == Some(&0)
+            || list
+                .iter()
+                .zip(list.iter().skip(1))
+                .fold(false, |found, (&a, &b)| found | ((a | b) == 0));
+        let at_start = list.last().is_none_or(|&b| b == 0);
+        if bad || empty_name {
+            return Err(CacheError::UnsafeEntry(Refusal::MemberName.describe()));
+        }
+        if names != self.count || !at_start {
+            return Err(CacheError::Corrupt("member list does not match its count"));
+        }
+        Ok(self.list)
     }
 }
 
 impl<'a> Iterator for Members<'a> {
     type Item = Result<&'a [u8], CacheError>;
 
-    // Inlined into the caller's loop: a group can have thousands of members.
-    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (head, rest) = self.refs.split_first_chunk::<8>()?;
-        self.refs = rest;
-        Some(
-            self.file
-                .string(self.strings, head, 0)
-                .and_then(|name| {
-                    if safe_name(name) {
-                        Ok(name)
-                    } else {
-                        Err(Fault::Unsafe(Refusal::MemberName))
-                    }
-                })
-                .map_err(|f| f.error("member name out of bounds")),
-        )
+        if !self.checked {
+            self.checked = true;
+            if let Err(e) = self.joined() {
+                self.list = &[];
+                self.count = 0;
+                return Some(Err(e));
+            }
+        }
+        if self.count == 0 {
+            return None;
+        }
+        self.count -= 1;
+        let Some(end) = self.list.iter().position(|&b| b == 0) else {
+            self.list = &[];
+            self.count = 0;
+            return Some(Err(CacheError::Corrupt(
+                "member list does not match its count",
+            )));
+        };
+        let (name, rest) = self.list.split_at(end);
+        self.list = rest.get(1..).unwrap_or_default();
+        Some(if safe_name(name) {
+            Ok(name)
+        } else {
+            Err(CacheError::UnsafeEntry(Refusal::MemberName.describe()))
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.refs.len() / STR_REF_LEN;
-        (n, Some(n))
+        (self.count, Some(self.count))
     }
 }
 
@@ -898,19 +936,18 @@ impl<'a> CacheView<'a> {
             .in_section(self.sec(SEC_GROUPS), start, GROUP_RECORD_LEN)?;
         let strings = self.sec(SEC_STRINGS);
         let n = |at| read_u32(rec, at).ok_or(BAD);
-        let first = u32_to_usize(n(12)?);
+        let list_start = u32_to_usize(n(12)?);
         let count = u32_to_usize(n(16)?);
-        let refs_start = first.checked_mul(STR_REF_LEN).ok_or(BAD)?;
-        let refs_len = count.checked_mul(STR_REF_LEN).ok_or(BAD)?;
+        let list_len = u32_to_usize(n(20)?);
         Ok(GroupRecord {
             name: self.file.string(strings, rec, 0)?,
             gid: n(8)?,
             members: Members {
-                refs: self
+                list: self
                     .file
-                    .in_section(self.sec(SEC_MEMBERS), refs_start, refs_len)?,
-                file: self.file,
-                strings,
+                    .in_section(self.sec(SEC_MEMBERS), list_start, list_len)?,
+                count,
+                checked: false,
             },
         })
     }
@@ -979,25 +1016,32 @@ impl<'a> CacheView<'a> {
         })
     }
 
-    /// Binary search in a sorted `(id, index)` array.
+    /// Probes an id hash table: slots `(id, record index + 1)`, the first
+    /// at [`id_hash`] of `id`, linear probing. Bounded by the table size
+    /// even if it is full.
     fn find_id(&self, table: Section<'a>, id: u32) -> Result<Option<usize>, CacheError> {
-        const WHAT: &str = "id index out of bounds";
+        const WHAT: &str = "id slot out of bounds";
         const BAD: CacheError = CacheError::Corrupt(WHAT);
-        let (mut low, mut high) = (0usize, table.bytes.len() / ID_ENTRY_LEN);
-        while low < high {
-            let mid = low + (high - low) / 2;
+        let slots = table.bytes.len() / ID_ENTRY_LEN;
+        if slots == 0 {
+            return Ok(None);
+        }
+        let mask = slots - 1;
+        let mut slot = id_hash(self.layout.hash_seed, id) as usize & mask;
+        for _ in 0..slots {
             let entry = self
                 .file
-                .in_section(table, mid * ID_ENTRY_LEN, ID_ENTRY_LEN)
+                .in_section(table, slot * ID_ENTRY_LEN, ID_ENTRY_LEN)
                 .map_err(|f| f.error(WHAT))?;
-            let here = read_u32(entry, 0).ok_or(BAD)?;
-            match here.cmp(&id) {
-                std::cmp::Ordering::Less => low = mid + 1,
-                std::cmp::Ordering::Greater => high = mid,
-                std::cmp::Ordering::Equal => {
-                    return Ok(Some(u32_to_usize(read_u32(entry, 4).ok_or(BAD)?)));
-                }
+            let stored = read_u32(entry, 0).ok_or(BAD)?;
+            let index_plus_one = read_u32(entry, 4).ok_or(BAD)?;
+            if index_plus_one == 0 {
+                return Ok(None);
             }
+            if stored == id {
+                return Ok(Some(u32_to_usize(index_plus_one) - 1));
+            }
+            slot = (slot + 1) & mask;
         }
         Ok(None)
     }
@@ -1127,5 +1171,39 @@ impl<'a> CacheView<'a> {
             });
         }
         Ok(content)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The member list check forbids exactly the bytes a name may not hold.
+    #[test]
+    fn member_lists_refuse_what_names_refuse() {
+        for b in 1..=255u8 {
+            let list = [b, 0];
+            let members = Members {
+                list: &list,
+                count: 1,
+                checked: false,
+            };
+            assert_eq!(members.joined().is_ok(), safe_name(&[b]), "byte {b:#x}");
+        }
+        for (list, count, ok) in [
+            (&b""[..], 0, true),
+            (b"a\0bc\0", 2, true),
+            (b"\0", 1, false),
+            (b"a\0\0b\0", 3, false),
+            (b"a\0b", 2, false),
+            (b"a\0b\0", 1, false),
+        ] {
+            let members = Members {
+                list,
+                count,
+                checked: false,
+            };
+            assert_eq!(members.joined().is_ok(), ok, "{list:?}");
+        }
     }
 }

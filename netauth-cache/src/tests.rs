@@ -213,7 +213,7 @@ fn round_trip() {
 
     let admins = view.group_by_gid(20002).unwrap().unwrap();
     assert_eq!(admins.name, b"admins");
-    assert_eq!(admins.members.name_lengths().collect::<Vec<_>>(), [5, 9]);
+    assert_eq!(admins.members.joined().unwrap(), b"carol\0localuser\0");
     let members: Vec<_> = admins.members.map(Result::unwrap).collect();
     assert_eq!(members, vec![&b"carol"[..], b"localuser"]);
     assert_eq!(
@@ -395,6 +395,17 @@ fn random_corruptions_give_an_error_or_the_original_answers() {
                 bad[at] ^= 1 << rng.below(8);
             }
             if bad == bytes {
+                continue;
+            }
+            // The replaced mark lies outside every checksum on purpose (the
+            // writer sets it in place): changing it alone is no damage, the
+            // file reads as before.
+            let mark = crate::REPLACED_MARK_OFFSET..crate::REPLACED_MARK_OFFSET + 4;
+            let mut unmarked = bad.clone();
+            unmarked[mark.clone()].copy_from_slice(&bytes[mark]);
+            if unmarked == bytes {
+                let view = CacheView::parse(&bad).expect("only the mark changed");
+                assert_eq!(answers(&view).unwrap(), expected, "round {round}");
                 continue;
             }
             if let Ok(view) = CacheView::parse(&bad) {
@@ -869,7 +880,9 @@ fn entries_the_writer_never_writes_are_refused_despite_right_checksums() {
     }
 
     // A member name (here not also a user name) holding a separator: the
-    // group record reads, its member list fails there and not elsewhere.
+    // group record reads, its member list is refused as a whole (a NUL, the
+    // list's own separator, makes one name too many), other groups' lists
+    // are not.
     for bad in ["lo:cal", "lo\ncal", "lo\0cal", "lo,cal", ""] {
         let mut c = clean.clone();
         c.groups[1].members[1] = bad.into();
@@ -881,11 +894,15 @@ fn entries_the_writer_never_writes_are_refused_despite_right_checksums() {
             .unwrap()
             .members
             .collect();
-        assert_eq!(members[0], Ok(&b"carol"[..]), "{bad:?}");
-        assert!(
-            matches!(members[1], Err(CacheError::UnsafeEntry(_))),
-            "{bad:?}: {members:?}"
-        );
+        assert_eq!(members.len(), 1, "{bad:?}: {members:?}");
+        let expected_refusal = if bad.contains('\0') {
+            matches!(members[0], Err(CacheError::Corrupt(_)))
+        } else {
+            matches!(members[0], Err(CacheError::UnsafeEntry(_)))
+        };
+        assert!(expected_refusal, "{bad:?}: {members:?}");
+        let staff = view.group_by_name(b"staff").unwrap().unwrap();
+        assert!(staff.members.joined().is_ok(), "{bad:?}");
     }
 
     // What the writer does write is never refused: every byte from 0x80
@@ -902,9 +919,9 @@ fn entries_the_writer_never_writes_are_refused_despite_right_checksums() {
     assert_eq!(view.to_content().unwrap(), c);
 }
 
-/// A file of the previous format (version 2, no keys), as the version 2
+/// A file of an earlier format (version 2, no keys), as the version 2
 /// writer wrote it: refused as a whole, so the NSS module answers UNAVAIL
-/// until a refresh writes version 3, instead of misreading it.
+/// until a refresh writes the current version, instead of misreading it.
 #[test]
 fn a_version_2_file_is_refused_as_unsupported() {
     let v2 = include_bytes!("../tests/data/version2.cache");
@@ -918,10 +935,18 @@ fn a_version_2_file_is_refused_as_unsupported() {
         LazyCheck::new(v2).unwrap_err(),
         CacheError::UnsupportedVersion(2)
     );
-    // And what this writer writes says version 3.
-    let v3 = encode(&sample()).unwrap();
-    assert_eq!(u32::from_le_bytes(v3[12..16].try_into().unwrap()), 3);
-    assert_eq!(FORMAT_VERSION, 3);
+    // And what this writer writes says version 4; a version 3 file (the
+    // same bytes but for the version, so even its checksums are right) is
+    // refused too.
+    let v4 = encode(&sample()).unwrap();
+    assert_eq!(u32::from_le_bytes(v4[12..16].try_into().unwrap()), 4);
+    assert_eq!(FORMAT_VERSION, 4);
+    let mut v3 = v4.clone();
+    v3[12..16].copy_from_slice(&3u32.to_le_bytes());
+    assert_eq!(
+        CacheView::parse(&v3).unwrap_err(),
+        CacheError::UnsupportedVersion(3)
+    );
 }
 
 #[test]
@@ -1044,4 +1069,90 @@ fn passwd_lookups_do_not_read_the_keys() {
         let read = blocks_read(&bytes, &Query::GroupName(g.name.clone()));
         assert!(read.iter().all(|b| !key_blocks.contains(b)), "{}", g.name);
     }
+}
+
+/// The one in-place write: replacing the cache marks the old file (4 bytes
+/// at the mark's offset, nothing else), which stays readable with the same
+/// answers; the new file is installed unmarked.
+#[test]
+fn replacing_the_cache_marks_the_old_file_and_nothing_else() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(CACHE_FILE_NAME);
+    let first = encode(&sample()).unwrap();
+    write_atomic(dir.path(), CACHE_FILE_NAME, &first).unwrap();
+    // Held open as a process holds its mapping of the old file.
+    let mut old = std::fs::File::open(&path).unwrap();
+    let second = encode(&large()).unwrap();
+    write_atomic(dir.path(), CACHE_FILE_NAME, &second).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), second, "new file unmarked");
+    let mut old_bytes = Vec::new();
+    old.read_to_end(&mut old_bytes).unwrap();
+    let mark = REPLACED_MARK_OFFSET..REPLACED_MARK_OFFSET + 4;
+    assert_eq!(old_bytes[mark.clone()], 1u32.to_le_bytes());
+    let mut unmarked = old_bytes.clone();
+    unmarked[mark].copy_from_slice(&[0; 4]);
+    assert_eq!(unmarked, first, "only the mark changed");
+    // A marked file is still a good file: fully and lazily checked.
+    let view = CacheView::parse(&old_bytes).unwrap();
+    assert_eq!(view.to_content().unwrap(), sample());
+    let check = LazyCheck::new(&old_bytes).unwrap();
+    check.verify_all(&old_bytes).unwrap();
+}
+
+/// What is not a cache file of this format is never written to: nothing
+/// at the path, another file, an older version, a link (not followed).
+#[test]
+fn only_a_cache_file_of_this_format_is_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(CACHE_FILE_NAME);
+    assert!(!mark_replaced(dir.path(), CACHE_FILE_NAME).unwrap());
+    let text = vec![b'x'; 200];
+    std::fs::write(&path, &text).unwrap();
+    assert!(!mark_replaced(dir.path(), CACHE_FILE_NAME).unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), text);
+    let mut v3 = encode(&sample()).unwrap();
+    v3[12..16].copy_from_slice(&3u32.to_le_bytes());
+    std::fs::write(&path, &v3).unwrap();
+    assert!(!mark_replaced(dir.path(), CACHE_FILE_NAME).unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), v3);
+    let short = &encode(&sample()).unwrap()[..40];
+    std::fs::write(&path, short).unwrap();
+    assert!(!mark_replaced(dir.path(), CACHE_FILE_NAME).unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), short);
+    // A link to a cache file elsewhere: refused, its target untouched.
+    let target = dir.path().join("elsewhere");
+    let good = encode(&sample()).unwrap();
+    std::fs::write(&target, &good).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    assert!(mark_replaced(dir.path(), CACHE_FILE_NAME).is_err());
+    assert_eq!(std::fs::read(&target).unwrap(), good);
+}
+
+/// Ids are found through a hash table: one probe in the common case, so a
+/// uid or gid lookup reads as few blocks as a name lookup, however large
+/// the directory (a binary search read about log2(n) of them).
+#[test]
+fn id_lookups_read_a_few_blocks() {
+    let content = large();
+    let bytes = encode_with_block_size(&content, 64).unwrap();
+    let view = CacheView::parse(&bytes).unwrap();
+    for u in content.users.iter().step_by(97) {
+        assert_eq!(
+            view.user_by_uid(u.uid).unwrap().unwrap().name,
+            u.name.as_bytes()
+        );
+        let read = blocks_read(&bytes, &Query::Uid(u.uid));
+        // Id slot (maybe two), record, name, gecos, home, shell, gids.
+        assert!(read.len() <= 10, "{}: {read:?}", u.uid);
+    }
+    for g in content.groups.iter().step_by(13) {
+        assert_eq!(
+            view.group_by_gid(g.gid).unwrap().unwrap().name,
+            g.name.as_bytes()
+        );
+    }
+    assert!(view.user_by_uid(99).unwrap().is_none());
+    assert!(view.group_by_gid(99).unwrap().is_none());
 }

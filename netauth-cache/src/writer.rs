@@ -194,10 +194,11 @@ fn put_ref(out: &mut Vec<u8>, r: (u32, u32)) {
     put_u32(out, r.1);
 }
 
-/// Builds an open-addressing table (linear probing) of `hashes`; returns the
-/// slots and the longest probe distance.
-fn build_hash_table(hashes: &[u32]) -> Result<(Vec<u8>, usize), CacheError> {
-    let slots = hashes
+/// Builds an open-addressing table (linear probing) of `entries`, each
+/// `(slot hash, stored key)` for the record at its position; returns the
+/// slots `(stored key, record index + 1)` and the longest probe distance.
+fn build_hash_table(entries: &[(u32, u32)]) -> Result<(Vec<u8>, usize), CacheError> {
+    let slots = entries
         .len()
         .checked_mul(2)
         .and_then(|n| n.max(8).checked_next_power_of_two())
@@ -205,13 +206,13 @@ fn build_hash_table(hashes: &[u32]) -> Result<(Vec<u8>, usize), CacheError> {
     let mask = slots - 1;
     let mut table: Vec<(u32, u32)> = vec![(0, 0); slots];
     let mut longest = 0;
-    for (index, &h) in hashes.iter().enumerate() {
+    for (index, &(h, key)) in entries.iter().enumerate() {
         let mut slot = h as usize & mask;
         let mut distance = 0;
         loop {
             let entry = table.get_mut(slot).ok_or_else(too_large)?;
             if entry.1 == 0 {
-                *entry = (h, to_u32(index)?.checked_add(1).ok_or_else(too_large)?);
+                *entry = (key, to_u32(index)?.checked_add(1).ok_or_else(too_large)?);
                 break;
             }
             slot = (slot + 1) & mask;
@@ -227,57 +228,69 @@ fn build_hash_table(hashes: &[u32]) -> Result<(Vec<u8>, usize), CacheError> {
     Ok((out, longest))
 }
 
-/// Hash tables for both name sets, re-seeding while a probe chain is long.
-fn hash_tables(content: &CacheContent) -> Result<(u32, Vec<u8>, Vec<u8>), CacheError> {
+/// The four index tables of a file and the seed they were built with.
+struct Indexes {
+    seed: u32,
+    user_names: Vec<u8>,
+    user_ids: Vec<u8>,
+    group_names: Vec<u8>,
+    group_ids: Vec<u8>,
+}
+
+/// Hash tables for both name sets and both id sets, re-seeding while a
+/// probe chain is long.
+fn hash_tables(content: &CacheContent) -> Result<Indexes, CacheError> {
     let random = std::collections::hash_map::RandomState::new();
-    let mut best: Option<(usize, u32, Vec<u8>, Vec<u8>)> = None;
+    let mut best: Option<(usize, Indexes)> = None;
     for attempt in 0..SEED_ATTEMPTS {
         let mut hasher = random.build_hasher();
         hasher.write_usize(attempt);
         let seed = hasher.finish() as u32;
-        let user_hashes: Vec<u32> = content
-            .users
-            .iter()
-            .map(|u| name_hash(seed, u.name.as_bytes()))
-            .collect();
-        let group_hashes: Vec<u32> = content
-            .groups
-            .iter()
-            .map(|g| name_hash(seed, g.name.as_bytes()))
-            .collect();
-        let (users, lu) = build_hash_table(&user_hashes)?;
-        let (groups, lg) = build_hash_table(&group_hashes)?;
-        let longest = lu.max(lg);
-        let better = match &best {
-            Some((l, ..)) => longest < *l,
-            None => true,
+        let by_name = |name: &str| {
+            let h = name_hash(seed, name.as_bytes());
+            (h, h)
         };
+        let by_id = |id: u32| (id_hash(seed, id), id);
+        let tables = [
+            content
+                .users
+                .iter()
+                .map(|u| by_name(&u.name))
+                .collect::<Vec<_>>(),
+            content.users.iter().map(|u| by_id(u.uid)).collect(),
+            content.groups.iter().map(|g| by_name(&g.name)).collect(),
+            content.groups.iter().map(|g| by_id(g.gid)).collect(),
+        ];
+        let mut longest = 0;
+        let mut built = Vec::with_capacity(tables.len());
+        for entries in &tables {
+            let (table, l) = build_hash_table(entries)?;
+            longest = longest.max(l);
+            built.push(table);
+        }
+        let better = best.as_ref().is_none_or(|(l, _)| longest < *l);
         if better {
-            best = Some((longest, seed, users, groups));
+            let mut it = built.into_iter();
+            let mut next = || it.next().unwrap_or_default();
+            best = Some((
+                longest,
+                Indexes {
+                    seed,
+                    user_names: next(),
+                    user_ids: next(),
+                    group_names: next(),
+                    group_ids: next(),
+                },
+            ));
         }
         if longest <= MAX_PROBE_BEFORE_RESEED {
             break;
         }
     }
-    let (_, seed, users, groups) = best.ok_or_else(too_large)?;
-    Ok((seed, users, groups))
+    best.map(|(_, indexes)| indexes).ok_or_else(too_large)
 }
 
-fn id_index(ids: impl Iterator<Item = u32>) -> Result<Vec<u8>, CacheError> {
-    let mut pairs = Vec::new();
-    for (index, id) in ids.enumerate() {
-        pairs.push((id, to_u32(index)?));
-    }
-    pairs.sort_unstable();
-    let mut out = Vec::with_capacity(pairs.len() * ID_ENTRY_LEN);
-    for (id, index) in pairs {
-        put_u32(&mut out, id);
-        put_u32(&mut out, index);
-    }
-    Ok(out)
-}
-
-/// Validates `content` and encodes it as a version 3 cache file with
+/// Validates `content` and encodes it as a version 4 cache file with
 /// blocks of [`BLOCK_SIZE`](super::BLOCK_SIZE) bytes.
 ///
 /// Refuses (with [`CacheError::Invalid`]) duplicate user or group names or
@@ -341,18 +354,21 @@ pub(crate) fn encode_unchecked(
         put_u32(&mut users, 0);
     }
 
+    // Each group's member names ready to copy into a caller's buffer:
+    // `name NUL` one after the other, not references into the pool.
     let mut members = Vec::new();
     let mut groups = Vec::with_capacity(content.groups.len() * GROUP_RECORD_LEN);
     for g in &content.groups {
-        let first = to_u32(members.len() / STR_REF_LEN)?;
+        let first = to_u32(members.len())?;
         for m in &g.members {
-            put_ref(&mut members, pool.add(m)?);
+            members.extend_from_slice(m.as_bytes());
+            members.push(0);
         }
         put_ref(&mut groups, pool.add(&g.name)?);
         put_u32(&mut groups, g.gid);
         put_u32(&mut groups, first);
         put_u32(&mut groups, to_u32(g.members.len())?);
-        put_u32(&mut groups, 0);
+        put_u32(&mut groups, to_u32(members.len())? - first);
     }
 
     // Keys go last in the string pool, so that the strings passwd and group
@@ -372,9 +388,13 @@ pub(crate) fn encode_unchecked(
         }
     }
 
-    let (seed, user_names, group_names) = hash_tables(content)?;
-    let user_ids = id_index(content.users.iter().map(|u| u.uid))?;
-    let group_ids = id_index(content.groups.iter().map(|g| g.gid))?;
+    let Indexes {
+        seed,
+        user_names,
+        user_ids,
+        group_names,
+        group_ids,
+    } = hash_tables(content)?;
 
     let sections: [&[u8]; KNOWN_SECTIONS] = [
         &pool.bytes,
@@ -424,7 +444,7 @@ pub(crate) fn encode_unchecked(
     put_u32(&mut out, to_u32(content.users.len())?);
     put_u32(&mut out, to_u32(content.groups.len())?);
     put_ref(&mut out, source);
-    put_u32(&mut out, 0);
+    put_u32(&mut out, 0); // replaced mark: not replaced
     put_u32(&mut out, block_size);
     put_u32(&mut out, to_u32(block_count)?);
     debug_assert_eq!(out.len(), HEADER_FIXED_LEN);
@@ -454,11 +474,49 @@ pub(crate) fn encode_unchecked(
             field.copy_from_slice(&crc.to_le_bytes());
         }
     }
-    let crc = crc32fast::hash(out.get(CRC_START..data_start).unwrap_or_default());
+    let crc = header_crc(&out, data_start).ok_or_else(too_large)?;
     if let Some(field) = out.get_mut(H_CRC..H_CRC + 4) {
         field.copy_from_slice(&crc.to_le_bytes());
     }
     Ok(out)
+}
+
+/// Sets the replaced mark in the header of the cache file at
+/// `dir/file_name`, if it is a cache file of this format: the one in-place
+/// write a cache file ever gets, 4 bytes at a fixed offset outside every
+/// checksum, which tells every process that maps the file, without a system
+/// call, that the path now holds another file. Returns whether a mark was
+/// written; nothing at the path (`Ok(false)`) is the first refresh.
+///
+/// It opens without following a link and without blocking, writes only to
+/// a regular file that starts with this format's magic and version and is
+/// long enough to hold a header, and writes nothing else: readers map the
+/// file read-only and rely on every other byte staying as it is.
+pub fn mark_replaced(dir: &Path, file_name: &str) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(dir.join(file_name))
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() || meta.len() < HEADER_FIXED_LEN as u64 {
+        return Ok(false);
+    }
+    let mut head = [0u8; H_VERSION + 4];
+    file.read_exact_at(&mut head, 0)?;
+    if head.get(..MAGIC.len()) != Some(&MAGIC[..])
+        || read_u32(&head, H_VERSION) != Some(super::FORMAT_VERSION)
+    {
+        return Ok(false);
+    }
+    file.write_all_at(&REPLACED.to_le_bytes(), H_REPLACED as u64)?;
+    Ok(true)
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -471,8 +529,9 @@ pub fn temp_file_prefix(file_name: &str) -> String {
 }
 
 /// Installs `bytes` as `dir/file_name` atomically: a temporary file in the
-/// same folder (created exclusively, mode 0644), written, fsynced, renamed
-/// over the target, then the folder fsynced. Readers see the old file or the
+/// same folder (created exclusively, mode 0644), written, fsynced, the old
+/// file marked as replaced ([`mark_replaced`]), the new one renamed over
+/// it, then the folder fsynced. Readers see the old file or the
 /// new one, never a part; after a crash at any point the old file is intact
 /// (at worst a `.NAME.tmp.*` file is left behind, see [`temp_file_prefix`]).
 /// The temporary file is removed on error. Its mode is exactly 0644,
@@ -505,6 +564,13 @@ pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> io::Result<()>
         file.set_permissions(fs::Permissions::from_mode(0o644))?;
         file.write_all(bytes)?;
         file.sync_all()?;
+        // Before the rename, so that no reader can see the new file while
+        // the old one is still unmarked: a writer killed after the mark
+        // and before the rename leaves the old file in place, marked,
+        // which readers only take as a reason to look at the path again.
+        // A mark that cannot be written does not stop the refresh: readers
+        // then notice the new file at their next periodic look.
+        let _ = mark_replaced(dir, file_name);
         fs::rename(&tmp_path, dir.join(file_name))?;
         File::open(dir)?.sync_all()
     })();

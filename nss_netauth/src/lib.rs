@@ -2,8 +2,8 @@
 //! `initgroups` for NetAuth users and groups from the on-disk cache at
 //! [`netauth_cache::CACHE_PATH`] (written by `netauth-unix refresh`).
 //!
-//! No network, no daemon, no threads: a lookup stats the cache path, maps
-//! the file if it is new (its header checked once per version, each data
+//! No network, no daemon, no threads: a lookup checks the mapped cache's
+//! replaced mark (no system call; see `source`), maps the file if it is new (its header checked once per version, each data
 //! block the first time a lookup reads it; see `source`), finds the entry
 //! through the file's indexes and copies it into the caller's buffer
 //! (`pack`). `ffi` holds the C entry points and all the unsafe code.

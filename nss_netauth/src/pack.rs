@@ -63,7 +63,22 @@ impl<'b> Packer<'b> {
             )));
         }
         let (offset, space) = self.take(s.len() + 1)?;
-        for (dst, &src) in space.iter_mut().zip(s.iter().chain(std::iter::once(&0))) {
+        let (body, terminator) = space.split_at_mut(s.len());
+        // A plain zip of equal lengths: compiled to a copy.
+        for (dst, &src) in body.iter_mut().zip(s) {
+            dst.write(src);
+        }
+        for nul in terminator {
+            nul.write(0);
+        }
+        Ok(offset)
+    }
+
+    /// Copies `s` as it is (a member list, whose NULs are in it); returns
+    /// its offset.
+    pub fn bytes(&mut self, s: &[u8]) -> Result<usize, PackError> {
+        let (offset, space) = self.take(s.len())?;
+        for (dst, &src) in space.iter_mut().zip(s) {
             dst.write(src);
         }
         Ok(offset)
@@ -147,22 +162,18 @@ pub fn pack_group(
     let mut p = Packer::new(buf);
     let name = p.c_string(group.name)?;
     let passwd = p.c_string(PASSWORD_PLACEHOLDER)?;
-    // Members are stored one after the other, so their offsets can be
-    // recomputed from the lengths without keeping a list (the lengths come
-    // from the references: every name was followed and checked above).
-    let mut first_member = None;
-    let mut count = 0usize;
-    for member in group.members.clone() {
-        let offset = p.c_string(member?)?;
-        first_member.get_or_insert(offset);
-        count += 1;
-    }
-    let mut next = first_member.unwrap_or(0);
-    let offsets = group.members.name_lengths().map(move |len| {
-        let here = next;
-        next = next.saturating_add(len).saturating_add(1);
-        here
-    });
+    // The members are stored as they are laid out here, `name NUL` one
+    // after the other: one check of the whole list, one copy, then the
+    // pointers to where each name starts.
+    let list = group.members.joined()?;
+    let count = group.members.count_left();
+    let first = p.bytes(list)?;
+    let offsets = std::iter::once(first).chain(
+        list.iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == 0)
+            .map(move |(i, _)| first + i + 1),
+    );
     let members = p.pointer_array(count, offsets)?;
     Ok(PackedGroup {
         name,

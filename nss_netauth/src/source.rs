@@ -1,8 +1,17 @@
 //! Finding, mapping and re-mapping the cache file.
 //!
 //! * Each thread keeps its own `Arc` of the current mapping in a
-//!   thread-local, so a warm lookup takes no lock and touches no shared
-//!   counter: one `stat` of the path, then the lookup in the mapping.
+//!   thread-local, so a warm lookup takes no lock, touches no shared
+//!   counter and makes no system call: it reads the mapped file's replaced
+//!   mark, then looks up in the mapping.
+//! * The writer sets the replaced mark in the old file before it renames a
+//!   new one over it ([`netauth_cache::mark_replaced`]), so the next lookup
+//!   in every process that maps the old file sees the mark and `stat`s the
+//!   path. A file replaced without the mark (by another tool, or a writer
+//!   whose mark failed), and a file whose owner or mode changed, are
+//!   noticed by the `stat` each thread makes at most every
+//!   [`RECHECK_MS`] anyway, as is a marked file still at the path (a
+//!   writer killed between the mark and the rename): it is simply kept.
 //! * A new or replaced file (other device, inode, size, mtime or ctime) is
 //!   mapped and its header checked (magic, version, length, header CRC,
 //!   section bounds) once per process where possible: the first thread to
@@ -23,7 +32,7 @@
 
 use memmap2::Mmap;
 use netauth_cache::trusted::{open_trusted, TrustRule};
-use netauth_cache::{CacheError, CacheView, LazyCheck, CACHE_PATH};
+use netauth_cache::{CacheError, CacheView, LazyCheck, CACHE_PATH, REPLACED_MARK_OFFSET};
 use std::cell::RefCell;
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
@@ -80,7 +89,46 @@ pub struct Mapped {
     damage_logged: AtomicBool,
 }
 
+/// How long a thread uses an unmarked mapping without a `stat` of the
+/// path. Bounds how late a replacement that did not mark the old file, or
+/// a change of the file's owner or mode, is noticed.
+pub const RECHECK_MS: u64 = 1000;
+
+/// A monotonic clock in milliseconds that costs no system call (the coarse
+/// clock is read from the vDSO); `None` if there is none, and then every
+/// lookup stats the path.
+fn coarse_millis() -> Option<u64> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) } != 0 {
+        return None;
+    }
+    Some(
+        (now.tv_sec as u64)
+            .saturating_mul(1000)
+            .saturating_add(now.tv_nsec as u64 / 1_000_000),
+    )
+}
+
 impl Mapped {
+    /// Whether the writer has marked this file as replaced (another file
+    /// is, or is about to be, at the path).
+    fn replaced(&self) -> bool {
+        let Some(word) = self.map.get(REPLACED_MARK_OFFSET..REPLACED_MARK_OFFSET + 4) else {
+            return true;
+        };
+        // SAFETY: `word` is 4 readable bytes of the mapping, which lives as
+        // long as `self`. They are the only bytes of a cache file that are
+        // ever written in place (by another process, the writer), so they
+        // are read with a volatile read, never through the checked views
+        // (the header CRC counts them as zero).
+        let mark = unsafe { std::ptr::read_volatile(word.as_ptr().cast::<[u8; 4]>()) };
+        mark != [0; 4]
+    }
+
     pub fn view(&self) -> Result<CacheView<'_>, CacheError> {
         self.check.view(&self.map)
     }
@@ -136,8 +184,25 @@ impl Mapped {
     }
 }
 
+/// A thread's mapping and when it last compared it with the path.
+struct Local {
+    mapped: Arc<Mapped>,
+    looked_at: Option<u64>,
+}
+
+impl Local {
+    /// Whether the mapping may be used without a `stat` of the path.
+    fn current_without_stat(&self, now: Option<u64>) -> bool {
+        let recent = match (self.looked_at, now) {
+            (Some(then), Some(now)) => now.saturating_sub(then) < RECHECK_MS,
+            _ => false,
+        };
+        recent && !self.mapped.replaced()
+    }
+}
+
 thread_local! {
-    static LOCAL: RefCell<Option<Arc<Mapped>>> = const { RefCell::new(None) };
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
     /// The last file version this thread refused: logged once, and not
     /// read again until the file changes.
     static LAST_REFUSED: RefCell<Option<FileId>> = const { RefCell::new(None) };
@@ -205,7 +270,7 @@ fn current_id() -> Result<FileId, Unavailable> {
 
 /// Runs `f` on a view of the current cache.
 pub fn with_view<R>(f: impl FnOnce(&CacheView<'_>) -> R) -> Result<R, Unavailable> {
-    let id = current_id()?;
+    let now = coarse_millis();
     let mut f = Some(f);
     let local = LOCAL.try_with(|cell| {
         // A failed borrow would mean re-entry; fall through to a private
@@ -213,16 +278,31 @@ pub fn with_view<R>(f: impl FnOnce(&CacheView<'_>) -> R) -> Result<R, Unavailabl
         let Ok(mut slot) = cell.try_borrow_mut() else {
             return None;
         };
-        if slot.as_ref().map(|m| m.id) != Some(id) {
-            match obtain(id) {
-                Ok(mapped) => *slot = Some(mapped),
+        if !slot.as_ref().is_some_and(|l| l.current_without_stat(now)) {
+            let id = match current_id() {
+                Ok(id) => id,
                 Err(e) => {
                     *slot = None;
                     return Some(Err(e));
                 }
+            };
+            match slot.as_mut() {
+                Some(local) if local.mapped.id == id => local.looked_at = now,
+                _ => match obtain(id) {
+                    Ok(mapped) => {
+                        *slot = Some(Local {
+                            mapped,
+                            looked_at: now,
+                        })
+                    }
+                    Err(e) => {
+                        *slot = None;
+                        return Some(Err(e));
+                    }
+                },
             }
         }
-        let mapped = slot.as_ref()?;
+        let mapped = &slot.as_ref()?.mapped;
         let view = match mapped.view() {
             Ok(view) => view,
             Err(e) => return Some(Err(Unavailable::Refused(e.to_string()))),
@@ -236,7 +316,7 @@ pub fn with_view<R>(f: impl FnOnce(&CacheView<'_>) -> R) -> Result<R, Unavailabl
     }
     // Thread-local storage gone (thread exiting) or busy: use a mapping
     // for this call only.
-    let mapped = obtain(id)?;
+    let mapped = obtain(current_id()?)?;
     let view = mapped
         .view()
         .map_err(|e| Unavailable::Refused(e.to_string()))?;
@@ -254,7 +334,9 @@ pub fn snapshot() -> Result<Arc<Mapped>, Unavailable> {
     let local = LOCAL
         .try_with(|cell| {
             let slot = cell.try_borrow().ok()?;
-            slot.as_ref().filter(|m| m.id == id).map(Arc::clone)
+            slot.as_ref()
+                .filter(|l| l.mapped.id == id)
+                .map(|l| Arc::clone(&l.mapped))
         })
         .ok()
         .flatten();

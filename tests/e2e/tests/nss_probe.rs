@@ -74,6 +74,23 @@ fn eight_threads_see_old_or_new_entries_while_the_cache_is_replaced() {
     assert_probe_ok(&out);
 }
 
+/// The property the module's per-lookup `stat` used to buy, kept without
+/// it: a cache replaced by the writer is noticed by the very next lookup in
+/// every process and thread that mapped the old one (the writer marks the
+/// old file); one replaced without the mark within the re-check interval.
+#[test]
+fn a_replaced_cache_is_noticed_by_the_next_lookup_everywhere() {
+    let a = encode_content(&generated_content(0, 250, "A"));
+    let b = encode_content(&generated_content(50, 250, "B"));
+    let c = encode_content(&generated_content(100, 250, "C"));
+    let out = probe(
+        Some(&a),
+        &[("a", &a), ("b", &b), ("c", &c)],
+        &["replaced", "{scratch}/a", "{scratch}/b", "{scratch}/c"],
+    );
+    assert_probe_ok(&out);
+}
+
 /// The sample cache with 64-byte checksum blocks: a small file with many
 /// blocks, so that damage in one leaves lookups elsewhere answering.
 fn small_block_sample() -> Vec<u8> {

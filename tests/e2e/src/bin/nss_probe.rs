@@ -19,7 +19,7 @@
 
 use netauth_cache::{
     write_atomic, CacheContent, CacheView, LazyCheck, UnixGroup, UnixUser, CACHE_DIR,
-    CACHE_FILE_NAME,
+    CACHE_FILE_NAME, REPLACED_MARK_OFFSET,
 };
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_long, CStr, CString};
@@ -55,6 +55,7 @@ fn main() {
         ["missing"] => missing(),
         ["unavailable"] => unavailable(),
         ["fork", expected, rounds] => fork(&load(expected), parse(rounds)),
+        ["replaced", a, b, c] => replaced(&load(a), &load(b), &load(c)),
         ["generate", out, users] => generate(out, parse(users)),
         ["time", expected, iterations] => time(&load(expected), parse(iterations)),
         _ => Err(format!("usage: see the source; got {args:?}")),
@@ -196,7 +197,7 @@ impl Group {
 // ---- glibc's public functions, with an exact buffer size ----------------
 
 /// Outcome of one `_r` call through glibc.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Answer<T> {
     Found(T),
     /// Return value 0 and NULL result (not found), or another error code.
@@ -1128,17 +1129,27 @@ fn corrupt(good_bytes: &[u8], random: usize) -> Check {
             bad[at] = xorshift(&mut state) as u8;
         }
         install(&bad);
+        // The replaced mark is outside every checksum on purpose (the
+        // writer sets it in place): a file that differs only there is
+        // intact.
+        let mark = REPLACED_MARK_OFFSET..REPLACED_MARK_OFFSET + 4;
+        let intact = bad.len() == good_bytes.len()
+            && bad
+                .iter()
+                .zip(good_bytes)
+                .enumerate()
+                .all(|(i, (x, y))| x == y || mark.contains(&i));
         answered += damaged_answers(
             &module,
             &good,
             &format!("corruption round {round}"),
-            if bad == good_bytes {
+            if intact {
                 Damage::None
             } else {
                 Damage::Somewhere
             },
         )?;
-        if bad == good_bytes {
+        if intact {
             accepted += 1;
         }
     }
@@ -1150,10 +1161,13 @@ fn corrupt(good_bytes: &[u8], random: usize) -> Check {
         module.pwnam(&u.name, 4096).0 == NSS_STATUS_SUCCESS,
         "good file not answered"
     );
-    // A cache others could write is refused.
+    // A cache others could write is refused: a change of mode does not mark
+    // the file, so it is noticed at the module's next look at the path,
+    // within its re-check interval (a second).
     let path = Path::new(CACHE_DIR).join(CACHE_FILE_NAME);
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .map_err(|e| e.to_string())?;
+    std::thread::sleep(RECHECK);
     ensure!(
         module.pwnam(&u.name, 4096).0 == NSS_STATUS_UNAVAIL,
         "world-writable cache accepted"
@@ -1444,6 +1458,162 @@ fn fork(expected: &Expected, rounds: usize) -> Check {
     }
     result?;
     println!("{rounds} forks");
+    Ok(())
+}
+
+/// The module's re-check interval (`RECHECK_MS` in nss_netauth's source)
+/// plus a margin: how long a change that does not mark the file may go
+/// unnoticed.
+const RECHECK: Duration = Duration::from_millis(1100);
+
+/// A replaced cache is noticed by the next lookup in every process and
+/// every thread: children that mapped the old file on their own, children
+/// that inherited the parent's mapping, threads with their own mappings and
+/// the parent itself, all looking up through glibc right after the
+/// replacement. Then a replacement that never marked the old file (a plain
+/// rename, as another tool would make): noticed within the re-check
+/// interval.
+fn replaced(a: &Expected, b: &Expected, c: &Expected) -> Check {
+    let name = a
+        .content
+        .users
+        .iter()
+        .map(|u| u.name.clone())
+        .find(|n| {
+            [&b.content, &c.content]
+                .iter()
+                .all(|x| x.users.iter().any(|u| &u.name == n))
+        })
+        .ok_or("no user in all three versions")?;
+    let answer_in = |e: &Expected| {
+        e.content
+            .users
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| Answer::Found(Passwd::of(u)))
+            .ok_or("user missing")
+    };
+    let (in_a, in_b, in_c) = (answer_in(a)?, answer_in(b)?, answer_in(c)?);
+    ensure!(in_a != in_b && in_b != in_c, "the versions must differ");
+    install(&a.bytes);
+
+    let mut ready = [0 as c_int; 2];
+    let mut go = [0 as c_int; 2];
+    // SAFETY: two valid arrays of two fds.
+    ensure!(
+        unsafe { libc::pipe(ready.as_mut_ptr()) == 0 && libc::pipe(go.as_mut_ptr()) == 0 },
+        "pipe failed"
+    );
+    let spawn_child = || -> Result<libc::pid_t, String> {
+        // SAFETY: the child only looks up, reads and writes its pipes and
+        // calls _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let before = glibc_getpwnam(&name, 4096);
+            let mut byte = [0u8; 1];
+            // SAFETY: valid fds and a one-byte buffer.
+            unsafe {
+                libc::write(ready[1], byte.as_ptr().cast(), 1);
+                libc::read(go[0], byte.as_mut_ptr().cast(), 1);
+            }
+            let after = glibc_getpwnam(&name, 4096);
+            let code = if before != in_a {
+                2
+            } else if after != in_b {
+                1
+            } else {
+                0
+            };
+            // SAFETY: plain call in the child.
+            unsafe { libc::_exit(code) };
+        }
+        ensure!(pid > 0, "fork failed");
+        Ok(pid)
+    };
+    let mut children = Vec::new();
+    // Children that map the cache themselves...
+    for _ in 0..3 {
+        children.push(spawn_child()?);
+    }
+    ensure!(glibc_getpwnam(&name, 4096) == in_a, "parent: A not served");
+    // ...and children that inherit the parent's mapping.
+    for _ in 0..3 {
+        children.push(spawn_child()?);
+    }
+    let barrier = Arc::new(std::sync::Barrier::new(5));
+    let mut workers = Vec::new();
+    for t in 0..4 {
+        let (barrier, name, in_a, in_b) =
+            (barrier.clone(), name.clone(), in_a.clone(), in_b.clone());
+        workers.push(std::thread::spawn(move || -> Check {
+            let before = glibc_getpwnam(&name, 4096);
+            barrier.wait();
+            barrier.wait();
+            let after = glibc_getpwnam(&name, 4096);
+            ensure!(before == in_a, "thread {t}: A not served: {before:?}");
+            ensure!(
+                after == in_b,
+                "thread {t}: the replaced cache was served: {after:?}"
+            );
+            Ok(())
+        }));
+    }
+    for _ in &children {
+        let mut byte = [0u8; 1];
+        // SAFETY: a valid fd and a one-byte buffer.
+        ensure!(
+            unsafe { libc::read(ready[0], byte.as_mut_ptr().cast(), 1) } == 1,
+            "a child never got ready"
+        );
+    }
+    barrier.wait();
+    install(&b.bytes);
+    barrier.wait();
+    for _ in &children {
+        // SAFETY: a valid fd and a one-byte buffer.
+        unsafe { libc::write(go[1], [1u8].as_ptr().cast(), 1) };
+    }
+    let parent_after = glibc_getpwnam(&name, 4096);
+    let mut failures = Vec::new();
+    for (i, pid) in children.into_iter().enumerate() {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            failures.push(format!("child {i}: status {status:#x}"));
+        }
+    }
+    for w in workers {
+        if let Err(e) = w.join().map_err(|_| "a thread panicked".to_owned())? {
+            failures.push(e);
+        }
+    }
+    ensure!(
+        parent_after == in_b,
+        "parent: the replaced cache was served"
+    );
+    ensure!(
+        failures.is_empty(),
+        "the replacement went unnoticed (1: served the old file, 2: did not serve A \
+         first): {failures:?}"
+    );
+
+    // A replacement that did not mark the old file.
+    let tmp = Path::new(CACHE_DIR).join(".unmarked.tmp");
+    std::fs::write(&tmp, &c.bytes).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, Path::new(CACHE_DIR).join(CACHE_FILE_NAME)).map_err(|e| e.to_string())?;
+    let soon = glibc_getpwnam(&name, 4096);
+    ensure!(
+        soon == in_b || soon == in_c,
+        "unmarked replacement: {soon:?}"
+    );
+    std::thread::sleep(RECHECK);
+    let later = glibc_getpwnam(&name, 4096);
+    ensure!(
+        later == in_c,
+        "unmarked replacement never noticed: {later:?}"
+    );
+    println!("6 children, 4 threads and the parent noticed the replacement at once");
     Ok(())
 }
 
