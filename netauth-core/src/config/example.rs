@@ -126,10 +126,17 @@ fn uncommented_the_example_gives_the_defaults() {
     assert_eq!(unix.request_timeout(), defaults.unix.request_timeout());
     assert_eq!(unix.cache_dir(), defaults.unix.cache_dir());
     assert_eq!(unix.status_max_age(), defaults.unix.status_max_age());
+    // The snapshot source shown is an example: the default is none.
+    let mut refresh = RefreshSettings::from_config(&config);
     assert_eq!(
-        RefreshSettings::from_config(&config),
-        RefreshSettings::from_config(&defaults)
+        refresh.source.as_deref(),
+        Some("https://mirror.example.com/netauth/")
     );
+    assert!(refresh.publisher_key.is_some() && refresh.source_certificate.is_some());
+    refresh.source = None;
+    refresh.publisher_key = None;
+    refresh.source_certificate = None;
+    assert_eq!(refresh, RefreshSettings::from_config(&defaults));
 
     // [unix.pam]: its deadlines shown are the [unix] ones it defaults to;
     // the per-service table is an example (the one that is not a default).
