@@ -131,20 +131,20 @@ pub fn publish(
     let key = load_private_key(key_path)?;
     let _lock = RefreshLock::acquire_named(out, PUBLISH_LOCK_NAME)?;
 
-    let client = ClientBuilder::from_config(config.clone())
-        .service_name(SERVICE_NAME)
-        .request_timeout(Duration::from_millis(settings.request_timeout_ms))
-        .build()
-        .map_err(|e| RefreshError::Client(Box::new(e)))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
         .map_err(|e| RefreshError::Client(Box::new(e)))?;
-    let fetched = runtime.block_on(fetch::fetch_all(
-        &mut ClientSource(&client),
-        settings.search_cap,
-    ));
+    let fetched = runtime.block_on(async {
+        let client = ClientBuilder::from_config(config.clone())
+            .service_name(SERVICE_NAME)
+            .request_timeout(Duration::from_millis(settings.request_timeout_ms))
+            .build()
+            .map_err(|e| RefreshError::Client(Box::new(e)))?;
+        let fetched = fetch::fetch_all(&mut ClientSource(&client), settings.search_cap).await?;
+        Ok::<_, RefreshError>(fetched)
+    });
     drop(runtime);
     let fetched = fetched?;
     let calls = fetched.entity_calls + fetched.group_calls;
