@@ -322,7 +322,8 @@ impl Transport {
             .timeout_global(Some(Duration::from_millis(settings.request_timeout_ms)))
             .user_agent(concat!("netauth-unix/", env!("CARGO_PKG_VERSION")));
         if source.starts_with("https://") {
-            config = config.tls_config(tls_config(settings)?);
+            // https_only: a redirect to plain http is refused.
+            config = config.https_only(true).tls_config(tls_config(settings)?);
         }
         Ok(Transport::Http {
             agent: config.build().into(),
@@ -346,7 +347,14 @@ impl Transport {
                 };
                 let read = |name: &str, rule: &TrustRule| {
                     let path = dir.join(name);
-                    read_trusted(&path, rule).map_err(|e| describe_trust(&path, &e))
+                    read_trusted(&path, rule).map_err(|e| match e {
+                        TrustError::TooLarge { .. } => format!(
+                            "{} is larger than {} bytes (snapshot_max_bytes)",
+                            path.display(),
+                            rule.max_size
+                        ),
+                        e => describe_trust(&path, &e),
+                    })
                 };
                 let signature_rule = TrustRule {
                     max_size: MAX_SIGNATURE_BYTES as u64,
@@ -429,7 +437,7 @@ fn read_body(
         .read_to_vec()
         .map_err(|e| match e {
             ureq::Error::BodyExceedsLimit(_) => {
-                format!("GET {url}: larger than snapshot_max_bytes = {cap}")
+                format!("GET {url}: larger than {cap} bytes (snapshot_max_bytes)")
             }
             e => format!("GET {url}: {e}"),
         })
@@ -494,3 +502,6 @@ fn tls_config(settings: &RefreshSettings) -> Result<ureq::tls::TlsConfig, String
         .root_certs(RootCerts::Specific(Arc::new(certs)))
         .build())
 }
+
+#[cfg(test)]
+mod tests;
