@@ -38,6 +38,9 @@ pub fn run_publish(args: &PublishArgs) -> ExitCode {
     };
     match publish::publish(&config, &args.out, &args.key) {
         Ok(r) => {
+            for problem in &r.expansion_problems {
+                tell!("netauth-unix: warning: {problem}");
+            }
             let what = if r.written {
                 "published"
             } else {

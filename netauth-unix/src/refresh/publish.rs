@@ -59,6 +59,10 @@ pub struct PublishReport {
     pub bytes: usize,
     /// gRPC search calls made.
     pub calls: u32,
+    /// Expansions every host will ignore (malformed, unknown target, on a
+    /// cycle): hosts reading the snapshot do not see them, so the
+    /// publisher reports them.
+    pub expansion_problems: Vec<String>,
     pub duration: Duration,
 }
 
@@ -150,6 +154,12 @@ pub fn publish(
     let calls = fetched.entity_calls + fetched.group_calls;
 
     let mut snap = Snapshot::from_fetched(fetched.entities, fetched.groups, server_label(config));
+    let expansion_problems: Vec<String> =
+        super::build::effective_memberships(&snap.entities, &snap.groups)
+            .issues
+            .into_iter()
+            .map(|i| super::Notice::Expansion(i).to_string())
+            .collect();
     let now = unix_now();
     let previous = current_snapshot(out, &key);
     let fresh_for = i64::try_from(settings.snapshot_max_age_s / 2).unwrap_or(i64::MAX);
@@ -164,6 +174,7 @@ pub fn publish(
                 groups: prev.groups.len(),
                 bytes: prev.encode().len(),
                 calls,
+                expansion_problems,
                 duration: started.elapsed(),
             });
         }
@@ -190,6 +201,7 @@ pub fn publish(
         groups: snap.groups.len(),
         bytes: bytes.len(),
         calls,
+        expansion_problems,
         duration: started.elapsed(),
     })
 }

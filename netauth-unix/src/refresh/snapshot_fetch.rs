@@ -37,6 +37,10 @@
 //! - a body over `snapshot_max_bytes`, an HTTP status other than 200 (or
 //!   304 to a conditional request), a deadline passed, a TLS failure.
 //!
+//! The host maps the snapshot with its own rules and the snapshot's
+//! effective memberships; expansions the server's rules ignore (malformed,
+//! unknown target, on a cycle) are reported by `publish`, not by each host.
+//!
 //! `file:///PATH/` reads both files through the trusted-file helper
 //! (regular files, root's, in a folder nobody else may write).
 
