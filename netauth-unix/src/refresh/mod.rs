@@ -48,6 +48,15 @@
 //! `GroupSearch("*")`, by range only if that is capped. No call per group or
 //! per user.
 //!
+//! # Fleets
+//!
+//! With `[unix.refresh] source` set, the directory comes from a signed
+//! snapshot that `netauth-unix publish` ([`publish`]) wrote, over HTTP(S)
+//! or from a folder ([`snapshot_fetch`]; format in [`snapshot`]), instead
+//! of from the server; the mapping below, the shrink guard, the writer and
+//! the status file are the same. The snapshot carries the effective
+//! memberships, computed by the publisher with the rules below.
+//!
 //! # Memberships
 //!
 //! Computed locally with the server's rules (see [`members`]): direct
