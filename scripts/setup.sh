@@ -14,6 +14,7 @@ packages=(
   rpm                           # inspects the built .rpm in the package test
   openssh-server openssh-client # the sshd end-to-end test (sshd run by hand, never started)
   sshpass                       # password logins over ssh in that test
+  nginx                         # serves published snapshots in the fleet refresh test (run by hand, never started)
   systemd                       # systemd-analyze verify of the units (no PID 1 needed)
   apparmor                      # apparmor_parser checks the unix_chkpwd addition's syntax
   sudo                          # the install test checks a sudoers rule with a NetAuth group

@@ -4,8 +4,10 @@
 //! netauth-unix refresh [--config PATH] [--force] [--verbose]
 //! netauth-unix status  [--config PATH]
 //! netauth-unix ssh-keys USER [--type TYPE] [--config PATH]
-//! netkeys --ID USER [--type TYPE]      (the same, as NetAuth's netkeys)
+//! netauth-unix publish --out DIR [--key PATH] [--config PATH]
+//! netauth-unix keygen [--out PATH]
 //! netauth-unix check   USER [--service NAME] [--password-stdin] [--config PATH]
+//! netkeys --ID USER [--type TYPE]      (the same, as NetAuth's netkeys)
 //! ```
 //!
 //! Exit codes: 0 success; 1 the refresh failed; 2 bad usage or
@@ -26,6 +28,7 @@ use netauth_unix::refresh::{self, server_label, Notice, RefreshOptions, RefreshS
 use netauth_unix::ssh_keys::{self, SshKeysArgs};
 
 mod check;
+mod fleet;
 mod offline_status;
 mod output;
 mod status;
@@ -90,6 +93,13 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Fetch the directory from NetAuth once and write a signed snapshot
+    /// (snapshot.json, snapshot.json.sig) for hosts whose [unix.refresh]
+    /// source points at it; an unchanged directory leaves the files as they are.
+    Publish(fleet::PublishArgs),
+    /// Make the publisher's Ed25519 key pair: the private key file (0600)
+    /// and, on stdout, the publisher_key line for the hosts.
+    Keygen(fleet::KeygenArgs),
 }
 
 #[derive(Args)]
@@ -120,6 +130,8 @@ fn main() -> ExitCode {
             service: &service,
             password_stdin,
         }),
+        Command::Publish(args) => fleet::run_publish(&args),
+        Command::Keygen(args) => fleet::run_keygen(&args),
     }
 }
 
@@ -144,6 +156,28 @@ fn run_refresh(config_path: &Path, force: bool, verbose: bool) -> ExitCode {
     match refresh::refresh_blocking(&config, RefreshOptions { force }) {
         Ok(report) => {
             print_notices(&report.notices, verbose);
+            if let Some(snap) = &report.snapshot {
+                tell!(
+                    "netauth-unix: refreshed {} from snapshot {} of {}{}: {} users, {} groups \
+                     ({} user-private), {} entities and {} groups in {} bytes, {:.2} s",
+                    report.cache_path.display(),
+                    snap.sequence,
+                    snap.source,
+                    if snap.not_modified {
+                        " (not modified)"
+                    } else {
+                        ""
+                    },
+                    report.users,
+                    report.groups,
+                    report.private_groups,
+                    report.entities_fetched,
+                    report.groups_fetched,
+                    snap.bytes,
+                    report.duration.as_secs_f64(),
+                );
+                return ExitCode::SUCCESS;
+            }
             tell!(
                 "netauth-unix: refreshed {} from {}: {} users, {} groups ({} user-private), \
                  {} entities and {} groups fetched in {} calls, {:.2} s",

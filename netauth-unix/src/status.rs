@@ -294,6 +294,7 @@ fn report_refresh(cache_dir: &Path, now: i64, findings: &mut Findings) {
         }
         None => say!("last error:   none"),
     }
+    report_snapshot(cache_dir, now);
     if st.last_success.is_none() && st.last_error.is_none() {
         findings
             .stale
@@ -439,6 +440,19 @@ pub(crate) fn format_age(secs: i64) -> String {
         60..3600 => format!("{} min", secs / 60),
         3600..86_400 => format!("{} h {} min", secs / 3600, secs / 60 % 60),
         _ => format!("{} d {} h", secs / 86_400, secs / 3600 % 24),
+    }
+}
+
+/// The published snapshot the cache was built from, on hosts that read one.
+fn report_snapshot(cache_dir: &Path, now: i64) {
+    if let Some(snap) = netauth_unix::refresh::snapshot_fetch::SnapshotState::load(cache_dir) {
+        say!(
+            "snapshot:     sequence {}, generated {} ({} ago), from {}",
+            snap.sequence,
+            format_time(snap.generated_at),
+            format_age(now - snap.generated_at),
+            snap.source
+        );
     }
 }
 

@@ -60,6 +60,11 @@ fn shown_keys(text: &str) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
+/// `[unix.refresh]` keys that have no default (unset turns fleet
+/// refreshes off): their examples stay commented when the file is
+/// uncommented.
+const EXAMPLE_ONLY: &[&str] = &["source", "publisher_key", "source_certificate"];
+
 fn set(keys: &[&str]) -> BTreeSet<String> {
     keys.iter().map(|k| k.to_string()).collect()
 }
@@ -86,10 +91,18 @@ fn every_key_is_shown_and_known() {
     assert_eq!(table("token"), set(&["cache"]));
     // Ours: serde's own key lists.
     assert_eq!(table("unix"), known(known_keys::<UnixSection>()));
-    assert_eq!(
-        table("unix.refresh"),
-        known(known_keys::<RefreshSettings>())
-    );
+    let mut refresh_shown = table("unix.refresh");
+    refresh_shown.extend(set(EXAMPLE_ONLY));
+    assert_eq!(refresh_shown, known(known_keys::<RefreshSettings>()));
+    // Keys without a default are shown as `# key = value` examples, which
+    // uncommenting the file (here and in the package test) leaves alone.
+    let text = example_text();
+    for key in EXAMPLE_ONLY {
+        assert!(
+            text.contains(&format!("\n# {key} = ")),
+            "{key}: no `# {key} = ...` example in {EXAMPLE}"
+        );
+    }
     assert_eq!(table("unix.pam"), known(known_keys::<PamSection>()));
     assert_eq!(table("unix.ssh"), known(known_keys::<SshSection>()));
     assert_eq!(table("unix.pam.service"), set(&["sshd"]));

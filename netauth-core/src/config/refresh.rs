@@ -57,6 +57,21 @@ pub struct RefreshSettings {
     pub max_shrink_percent: u8,
     pub request_timeout_ms: u64,
     pub search_cap: usize,
+    /// Where a published snapshot is fetched from instead of asking the
+    /// server: `https://HOST/PATH/`, `http://...` or `file:///PATH/`
+    /// (a folder: `snapshot.json` and `snapshot.json.sig` are read from it).
+    pub source: Option<String>,
+    /// The publisher's public key, `ed25519:BASE64` as `netauth-unix
+    /// keygen` prints it; required with `source`.
+    pub publisher_key: Option<String>,
+    /// PEM file of the only certificates an `https` source is trusted
+    /// with (as `tls.certificate` is for NetAuth); unset: the system's CA
+    /// store.
+    pub source_certificate: Option<PathBuf>,
+    /// A snapshot generated longer ago than this (seconds) is refused.
+    pub snapshot_max_age_s: u64,
+    /// A snapshot larger than this (bytes) is refused unread.
+    pub snapshot_max_bytes: u64,
 }
 
 /// The default cache folder.
@@ -80,6 +95,11 @@ impl Default for RefreshSettings {
             max_shrink_percent: 50,
             request_timeout_ms: 60_000,
             search_cap: 16_000,
+            source: None,
+            publisher_key: None,
+            source_certificate: None,
+            snapshot_max_age_s: 86_400,
+            snapshot_max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -140,7 +160,53 @@ impl RefreshSettings {
                 "must be an absolute path without ':', control characters or '..'",
             );
         }
-        Ok(())
+        self.validate_source()
+    }
+
+    /// Checks `source` and the keys that go with it.
+    fn validate_source(&self) -> Result<(), InvalidSetting> {
+        let err = |key: &str, problem: &str| {
+            Err(InvalidSetting::new(format!("unix.refresh.{key}"), problem))
+        };
+        if let Some(path) = &self.source_certificate {
+            if !path.is_absolute() {
+                return err("source_certificate", "must be an absolute path");
+            }
+        }
+        if self.snapshot_max_age_s == 0 {
+            return err("snapshot_max_age_s", "must be a number of seconds above 0");
+        }
+        if self.snapshot_max_bytes == 0 {
+            return err("snapshot_max_bytes", "must be a number of bytes above 0");
+        }
+        let Some(source) = &self.source else {
+            return Ok(());
+        };
+        let usable = match source.split_once("://") {
+            Some(("https" | "http", rest)) => {
+                !rest.is_empty() && !rest.starts_with('/') && rest.ends_with('/')
+            }
+            Some(("file", rest)) => rest.starts_with('/') && rest.ends_with('/'),
+            _ => false,
+        };
+        if !usable || source.chars().any(|c| c.is_control() || c == ' ') {
+            return err(
+                "source",
+                "must be a folder URL ending in '/': https://HOST/PATH/, http://HOST/PATH/ \
+                 or file:///PATH/",
+            );
+        }
+        match &self.publisher_key {
+            None => err(
+                "source",
+                "needs publisher_key (the key the snapshot must be signed with)",
+            ),
+            Some(k) if !k.starts_with("ed25519:") => err(
+                "publisher_key",
+                "must be ed25519:BASE64, as `netauth-unix keygen` prints it",
+            ),
+            Some(_) => Ok(()),
+        }
     }
 
     /// The settings of `config` (validated when it was read).
@@ -196,6 +262,11 @@ mod tests {
             max_shrink_percent = 10
             request_timeout_ms = 500
             search_cap = 100
+            source = "https://mirror.example/netauth/"
+            publisher_key = "ed25519:AAAA"
+            source_certificate = "/etc/netauth/mirror.pem"
+            snapshot_max_age_s = 600
+            snapshot_max_bytes = 1000
             "#,
         )
         .unwrap();
@@ -213,6 +284,13 @@ mod tests {
         assert_eq!(s.max_shrink_percent, 10);
         assert_eq!(s.request_timeout_ms, 500);
         assert_eq!(s.search_cap, 100);
+        assert_eq!(s.source.as_deref(), Some("https://mirror.example/netauth/"));
+        assert_eq!(s.publisher_key.as_deref(), Some("ed25519:AAAA"));
+        assert_eq!(
+            s.source_certificate.as_deref(),
+            Some(Path::new("/etc/netauth/mirror.pem"))
+        );
+        assert_eq!((s.snapshot_max_age_s, s.snapshot_max_bytes), (600, 1000));
     }
 
     #[test]
@@ -279,6 +357,26 @@ mod tests {
                 "[unix.refresh]\nrenamed_group_prefix = 5\n",
                 "renamed_group_prefix",
             ),
+            ("[unix.refresh]\nsource = \"ftp://x/\"\n", "source"),
+            ("[unix.refresh]\nsource = \"https://x/snap\"\n", "source"),
+            ("[unix.refresh]\nsource = \"file://rel/\"\n", "source"),
+            ("[unix.refresh]\nsource = \"https://x/\"\n", "source"),
+            (
+                "[unix.refresh]\npublisher_key = \"abc\"\nsource = \"file:///s/\"\n",
+                "publisher_key",
+            ),
+            (
+                "[unix.refresh]\nsource_certificate = \"ca.pem\"\n",
+                "source_certificate",
+            ),
+            (
+                "[unix.refresh]\nsnapshot_max_age_s = 0\n",
+                "snapshot_max_age_s",
+            ),
+            (
+                "[unix.refresh]\nsnapshot_max_bytes = 0\n",
+                "snapshot_max_bytes",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             let Error::Config {
@@ -328,6 +426,11 @@ mod tests {
         "max_shrink_percent",
         "request_timeout_ms",
         "search_cap",
+        "source",
+        "publisher_key",
+        "source_certificate",
+        "snapshot_max_age_s",
+        "snapshot_max_bytes",
     ];
 
     fn repository_file(path: &str) -> String {

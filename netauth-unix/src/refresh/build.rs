@@ -368,6 +368,21 @@ pub fn map_directory(
     local: &LocalAccounts,
     shells: &HashSet<String>,
 ) -> Mapped {
+    let membership = effective_memberships(entities, groups);
+    map_directory_with(entities, groups, membership, settings, local, shells)
+}
+
+/// [`map_directory`] with the effective memberships already computed (a
+/// published snapshot carries them; indexed like `groups`, members as
+/// indexes into `entities`).
+pub fn map_directory_with(
+    entities: &[SourceEntity],
+    groups: &[SourceGroup],
+    membership: Memberships,
+    settings: &RefreshSettings,
+    local: &LocalAccounts,
+    shells: &HashSet<String>,
+) -> Mapped {
     let mut out = Mapped::default();
     let group_verdicts = judge_groups(groups, settings, local, &mut out.notices);
     let served = map_users(
@@ -382,7 +397,7 @@ pub fn map_directory(
     out.users = served.users;
     out.user_keys = served.user_keys;
     let user_gids = map_memberships(
-        entities,
+        &membership,
         groups,
         &group_verdicts,
         &served.user_of_entity,
@@ -667,7 +682,10 @@ fn clean_user(
 /// Effective members of every fetched group (indexed like `groups`),
 /// over every fetched entity: a skipped group or entity still passes
 /// memberships on.
-fn effective_memberships(entities: &[SourceEntity], groups: &[SourceGroup]) -> Memberships {
+pub(crate) fn effective_memberships(
+    entities: &[SourceEntity],
+    groups: &[SourceGroup],
+) -> Memberships {
     members::compute(&MembershipInput {
         group_names: groups.iter().map(|g| g.name.as_str()).collect(),
         group_expansions: groups
@@ -697,13 +715,12 @@ fn served_members<'a>(
 /// reports what name clashes cost. Returns, per served user, the gids of
 /// its served groups (unsorted).
 fn map_memberships(
-    entities: &[SourceEntity],
+    membership: &Memberships,
     groups: &[SourceGroup],
     group_verdicts: &GroupVerdicts<'_>,
     served_user: &[Option<usize>],
     out: &mut Mapped,
 ) -> Vec<Vec<u32>> {
-    let membership = effective_memberships(entities, groups);
     out.notices
         .extend(membership.issues.iter().cloned().map(Notice::Expansion));
 

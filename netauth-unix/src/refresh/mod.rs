@@ -30,6 +30,11 @@
 //! | `[unix.refresh] max_shrink_percent` | `50` | refuse a refresh that would drop more than this share of the previous cache's users, or of its groups (likely a misconfigured server); `--force` overrides, `100` disables |
 //! | `[unix.refresh] request_timeout_ms` | `60000` | deadline of each search call of the refresh (big answers take seconds) |
 //! | `[unix.refresh] search_cap` | `16000` | the server's search answer cap; change only if your server's differs |
+//! | `[unix.refresh] source` | none | fleets: a folder URL (`https://`, `http://`, `file:///`, ending in `/`) where `netauth-unix publish` output is served; the refresh then reads the signed snapshot there instead of asking the server (see [`snapshot_fetch`]) |
+//! | `[unix.refresh] publisher_key` | none | the publisher's public key, `ed25519:BASE64` as `netauth-unix keygen` prints it; required with `source` |
+//! | `[unix.refresh] source_certificate` | none | PEM of the only certificates an `https` source is trusted with; unset: the system's CA store |
+//! | `[unix.refresh] snapshot_max_age_s` | `86400` | a snapshot generated longer ago is refused (a publisher that stopped, an old snapshot played back); `publish` rewrites an unchanged one at half this age |
+//! | `[unix.refresh] snapshot_max_bytes` | `268435456` | a larger snapshot is refused unread |
 //!
 //! Paths must be absolute; an unknown key or table anywhere under `[unix]`
 //! is an error naming file, line and key (a typo would otherwise silently
@@ -42,6 +47,15 @@
 //! a few calls (20,000 entities: 3 calls). Groups with one
 //! `GroupSearch("*")`, by range only if that is capped. No call per group or
 //! per user.
+//!
+//! # Fleets
+//!
+//! With `[unix.refresh] source` set, the directory comes from a signed
+//! snapshot that `netauth-unix publish` ([`publish`]) wrote, over HTTP(S)
+//! or from a folder ([`snapshot_fetch`]; format in [`snapshot`]), instead
+//! of from the server; the mapping below, the shrink guard, the writer and
+//! the status file are the same. The snapshot carries the effective
+//! memberships, computed by the publisher with the rules below.
 //!
 //! # Memberships
 //!
@@ -163,6 +177,9 @@ pub mod fetch;
 pub mod members;
 pub mod model;
 pub mod offline;
+pub mod publish;
+pub mod snapshot;
+pub mod snapshot_fetch;
 pub mod status;
 
 use std::collections::HashSet;
@@ -219,6 +236,9 @@ pub struct RefreshReport {
     pub duration: Duration,
     /// Everything skipped or changed, in order.
     pub notices: Vec<Notice>,
+    /// Set when the directory came from a published snapshot
+    /// (`[unix.refresh] source`) rather than from the server.
+    pub snapshot: Option<snapshot_fetch::SnapshotFetched>,
 }
 
 impl RefreshReport {
@@ -270,6 +290,9 @@ pub enum RefreshError {
     /// Another refresh is running.
     #[error("another refresh is running (lock {} is held)", path.display())]
     Busy { path: PathBuf },
+    /// The published snapshot could not be fetched or was refused.
+    #[error("snapshot from {source_url} refused, cache kept: {problem}")]
+    Snapshot { source_url: String, problem: String },
 }
 
 impl RefreshError {
@@ -302,7 +325,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<FetchError<E>> for Refre
 }
 
 /// The client as a directory source.
-struct ClientSource<'a>(&'a Client);
+pub(crate) struct ClientSource<'a>(pub(crate) &'a Client);
 
 impl DirectorySource for ClientSource<'_> {
     type Error = netauth_core::Error;
@@ -360,6 +383,14 @@ pub async fn refresh(
     options: RefreshOptions,
 ) -> Result<RefreshReport, RefreshError> {
     let settings = RefreshSettings::from_config(config);
+    if settings.source.is_some() {
+        // A blocking HTTP (or file) fetch: no runtime is needed.
+        let mut outcome = snapshot_fetch::refresh_and_record(&settings, options);
+        if let Ok(report) = &mut outcome {
+            offline::prune_verifiers(&settings.cache_dir, report);
+        }
+        return outcome;
+    }
     let server = server_label(config);
     let client = ClientBuilder::from_config(config.clone())
         .service_name(SERVICE_NAME)
@@ -401,6 +432,10 @@ pub fn refresh_blocking(
     config: &Config,
     options: RefreshOptions,
 ) -> Result<RefreshReport, RefreshError> {
+    let settings = RefreshSettings::from_config(config);
+    if settings.source.is_some() {
+        return snapshot_fetch::refresh_and_record(&settings, options);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -414,7 +449,7 @@ pub fn refresh_blocking(
 /// An exclusive, non-blocking `flock` on `cache_dir/.refresh.lock`,
 /// released when dropped (the kernel releases it if the process dies).
 /// Everything the refresh writes in the folder is written while holding it.
-struct RefreshLock {
+pub(crate) struct RefreshLock {
     _file: File,
 }
 
@@ -432,6 +467,12 @@ impl RefreshLock {
     /// removes temporary files a killed refresh left behind (none of a
     /// running refresh can exist: it would hold the lock).
     fn acquire(dir: &Path) -> Result<RefreshLock, RefreshError> {
+        Self::acquire_named(dir, LOCK_FILE_NAME)
+    }
+
+    /// [`RefreshLock::acquire`] with another lock file name (`publish`
+    /// locks its output folder with its own).
+    pub(crate) fn acquire_named(dir: &Path, lock_name: &str) -> Result<RefreshLock, RefreshError> {
         create_dir_private(dir, CACHE_DIR_MODE, Owner::Root).map_err(|e| match e {
             TrustError::Io { source, .. } => RefreshError::Write {
                 dir: dir.to_owned(),
@@ -439,7 +480,7 @@ impl RefreshLock {
             },
             untrusted => RefreshError::Untrusted(untrusted),
         })?;
-        let path = dir.join(LOCK_FILE_NAME);
+        let path = dir.join(lock_name);
         // O_NOFOLLOW: a link planted here must not make root create or
         // open the file it points to; O_NONBLOCK: nor may a FIFO hang us.
         let file = OpenOptions::new()
@@ -495,6 +536,9 @@ fn remove_stale_temp_files(dir: &Path) -> io::Result<()> {
     let prefixes = [
         temp_file_prefix(CACHE_FILE_NAME),
         temp_file_prefix(status::STATUS_FILE_NAME),
+        temp_file_prefix(snapshot::SNAPSHOT_FILE_NAME),
+        temp_file_prefix(snapshot::SIGNATURE_FILE_NAME),
+        temp_file_prefix(snapshot_fetch::STATE_FILE_NAME),
     ];
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -589,6 +633,37 @@ where
     S: DirectorySource,
     S::Error: std::error::Error + Send + Sync + 'static,
 {
+    let prepared = prepare(settings)?;
+    let fetched = fetch::fetch_all(source, settings.search_cap).await?;
+    let mut report = install(
+        prepared,
+        &fetched.entities,
+        &fetched.groups,
+        None,
+        server,
+        settings,
+        options,
+    )?;
+    report.entity_calls = fetched.entity_calls;
+    report.group_calls = fetched.group_calls;
+    Ok(report)
+}
+
+/// What a refresh reads before fetching: the local account files, the
+/// shells, the previous cache's counts.
+pub(crate) struct Prepared {
+    started: Instant,
+    generated_at: i64,
+    local: LocalAccounts,
+    shells: HashSet<String>,
+    cache_path: PathBuf,
+    previous: Option<(usize, usize)>,
+    notices: Vec<Notice>,
+}
+
+/// Reads what [`install`] needs besides the directory (the caller holds
+/// the folder's lock).
+pub(crate) fn prepare(settings: &RefreshSettings) -> Result<Prepared, RefreshError> {
     let started = Instant::now();
     let generated_at = unix_now();
     let dir = &settings.cache_dir;
@@ -603,15 +678,44 @@ where
     let shells = read_shells(settings, &mut notices);
     let cache_path = dir.join(CACHE_FILE_NAME);
     let previous = previous_counts(&cache_path, &mut notices)?;
+    Ok(Prepared {
+        started,
+        generated_at,
+        local,
+        shells,
+        cache_path,
+        previous,
+        notices,
+    })
+}
 
-    let fetched = fetch::fetch_all(source, settings.search_cap).await?;
-    let mapped = build::map_directory(
-        &fetched.entities,
-        &fetched.groups,
-        settings,
-        &local,
-        &shells,
-    );
+/// Maps the fetched directory with the host's rules and installs the
+/// cache (the caller holds the folder's lock). `memberships`: the
+/// effective memberships when already known (a snapshot's), else computed.
+/// The report's call counts are zero.
+pub(crate) fn install(
+    prepared: Prepared,
+    entities: &[SourceEntity],
+    groups: &[SourceGroup],
+    memberships: Option<members::Memberships>,
+    server: &str,
+    settings: &RefreshSettings,
+    options: RefreshOptions,
+) -> Result<RefreshReport, RefreshError> {
+    let Prepared {
+        started,
+        generated_at,
+        local,
+        shells,
+        cache_path,
+        previous,
+        mut notices,
+    } = prepared;
+    let dir = &settings.cache_dir;
+    let mapped = match memberships {
+        Some(m) => build::map_directory_with(entities, groups, m, settings, &local, &shells),
+        None => build::map_directory(entities, groups, settings, &local, &shells),
+    };
     notices.extend(mapped.notices);
 
     if let (Some((users, groups)), false) = (previous, options.force) {
@@ -641,16 +745,17 @@ where
         users: content.users.len(),
         groups: content.groups.len(),
         private_groups: mapped.private_groups,
-        entities_fetched: fetched.entities.len(),
-        groups_fetched: fetched.groups.len(),
-        entity_calls: fetched.entity_calls,
-        group_calls: fetched.group_calls,
+        entities_fetched: entities.len(),
+        groups_fetched: groups.len(),
+        entity_calls: 0,
+        group_calls: 0,
         previous_users: previous.map(|p| p.0),
         previous_groups: previous.map(|p| p.1),
         cache_path,
         cache_bytes: bytes.len(),
         duration: started.elapsed(),
         notices,
+        snapshot: None,
     })
 }
 

@@ -22,6 +22,18 @@ pub fn offline_dir(cache_dir: &Path) -> std::path::PathBuf {
 
 /// See the [module documentation](self); problems become notices.
 pub fn after_success(cache_dir: &Path, answered_by: Option<&str>, report: &mut RefreshReport) {
+    prune_verifiers(cache_dir, report);
+    if let Err(e) = StateFile::at(offline_dir(cache_dir), Owner::Root).clear(answered_by) {
+        report.notices.push(Notice::OfflineStoreUnusable {
+            error: e.to_string(),
+        });
+    }
+}
+
+/// Deletes the cached credentials of users the new cache does not serve.
+/// A refresh from a published snapshot does only this: it says nothing
+/// about whether the NetAuth server answers, so the offline state stays.
+pub fn prune_verifiers(cache_dir: &Path, report: &mut RefreshReport) {
     let dir = offline_dir(cache_dir);
     let bytes = match read_trusted(&report.cache_path, &TrustRule::CACHE) {
         Ok(bytes) => bytes,
@@ -43,10 +55,5 @@ pub fn after_success(cache_dir: &Path, answered_by: Option<&str>, report: &mut R
         Ok(0) => {}
         Ok(count) => report.notices.push(Notice::VerifiersRemoved { count }),
         Err(error) => report.notices.push(Notice::OfflineStoreUnusable { error }),
-    }
-    if let Err(e) = StateFile::at(&dir, Owner::Root).clear(answered_by) {
-        report.notices.push(Notice::OfflineStoreUnusable {
-            error: e.to_string(),
-        });
     }
 }
