@@ -299,6 +299,44 @@ fn a_server_that_does_not_answer_costs_the_deadline_then_the_cache_answers() {
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
 
+/// `[unix] servers` holds for ssh-keys too: the first server does not
+/// answer, so the lookup moves on to the second within its deadline, and
+/// the keys are the server's (a key removed there is gone), not the cache's.
+#[test]
+fn the_server_list_is_tried_in_order() {
+    require_root();
+    let w = World::new("request_timeout_ms = 2000\n");
+    let hole = BlackHole::start();
+    let config = std::fs::read_to_string(&w.env.config).unwrap();
+    assert!(config.contains("[unix]\n"), "{config}");
+    let servers = format!(
+        "[unix]\nservers = [\"localhost:{}\", \"localhost:{}\"]\n",
+        hole.port(),
+        w.server.port()
+    );
+    // core.server points at the black hole too: only the list's second
+    // entry answers.
+    let config = config.replacen("[unix]\n", &servers, 1).replace(
+        &format!("port = {}\n", w.server.port()),
+        &format!("port = {}\n", hole.port()),
+    );
+    assert!(
+        config.contains(&format!("port = {}\n", hole.port())),
+        "{config}"
+    );
+    std::fs::write(&w.env.config, config).unwrap();
+    w.server
+        .state()
+        .set_entity_meta(&user_name(0), |m| m.keys = vec![format!("SSH:{KEY_A}")]);
+    let out = w.as_nobody(&["ssh-keys", &user_name(0)]);
+    assert_keys(&out, &[KEY_A]);
+    assert!(
+        !text(&out.stderr).contains("from the cache"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn cache_only_never_asks_the_server() {
     require_root();
