@@ -637,8 +637,8 @@ where
     let fetched = fetch::fetch_all(source, settings.search_cap).await?;
     let mut report = install(
         prepared,
-        &fetched.entities,
-        &fetched.groups,
+        fetched.entities,
+        fetched.groups,
         None,
         server,
         settings,
@@ -692,11 +692,13 @@ pub(crate) fn prepare(settings: &RefreshSettings) -> Result<Prepared, RefreshErr
 /// Maps the fetched directory with the host's rules and installs the
 /// cache (the caller holds the folder's lock). `memberships`: the
 /// effective memberships when already known (a snapshot's), else computed.
-/// The report's call counts are zero.
+/// The report's call counts are zero. The directory is taken by value so
+/// that it is freed once mapped: the encoder's buffers, not the fetched
+/// entities, then set the refresh's peak memory.
 pub(crate) fn install(
     prepared: Prepared,
-    entities: &[SourceEntity],
-    groups: &[SourceGroup],
+    entities: Vec<SourceEntity>,
+    groups: Vec<SourceGroup>,
     memberships: Option<members::Memberships>,
     server: &str,
     settings: &RefreshSettings,
@@ -713,9 +715,12 @@ pub(crate) fn install(
     } = prepared;
     let dir = &settings.cache_dir;
     let mapped = match memberships {
-        Some(m) => build::map_directory_with(entities, groups, m, settings, &local, &shells),
-        None => build::map_directory(entities, groups, settings, &local, &shells),
+        Some(m) => build::map_directory_with(&entities, &groups, m, settings, &local, &shells),
+        None => build::map_directory(&entities, &groups, settings, &local, &shells),
     };
+    let (entities_fetched, groups_fetched) = (entities.len(), groups.len());
+    drop(entities);
+    drop(groups);
     notices.extend(mapped.notices);
 
     if let (Some((users, groups)), false) = (previous, options.force) {
@@ -734,6 +739,8 @@ pub(crate) fn install(
         source: source_label,
     };
     let bytes = netauth_cache::encode(&content)?;
+    let (users, groups) = (content.users.len(), content.groups.len());
+    drop(content);
     netauth_cache::write_atomic(dir, CACHE_FILE_NAME, &bytes).map_err(|source| {
         RefreshError::Write {
             dir: dir.clone(),
@@ -742,11 +749,11 @@ pub(crate) fn install(
     })?;
 
     Ok(RefreshReport {
-        users: content.users.len(),
-        groups: content.groups.len(),
+        users,
+        groups,
         private_groups: mapped.private_groups,
-        entities_fetched: entities.len(),
-        groups_fetched: groups.len(),
+        entities_fetched,
+        groups_fetched,
         entity_calls: 0,
         group_calls: 0,
         previous_users: previous.map(|p| p.0),

@@ -202,8 +202,8 @@ fn refresh_from_snapshot(
     };
     let mut report = install(
         prepared,
-        &snap.entities,
-        &snap.groups,
+        snap.entities,
+        snap.groups,
         Some(memberships),
         &label,
         settings,
