@@ -26,6 +26,25 @@ fn target_dir() -> PathBuf {
     }
 }
 
+/// Builds the `netauth-unix` binary as it ships, in its own target folder
+/// (the `cargo test` running us holds the workspace's build lock), once per
+/// test binary, and returns its path.
+pub fn netauth_unix_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let target = target_dir().join("refresh-e2e");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "netauth-unix", "--target-dir"])
+            .arg(&target)
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build -p netauth-unix");
+        assert!(status.success(), "cargo build -p netauth-unix failed");
+        target.join("debug/netauth-unix")
+    })
+}
+
 /// Builds `libnss_netauth.so` exactly as it ships (`cargo build -p
 /// nss_netauth`, so netauth-core without its client feature) into its own
 /// target folder, and returns a folder holding `libnss_netauth.so.2` for

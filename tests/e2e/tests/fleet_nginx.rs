@@ -16,37 +16,20 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+
 use std::time::{Duration, Instant};
 
 use netauth_e2e::nss::{
-    require_root, run_in_namespace, workspace_root, NsRun, NSSWITCH_FILES_THEN_NETAUTH,
+    netauth_unix_binary, require_root, run_in_namespace, NsRun, NSSWITCH_FILES_THEN_NETAUTH,
 };
 use netauth_testserver::{generate_tls_identity, Options, TestServer};
 use support::{require_stock_local_groups, seed_directory, user_name, RefreshEnv, FIRST_UID};
 
 const USERS: usize = 40;
 
-/// The `netauth-unix` binary as it ships (the same build as the other
-/// refresh end-to-end tests).
+/// The `netauth-unix` binary as it ships.
 fn netauth_unix() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let target = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => PathBuf::from(dir),
-            None => workspace_root().join("target"),
-        }
-        .join("refresh-e2e");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "netauth-unix", "--target-dir"])
-            .arg(&target)
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build -p netauth-unix");
-        assert!(status.success(), "cargo build -p netauth-unix failed");
-        target.join("debug/netauth-unix")
-    })
+    netauth_unix_binary()
 }
 
 fn run(args: &[&str]) -> Output {

@@ -10,15 +10,14 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use netauth_core::blocking::BlockingClient;
 use netauth_core::config::Config;
 use netauth_core::ClientBuilder;
 use netauth_e2e::nss::{
-    require_root, run_in_namespace, workspace_root, NsRun, NSSWITCH_FILES_THEN_NETAUTH,
+    netauth_unix_binary, require_root, run_in_namespace, NsRun, NSSWITCH_FILES_THEN_NETAUTH,
 };
 use netauth_testserver::{generate_tls_identity, Options, TestServer};
 use support::{
@@ -28,26 +27,9 @@ use support::{
 
 const USERS: usize = 60;
 
-/// Builds the `netauth-unix` binary as it ships, in its own target folder
-/// (the `cargo test` running us holds the workspace's build lock).
+/// The `netauth-unix` binary as it ships.
 fn netauth_unix() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let target = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => PathBuf::from(dir),
-            None => workspace_root().join("target"),
-        }
-        .join("refresh-e2e");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "netauth-unix", "--target-dir"])
-            .arg(&target)
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build -p netauth-unix");
-        assert!(status.success(), "cargo build -p netauth-unix failed");
-        target.join("debug/netauth-unix")
-    })
+    netauth_unix_binary()
 }
 
 fn refresh(config: &Path) -> Output {
