@@ -194,6 +194,28 @@ exec "$@"
         .expect("run unshare")
 }
 
+/// Runs `script` with `sh` in a namespace where NSS reads `files`, then
+/// netauth from `cache`; fails the test unless it exits 0; returns stdout.
+pub fn sh_in_namespace(cache: &[u8], script: &str) -> String {
+    let out = run_in_namespace(
+        &NsRun {
+            nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
+            cache: Some(cache),
+            etc_group_extra: None,
+            files: &[("script.sh", script.as_bytes())],
+        },
+        "sh",
+        &["{scratch}/script.sh"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 pub fn user(name: &str, uid: u32, gid: u32, gecos: &str) -> UnixUser {
     UnixUser {
         name: name.to_owned(),

@@ -19,9 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use std::time::{Duration, Instant};
 
-use netauth_e2e::nss::{
-    netauth_unix_binary, require_root, run_in_namespace, NsRun, NSSWITCH_FILES_THEN_NETAUTH,
-};
+use netauth_e2e::nss::{netauth_unix_binary, require_root, sh_in_namespace};
 use netauth_testserver::{generate_tls_identity, Options, TestServer};
 use support::{require_stock_local_groups, seed_directory, user_name, RefreshEnv, FIRST_UID};
 
@@ -196,23 +194,7 @@ fn lookups(cache: &[u8], extra: &str) -> String {
         script += &format!("echo '== id {name}'; id {name}\n");
     }
     script += extra;
-    let out = run_in_namespace(
-        &NsRun {
-            nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
-            cache: Some(cache),
-            etc_group_extra: None,
-            files: &[("script.sh", script.as_bytes())],
-        },
-        "sh",
-        &["{scratch}/script.sh"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    sh_in_namespace(cache, &script)
 }
 
 /// Sets the modification time of `path` to `secs` (nginx's ETag and

@@ -17,7 +17,8 @@ use netauth_core::blocking::BlockingClient;
 use netauth_core::config::Config;
 use netauth_core::ClientBuilder;
 use netauth_e2e::nss::{
-    netauth_unix_binary, require_root, run_in_namespace, NsRun, NSSWITCH_FILES_THEN_NETAUTH,
+    netauth_unix_binary, require_root, run_in_namespace, sh_in_namespace, NsRun,
+    NSSWITCH_FILES_THEN_NETAUTH,
 };
 use netauth_testserver::{generate_tls_identity, Options, TestServer};
 use support::{
@@ -38,27 +39,6 @@ fn refresh(config: &Path) -> Output {
         .arg(config)
         .output()
         .expect("run netauth-unix")
-}
-
-/// Runs `script` (sh) in the namespace with `cache` installed; returns stdout.
-fn in_namespace(cache: &[u8], script: &str) -> String {
-    let out = run_in_namespace(
-        &NsRun {
-            nsswitch: NSSWITCH_FILES_THEN_NETAUTH,
-            cache: Some(cache),
-            etc_group_extra: None,
-            files: &[("script.sh", script.as_bytes())],
-        },
-        "sh",
-        &["{scratch}/script.sh"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
 /// Splits `== key` delimited output into key -> lines.
@@ -163,7 +143,7 @@ fn check_nss_against_truth(cache: &[u8], t: &Truth) {
         );
     }
     script += "echo '== all'; getent passwd\n";
-    let out = sections(&in_namespace(cache, &script));
+    let out = sections(&sh_in_namespace(cache, &script));
 
     for (name, line) in &t.passwd {
         assert_eq!(
@@ -254,7 +234,7 @@ fn refresh_then_getent_and_id_match_the_server() {
     let after = std::fs::read(env.cache_path()).unwrap();
     assert_eq!(after, cache);
     let name = user_name(5);
-    let text = in_namespace(&after, &format!("getent passwd {name}\n"));
+    let text = sh_in_namespace(&after, &format!("getent passwd {name}\n"));
     assert_eq!(text.trim_end(), t.passwd[&name]);
 }
 
