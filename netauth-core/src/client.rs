@@ -380,6 +380,16 @@ impl ClientBuilder {
     }
 }
 
+/// The token of a GetToken answer; an answer without one is an error.
+fn token_of(answer: pb::AuthResult, id: &str) -> Result<Token> {
+    match answer.token {
+        Some(token) if !token.is_empty() => Ok(Token::new(token)),
+        _ => Err(Error::NoToken {
+            entity: id.to_owned(),
+        }),
+    }
+}
+
 fn ascii_metadata(key: &str, value: &str) -> Result<AsciiMetadataValue> {
     MetadataValue::try_from(value)
         .map_err(|_| Error::InvalidArgument(format!("{key} {value:?} is not printable ASCII")))
@@ -994,12 +1004,7 @@ impl Client {
                 secret_rpc::unary(channel, AuthRpc::GetToken, r)
             })
             .await?;
-        match answer.token {
-            Some(token) if !token.is_empty() => Ok(Token::new(token)),
-            _ => Err(Error::NoToken {
-                entity: id.to_owned(),
-            }),
-        }
+        token_of(answer, id)
     }
 
     async fn get_token_from(&self, remote: &Remote, id: &str, secret: &Secret) -> Result<Token> {
@@ -1014,12 +1019,7 @@ impl Client {
                 secret_rpc::unary(channel, AuthRpc::GetToken, r)
             })
             .await?;
-        match answer.token {
-            Some(token) if !token.is_empty() => Ok(Token::new(token)),
-            _ => Err(Error::NoToken {
-                entity: id.to_owned(),
-            }),
-        }
+        token_of(answer, id)
     }
 
     /// Asks the server whether `token` is valid.
