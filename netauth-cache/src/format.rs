@@ -1,15 +1,15 @@
-//! Constants of the version 4 layout and the helpers both sides share.
+//! Constants of the version 5 layout and the helpers both sides share.
 
 pub(crate) const MAGIC: [u8; 8] = *b"NAUTHNSS";
 /// The header CRC covers the file from this offset to the start of the data
-/// area (the block CRC table and the padding after it included), with the
-/// replaced mark ([`H_REPLACED`]) counted as zero.
+/// area (the table of CRC-table CRCs and the padding after it included),
+/// with the replaced mark ([`H_REPLACED`]) counted as zero.
 pub(crate) const CRC_START: usize = 12;
 pub(crate) const HEADER_FIXED_LEN: usize = 72;
 pub(crate) const SECTION_ENTRY_LEN: usize = 8;
 pub(crate) const BLOCK_CRC_LEN: usize = 4;
-/// Sections a version 4 reader needs; later writers may append more.
-pub(crate) const KNOWN_SECTIONS: usize = 11;
+/// Sections a version 5 reader needs; later writers may append more.
+pub(crate) const KNOWN_SECTIONS: usize = 10;
 /// Bounds the header a reader accepts, so a hostile count cannot make the
 /// section table huge.
 pub(crate) const MAX_SECTIONS: usize = 64;
@@ -20,24 +20,28 @@ pub(crate) const MAX_BLOCK_SIZE: u32 = 1 << 20;
 
 pub(crate) const SEC_STRINGS: usize = 0;
 pub(crate) const SEC_USERS: usize = 1;
-pub(crate) const SEC_USER_NAMES: usize = 2;
-pub(crate) const SEC_USER_IDS: usize = 3;
-pub(crate) const SEC_GROUPS: usize = 4;
-pub(crate) const SEC_GROUP_NAMES: usize = 5;
-pub(crate) const SEC_GROUP_IDS: usize = 6;
-pub(crate) const SEC_MEMBERS: usize = 7;
-pub(crate) const SEC_GIDS: usize = 8;
-pub(crate) const SEC_USER_KEYS: usize = 9;
-pub(crate) const SEC_KEYS: usize = 10;
+pub(crate) const SEC_USER_INDEX: usize = 2;
+pub(crate) const SEC_USER_NAMES: usize = 3;
+pub(crate) const SEC_USER_IDS: usize = 4;
+pub(crate) const SEC_GROUPS: usize = 5;
+pub(crate) const SEC_GROUP_INDEX: usize = 6;
+pub(crate) const SEC_GROUP_NAMES: usize = 7;
+pub(crate) const SEC_GROUP_IDS: usize = 8;
+pub(crate) const SEC_KEYS: usize = 9;
 
-pub(crate) const USER_RECORD_LEN: usize = 56;
-pub(crate) const GROUP_RECORD_LEN: usize = 24;
+/// The fixed part of a user record; its strings and gids follow it.
+pub(crate) const USER_HEAD_LEN: usize = 32;
+/// The fixed part of a group record; its name and member list follow it.
+pub(crate) const GROUP_HEAD_LEN: usize = 16;
+/// One entry of USER_INDEX or GROUP_INDEX: a record's offset in its section.
+pub(crate) const INDEX_ENTRY_LEN: usize = 4;
 pub(crate) const ID_ENTRY_LEN: usize = 8;
 pub(crate) const HASH_SLOT_LEN: usize = 8;
 pub(crate) const STR_REF_LEN: usize = 8;
 pub(crate) const GID_LEN: usize = 4;
-/// A user's key range: first index into KEYS (u32), count (u32).
-pub(crate) const KEY_RANGE_LEN: usize = 8;
+/// Longest gecos, home or shell a record can hold (a u16 length); the
+/// refresh's cleaning caps them far lower.
+pub(crate) const MAX_FIELD_LEN: usize = u16::MAX as usize;
 
 pub(crate) const USER_FLAG_LOCKED: u32 = 1;
 
@@ -59,7 +63,22 @@ pub(crate) const H_SOURCE: usize = 52;
 pub(crate) const H_REPLACED: usize = 60;
 pub(crate) const REPLACED: u32 = 1;
 pub(crate) const H_BLOCK_SIZE: usize = 64;
+/// How many data blocks there are (the CRC table's blocks not counted).
 pub(crate) const H_BLOCK_COUNT: usize = 68;
+
+/// How many blocks of `block_len` bytes the CRC table of `block_count`
+/// data blocks takes (it follows the data area, each of its blocks covered
+/// by a CRC in the header).
+pub(crate) fn crc_block_count(block_count: usize, block_len: usize) -> Option<usize> {
+    Some(block_count.checked_mul(BLOCK_CRC_LEN)?.div_ceil(block_len))
+}
+
+/// Reads a little-endian u16 at `off`, or `None` if it is out of bounds.
+pub(crate) fn read_u16(bytes: &[u8], off: usize) -> Option<u16> {
+    let end = off.checked_add(2)?;
+    let raw: [u8; 2] = bytes.get(off..end)?.try_into().ok()?;
+    Some(u16::from_le_bytes(raw))
+}
 
 /// The name hash: FNV-1a from a per-file seed, then the MurmurHash3
 /// finaliser so that the low bits (the slot) depend on every input byte.

@@ -40,18 +40,22 @@
 //!   the mark (by another tool, or because the mark could not be written)
 //!   and a change of the file's owner or mode are noticed by the `stat`
 //!   each reader makes at most once a second anyway.
-//! * **Checked before trusted, block by block.** The header carries a
-//!   magic, a version, the file length, one CRC-32 per data block of 4 KiB
-//!   ([`BLOCK_SIZE`]) and a CRC-32 of its own over all of that. When the
-//!   module maps a file it checks only the header (magic, version, length,
-//!   header CRC, every section bound): a truncated, foreign or otherwise
+//! * **Checked before trusted, block by block.** Every data block of
+//!   1 KiB ([`BLOCK_SIZE`]) has a CRC-32 in a table after the data area;
+//!   every block of that table has a CRC-32 in the header, which carries a
+//!   magic, a version, the file length and a CRC-32 of its own over all of
+//!   it. When the module maps a file it checks only the header (magic,
+//!   version, length, header CRC, every section bound), which stays within
+//!   one block up to about 250 MB of data: a truncated, foreign or otherwise
 //!   damaged header refuses the file as a whole (`UNAVAIL`). A data block
-//!   is checked the first time a lookup reads any byte of it, and
-//!   remembered as checked in a bitset that belongs to the mapping
-//!   ([`LazyCheck`]): a fresh process pays for the handful of blocks its
-//!   lookup touches (a hash slot, a record, its strings, its gid list)
-//!   instead of the whole file, which at 100,000 users is 19 MB of CRC and
-//!   page faults. Every read of the data area goes through one accessor
+//!   is checked the first time a lookup reads any byte of it (and the
+//!   block of the CRC table holding its CRC, the first time that is
+//!   needed), and remembered as checked in bitsets that belong to the
+//!   mapping ([`LazyCheck`]): a fresh process pays for the two or three
+//!   blocks its lookup touches (a hash slot and a record) instead of the
+//!   whole file, which at 100,000 users is 20 MB of CRC and page faults,
+//!   and the check at map time does not grow with the directory (with
+//!   every block's CRC in the header, it was 218 KB at a million users). Every read of the data area goes through one accessor
 //!   that does this, so no lookup can use an unchecked byte. A damaged
 //!   block makes the lookups that read it fail
 //!   ([`CacheError::DamagedBlock`]; the module answers `UNAVAIL`) and
@@ -71,20 +75,25 @@
 //!   enumeration skips it. The check is a scan of the entry's few short
 //!   strings, without allocation. A group's member list is checked as a
 //!   whole in one pass before any of it is used.
-//! * **Little-endian, 32-bit offsets, fixed-size records.** Records are read
-//!   with `from_le_bytes` from unaligned positions, so the file needs no
-//!   alignment guarantees; 32-bit offsets keep records small (one user is 56
-//!   bytes) and bound the file to 4 GiB, far above any directory.
-//! * **Strings deduplicated, without terminators.** Every string lives once
-//!   in a pool (shells and home prefixes repeat a lot) as `(offset, length)`;
-//!   the module copies it into the caller's buffer and adds the NUL there.
-//!   The exception is group members: each group's member names are stored
+//! * **Little-endian, 32-bit offsets, records in one piece.** Records are
+//!   read with `from_le_bytes` from unaligned positions, so the file needs
+//!   no alignment guarantees; 32-bit offsets bound the file to 4 GiB, far
+//!   above any directory. A user's record holds its name, gecos, home,
+//!   shell and supplementary gids right after its fixed head, and a
+//!   group's its name and member names: a lookup reads a hash slot and
+//!   then one piece of the file, two cache misses and two pages, where
+//!   references into a string pool and a gid array cost five (version 4).
+//!   Shells and home prefixes repeat in every record instead of once in a
+//!   pool; at 100,000 users that costs about as much as the references
+//!   did. An index of record offsets in enumeration order serves
+//!   `getpwent` and `getgrent`.
+//! * **Member lists ready to copy.** Each group's member names are stored
 //!   together, each followed by its NUL, exactly as they are laid out in
 //!   the caller's buffer, so a group lookup or enumeration copies one
 //!   range instead of following a reference per member to another part of
 //!   the file (a cache miss each: a department of 2,500 members was 2,500
-//!   of them). The names repeat across groups; at 100,000 users in 10,000
-//!   groups that is about as large as the references it replaces.
+//!   of them). Strings are stored without terminators otherwise; the
+//!   module adds the NUL in the caller's buffer.
 //! * **A seeded hash.** Names are hashed with FNV-1a (simple, stable, no
 //!   dependency) started from a per-file random seed and finished with the
 //!   MurmurHash3 mixer so the low bits used as the slot are well spread. The
@@ -94,69 +103,79 @@
 //!   sections after the known ones are ignored, so a later writer can add
 //!   data without breaking this reader.
 //!
-//! # Layout (version 4)
+//! # Layout (version 5)
 //!
 //! ```text
 //! header (72 bytes, all integers little-endian)
 //!   0  magic "NAUTHNSS"          8  header crc32 of bytes [12, data_start)
-//!  12  version u32 (4)          16  header_len u32
-//!                                   (72 + 8 * section_count + 4 * block_count)
-//!  20  section_count u32 (>= 11) 24 file_len u64
+//!  12  version u32 (5)          16  header_len u32
+//!                                   (72 + 8 * section_count + 4 * table_blocks)
+//!  20  section_count u32 (>= 10) 24 file_len u64
 //!  32  generated_at i64 (unix)  40  hash_seed u32
 //!  44  user_count u32           48  group_count u32
 //!  52  source: offset u32, length u32 into STRINGS
 //!  60  replaced mark u32: 0 as written, 1 once the writer has put another
 //!      file at the path; counted as 0 by the header CRC
-//!  64  block_size u32 (a power of two, 64 to 1 MiB; 4096 as written)
-//!  68  block_count u32 = ceil((file_len - data_start) / block_size)
+//!  64  block_size u32 (a power of two, 64 to 1 MiB; 1024 as written)
+//!  68  block_count u32: data blocks, ceil(data length / block_size)
 //! section table: section_count x (offset u32, length u32), absolute
-//!   offsets, every section inside [data_start, file_len)
-//!   0 STRINGS      string pool
-//!   1 USERS        user_count x 56 bytes: name ref, uid, gid, gecos ref,
-//!                  home ref, shell ref, flags (bit 0 = locked),
-//!                  first gid index, gid count, reserved
-//!   2 USER_NAMES   hash slots (name hash u32, record index + 1 or 0 =
+//!   offsets, every section inside the data area
+//!   0 STRINGS      string pool: the source, then the keys
+//!   1 USERS        user records, one after the other: uid u32, gid u32,
+//!                  flags u32 (bit 0 = locked), gid count u32, first key
+//!                  u32, key count u32, lengths u16 of name, gecos, home,
+//!                  shell (32 bytes), then those four strings, then the
+//!                  supplementary gids (u32 each)
+//!   2 USER_INDEX   user_count x u32: each record's offset in USERS, in
+//!                  enumeration order
+//!   3 USER_NAMES   hash slots (name hash u32, record offset + 1 or 0 =
 //!                  empty), a power of two, more slots than users; the
 //!                  first slot probed is the hash's low bits
-//!   3 USER_IDS     hash slots (uid u32, record index + 1 or 0 = empty) as
-//!                  for names, the first slot probed by the id hash
-//!   4 GROUPS       group_count x 24 bytes: name ref, gid, offset of the
-//!                  member list in MEMBERS, member count, its length
-//!   5 GROUP_NAMES  hash slots as for users
-//!   6 GROUP_IDS    hash slots (gid u32, record index + 1) as for uids
-//!   7 MEMBERS      member lists: each group's member names, each followed
-//!                  by a NUL, one after the other
-//!   8 GIDS         u32 gids: each user's supplementary group list
-//!   9 USER_KEYS    user_count x (first key index u32, key count u32),
-//!                  parallel to USERS: each user's range in KEYS
-//!  10 KEYS         string refs, one per public key, each `TYPE:KEY` as
-//!                  NetAuth stores it (`EntityMeta.Keys`)
-//! block CRC table: block_count x crc32 u32, block i covering
-//!   [data_start + i * block_size, min(data_start + (i + 1) * block_size,
-//!   file_len))
+//!   4 USER_IDS     hash slots (uid u32, record offset + 1 or 0 = empty)
+//!                  as for names, the first slot probed by the id hash
+//!   5 GROUPS       group records: gid u32, member count u32, member
+//!                  list length u32, name length u16, 2 zero bytes (16
+//!                  bytes), then the name, then the member names, each
+//!                  followed by a NUL
+//!   6 GROUP_INDEX  group_count x u32, as USER_INDEX
+//!   7 GROUP_NAMES  hash slots as for users
+//!   8 GROUP_IDS    hash slots (gid u32, record offset + 1) as for uids
+//!   9 KEYS         string refs, one per public key, each `TYPE:KEY` as
+//!                  NetAuth stores it (`EntityMeta.Keys`); a user's are
+//!                  the range its record names
+//! table CRCs: table_blocks x crc32 u32 (in the header, after the section
+//!   table), one per block of the CRC table
 //! zero padding up to data_start = header_len rounded up to block_size
-//!   (so that a block is a page)
-//! data area: the sections, each at a multiple of 8
+//! data area: the sections, each at a multiple of 8, zero-padded to
+//!   block_count blocks
+//! CRC table: block_count x crc32 u32, block i covering
+//!   [data_start + i * block_size, data_start + (i + 1) * block_size),
+//!   zero-padded to table_blocks = ceil(4 * block_count / block_size)
+//!   blocks; file_len = data_start + (block_count + table_blocks) *
+//!   block_size
 //! ```
 //!
 //! The id hash is the MurmurHash3 finaliser of the id mixed with the
 //! file's seed (so that ids chosen in the directory cannot be crafted into
 //! a long chain either).
 //!
-//! The keys live in sections of their own, beside the user records rather
+//! The keys live in a section of their own, beside the user records rather
 //! than in them: a passwd or group lookup never reads them, and only
-//! `netauth-unix ssh-keys` reads USER_KEYS and KEYS
+//! `netauth-unix ssh-keys` reads KEYS and the key strings
 //! ([`CacheView::user_keys`]). A key holds no control byte (so no NUL and
 //! no newline: `ssh-keys` prints one per line) and its TYPE is printable
 //! ASCII without space; the writer refuses anything else and the reader
 //! refuses a key that breaks the rule.
 //!
-//! Versions 1 (one CRC over the whole file), 2 (no keys) and 3 (sorted id
-//! arrays, member references, no replaced mark) are refused as
-//! unsupported: the module answers `UNAVAIL` until the next refresh writes
-//! version 4 (the packages start a refresh on upgrade). A process still
-//! running a version 3 module (loaded before the upgrade) refuses a
-//! version 4 file the same way until it is restarted.
+//! Versions 1 (one CRC over the whole file), 2 (no keys), 3 (sorted id
+//! arrays, member references, no replaced mark) and 4 (strings in a pool,
+//! every block's CRC in the header) are refused as unsupported: the module
+//! answers `UNAVAIL` until the next refresh writes version 5 (the packages
+//! start a refresh on upgrade). A process still running an older module
+//! (loaded before the upgrade) refuses a version 5 file the same way until
+//! it is restarted; the writer sets the replaced mark of a version 4 file
+//! too (at the same offset), so such a process notices the new file at
+//! its next lookup.
 //!
 //! A string ref is `(offset, length)` relative to the start of STRINGS.
 
@@ -178,17 +197,20 @@ pub const CACHE_FILE_NAME: &str = "nss.cache";
 /// The fixed path the NSS module reads. Nothing may redirect it: a setuid
 /// program would trust whatever it points to.
 pub const CACHE_PATH: &str = "/var/lib/netauth/nss.cache";
-/// The only format version this code reads and writes (4: per-block
-/// checksums, users' public keys, hashed id indexes, the replaced mark).
-pub const FORMAT_VERSION: u32 = 4;
+/// The only format version this code reads and writes (5: records in one
+/// piece with their strings and gids, per-block checksums whose table is
+/// itself checked block by block, users' public keys, hashed id indexes,
+/// the replaced mark).
+pub const FORMAT_VERSION: u32 = 5;
 /// Where the replaced mark lies in a cache file: a little-endian u32, 0 as
 /// written, non-zero once [`write_atomic`] has put another file at the path
 /// (see [`mark_replaced`]). A process that maps the file reads it (with a
 /// volatile read: it is the one word that may change under a mapping) to
 /// learn, without a system call, that it should map the path again.
 pub const REPLACED_MARK_OFFSET: usize = format::H_REPLACED;
-/// The size of the blocks [`encode`] checksums one by one (a page).
-pub const BLOCK_SIZE: u32 = 4096;
+/// The size of the blocks [`encode`] checksums one by one: a quarter of a
+/// page, so that the first lookup to touch a block checks 1 KiB, not 4.
+pub const BLOCK_SIZE: u32 = 1024;
 /// Longest user or group name the writer accepts (glibc's LOGIN_NAME_MAX
 /// minus the terminator).
 pub const MAX_NAME_LEN: usize = 255;

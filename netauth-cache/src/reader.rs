@@ -23,12 +23,18 @@ struct Layout {
     hash_seed: u32,
     generated_at: i64,
     source: (u32, u32),
-    /// Offset of the block CRC table (inside the header).
+    /// Offset of the CRC table: one CRC per data block, right after the
+    /// last data block.
     crc_table: usize,
+    /// Offset of the CRCs of the CRC table's blocks (inside the header).
+    level_one: usize,
     /// Offset of block 0; everything before is the header and its padding.
     data_start: usize,
     block_shift: u32,
+    /// Data blocks (the CRC table's blocks not counted).
     block_count: usize,
+    /// Blocks of the CRC table.
+    crc_blocks: usize,
 }
 
 /// `(offset, length)` of a section, absolute, inside the data area.
@@ -55,6 +61,7 @@ struct Checked<'a> {
     data_start: usize,
     block_shift: u32,
     crc_table: usize,
+    level_one: usize,
     /// One bit per block, set once the block's CRC matched; `None` when
     /// every block was verified up front ([`CacheView::parse`]).
     verified: Option<&'a Verified>,
@@ -71,6 +78,9 @@ struct Checked<'a> {
 /// that sees it reads the same immutable bytes the verifier read.
 struct Verified {
     bits: Box<[AtomicU64]>,
+    /// One bit per block of the CRC table, set once its CRC in the header
+    /// matched: a data block's CRC is trusted only then.
+    table_bits: Box<[AtomicU64]>,
     block_count: usize,
     /// Blocks verified so far (each counted once, by the thread whose
     /// `fetch_or` set its bit).
@@ -82,11 +92,11 @@ struct Verified {
 }
 
 impl Verified {
-    fn new(block_count: usize) -> Self {
+    fn new(block_count: usize, crc_blocks: usize) -> Self {
+        let bitset = |n: usize| (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         Verified {
-            bits: (0..block_count.div_ceil(64))
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            bits: bitset(block_count),
+            table_bits: bitset(crc_blocks),
             block_count,
             count: AtomicUsize::new(0),
             complete: AtomicBool::new(block_count == 0),
@@ -169,7 +179,10 @@ impl<'a> Checked<'a> {
         word: &AtomicU64,
         block: usize,
     ) -> Result<(), Fault> {
-        if let Err(e) = self.check_block(block) {
+        if let Err(e) = self
+            .ensure_table_verified(verified, block)
+            .and_then(|()| self.check_block(block))
+        {
             let _ = verified.damaged.compare_exchange(
                 0,
                 block.saturating_add(1),
@@ -187,15 +200,63 @@ impl<'a> Checked<'a> {
         Ok(())
     }
 
-    /// Compares block `block` with its CRC in the (checked) header.
+    /// Makes sure the block of the CRC table that holds block `block`'s
+    /// CRC matches its own CRC in the (checked) header, once per mapping.
+    fn ensure_table_verified(&self, verified: &Verified, block: usize) -> Result<(), Fault> {
+        let table_block =
+            block.checked_mul(BLOCK_CRC_LEN).ok_or(Fault::OutOfBounds)? >> self.block_shift;
+        let word = verified
+            .table_bits
+            .get(table_block / 64)
+            .ok_or(Fault::OutOfBounds)?;
+        let bit = 1u64 << (table_block % 64);
+        if word.load(Ordering::Relaxed) & bit != 0 {
+            return Ok(());
+        }
+        self.check_table_block(table_block).map_err(|e| match e {
+            // The CRC that vouches for this block cannot be trusted.
+            Fault::Damaged(_) => u32::try_from(block).map_or(Fault::OutOfBounds, Fault::Damaged),
+            other => other,
+        })?;
+        word.fetch_or(bit, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Compares block `table_block` of the CRC table with its CRC in the
+    /// header.
+    fn check_table_block(&self, table_block: usize) -> Result<(), Fault> {
+        let start = table_block
+            .checked_shl(self.block_shift)
+            .and_then(|rel| rel.checked_add(self.crc_table))
+            .ok_or(Fault::OutOfBounds)?;
+        let end = start
+            .checked_add(1 << self.block_shift)
+            .ok_or(Fault::OutOfBounds)?;
+        let bytes = self.file.get(start..end).ok_or(Fault::OutOfBounds)?;
+        let stored = table_block
+            .checked_mul(BLOCK_CRC_LEN)
+            .and_then(|at| at.checked_add(self.level_one))
+            .and_then(|at| read_u32(self.file, at))
+            .ok_or(Fault::OutOfBounds)?;
+        if crc32fast::hash(bytes) != stored {
+            return Err(Fault::Damaged(
+                u32::try_from(table_block).map_err(|_| Fault::OutOfBounds)?,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Compares block `block` with its CRC in the CRC table, which the
+    /// caller has verified.
     fn check_block(&self, block: usize) -> Result<(), Fault> {
         let start = block
             .checked_shl(self.block_shift)
             .and_then(|rel| rel.checked_add(self.data_start))
             .ok_or(Fault::OutOfBounds)?;
         let end = start
-            .saturating_add(1 << self.block_shift)
-            .min(self.file.len());
+            .checked_add(1 << self.block_shift)
+            .filter(|&end| end <= self.crc_table)
+            .ok_or(Fault::OutOfBounds)?;
         let bytes = self.file.get(start..end).ok_or(Fault::OutOfBounds)?;
         let stored = block
             .checked_mul(BLOCK_CRC_LEN)
@@ -240,8 +301,9 @@ impl<'a> Checked<'a> {
 
 impl Layout {
     /// Checks the header: magic, version, length, header CRC (which covers
-    /// the block CRC table and the padding up to the data area), and every
-    /// section bound and size. Reads only the header, never the data area.
+    /// the CRCs of the CRC table's blocks and the padding up to the data
+    /// area), and every section bound and size. Reads only the header,
+    /// never the data area nor the CRC table.
     fn read(bytes: &[u8]) -> Result<Layout, CacheError> {
         if bytes.len() < HEADER_FIXED_LEN {
             return Err(if bytes.starts_with(&MAGIC) || MAGIC.starts_with(bytes) {
@@ -292,17 +354,25 @@ impl Layout {
             return Err(CacheError::Corrupt("bad section count"));
         }
         let block_count = u32_to_usize(field(H_BLOCK_COUNT)?);
-        let crc_table = HEADER_FIXED_LEN + section_count * SECTION_ENTRY_LEN;
-        if block_count
+        let crc_blocks = crc_block_count(block_count, block_len)
+            .ok_or(CacheError::Corrupt("bad block count"))?;
+        let level_one = HEADER_FIXED_LEN + section_count * SECTION_ENTRY_LEN;
+        if crc_blocks
             .checked_mul(BLOCK_CRC_LEN)
-            .and_then(|n| n.checked_add(crc_table))
+            .and_then(|n| n.checked_add(level_one))
             != Some(header_len)
         {
             return Err(CacheError::Corrupt("bad header length"));
         }
-        if (bytes.len() - data_start).div_ceil(block_len) != block_count {
+        let crc_table = block_count
+            .checked_mul(block_len)
+            .and_then(|n| n.checked_add(data_start));
+        let expected_len = crc_table
+            .zip(crc_blocks.checked_mul(block_len))
+            .and_then(|(table, len)| table.checked_add(len));
+        let Some(crc_table) = crc_table.filter(|_| expected_len == Some(bytes.len())) else {
             return Err(CacheError::Corrupt("block count does not match the length"));
-        }
+        };
         let mut sections = [Span::default(); KNOWN_SECTIONS];
         for (i, sec) in sections.iter_mut().enumerate() {
             let entry = HEADER_FIXED_LEN + i * SECTION_ENTRY_LEN;
@@ -311,20 +381,23 @@ impl Layout {
             let end = off
                 .checked_add(len)
                 .ok_or(CacheError::Corrupt("section out of bounds"))?;
-            if off < data_start || end > bytes.len() {
+            if off < data_start || end > crc_table {
                 return Err(CacheError::Corrupt("section out of bounds"));
             }
             *sec = Span { off, len };
         }
         let user_count = u32_to_usize(field(H_USER_COUNT)?);
         let group_count = u32_to_usize(field(H_GROUP_COUNT)?);
-        let sized = |sec: usize, count: usize, item: usize| {
-            let span = sections.get(sec).copied().unwrap_or_default();
-            count.checked_mul(item) == Some(span.len)
+        let len_of = |sec: usize| sections.get(sec).copied().unwrap_or_default().len;
+        let holds =
+            |sec: usize, count: usize, item: usize| count.checked_mul(item) == Some(len_of(sec));
+        let fits = |sec: usize, count: usize, item: usize| {
+            count.checked_mul(item).is_some_and(|n| n <= len_of(sec))
         };
-        if !sized(SEC_USERS, user_count, USER_RECORD_LEN)
-            || !sized(SEC_USER_KEYS, user_count, KEY_RANGE_LEN)
-            || !sized(SEC_GROUPS, group_count, GROUP_RECORD_LEN)
+        if !holds(SEC_USER_INDEX, user_count, INDEX_ENTRY_LEN)
+            || !holds(SEC_GROUP_INDEX, group_count, INDEX_ENTRY_LEN)
+            || !fits(SEC_USERS, user_count, USER_HEAD_LEN)
+            || !fits(SEC_GROUPS, group_count, GROUP_HEAD_LEN)
         {
             return Err(CacheError::Corrupt(
                 "section size does not match the counts",
@@ -336,17 +409,13 @@ impl Layout {
             (SEC_GROUP_NAMES, group_count),
             (SEC_GROUP_IDS, group_count),
         ] {
-            let len = sections.get(sec).copied().unwrap_or_default().len;
+            let len = len_of(sec);
             let slots = len / HASH_SLOT_LEN;
             if len % HASH_SLOT_LEN != 0 || !slots.is_power_of_two() || slots <= count {
                 return Err(CacheError::Corrupt("bad hash table size"));
             }
         }
-        let members_len = sections.get(SEC_MEMBERS).copied().unwrap_or_default().len;
-        let gids_len = sections.get(SEC_GIDS).copied().unwrap_or_default().len;
-        let keys_len = sections.get(SEC_KEYS).copied().unwrap_or_default().len;
-        let _ = members_len; // member lists are bytes: any length
-        if gids_len % GID_LEN != 0 || keys_len % STR_REF_LEN != 0 {
+        if len_of(SEC_KEYS) % STR_REF_LEN != 0 {
             return Err(CacheError::Corrupt("bad list section size"));
         }
         Ok(Layout {
@@ -362,9 +431,11 @@ impl Layout {
             ),
             source: (field(H_SOURCE)?, field(H_SOURCE + 4)?),
             crc_table,
+            level_one,
             data_start,
             block_shift: block_size.trailing_zeros(),
             block_count,
+            crc_blocks,
         })
     }
 }
@@ -402,7 +473,7 @@ impl LazyCheck {
         Ok(LazyCheck {
             addr: bytes.as_ptr() as usize,
             layout,
-            verified: Verified::new(layout.block_count),
+            verified: Verified::new(layout.block_count, layout.crc_blocks),
         })
     }
 
@@ -471,7 +542,6 @@ impl LazyCheck {
 #[derive(Clone, Copy)]
 pub struct CacheView<'a> {
     file: Checked<'a>,
-    sections: [Section<'a>; KNOWN_SECTIONS],
     layout: Layout,
 }
 
@@ -499,6 +569,8 @@ pub struct UserRecord<'a> {
     pub locked: bool,
     /// The user's supplementary gids (for `initgroups`).
     pub groups: Gids<'a>,
+    /// The user's range in KEYS: first entry, count.
+    keys: (u32, u32),
 }
 
 /// One group entry, borrowed from the file.
@@ -776,19 +848,8 @@ impl<'a> CacheView<'a> {
         layout: Layout,
         verified: Option<&'a Verified>,
     ) -> Result<Self, CacheError> {
-        let mut sections = [Section::default(); KNOWN_SECTIONS];
-        for (section, span) in sections.iter_mut().zip(layout.sections) {
-            // Checked by Layout::read; checked again rather than trusted.
-            let end = span.off.checked_add(span.len);
-            *section = Section {
-                bytes: end
-                    .and_then(|end| bytes.get(span.off..end))
-                    .ok_or(CacheError::Corrupt("section out of bounds"))?,
-                from_data_start: span
-                    .off
-                    .checked_sub(layout.data_start)
-                    .ok_or(CacheError::Corrupt("section out of bounds"))?,
-            };
+        if bytes.len() != layout.len {
+            return Err(CacheError::Corrupt("check does not belong to these bytes"));
         }
         Ok(CacheView {
             file: Checked {
@@ -796,15 +857,27 @@ impl<'a> CacheView<'a> {
                 data_start: layout.data_start,
                 block_shift: layout.block_shift,
                 crc_table: layout.crc_table,
+                level_one: layout.level_one,
                 verified,
             },
-            sections,
             layout,
         })
     }
 
+    /// Section `i`. Its bounds were checked against this very length by
+    /// [`Layout::read`]; slicing here, per use, rather than once per view
+    /// keeps a view (made for every lookup) cheap.
+    #[inline(always)]
     fn sec(&self, i: usize) -> Section<'a> {
-        self.sections.get(i).copied().unwrap_or_default()
+        let span = self.layout.sections.get(i).copied().unwrap_or_default();
+        Section {
+            bytes: span
+                .off
+                .checked_add(span.len)
+                .and_then(|end| self.file.file.get(span.off..end))
+                .unwrap_or_default(),
+            from_data_start: span.off.saturating_sub(self.layout.data_start),
+        }
     }
 
     /// Checks `bytes` as a whole (magic, version, length, header CRC,
@@ -814,6 +887,11 @@ impl<'a> CacheView<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, CacheError> {
         let layout = Layout::read(bytes)?;
         let view = CacheView::new(bytes, layout, None)?;
+        for table_block in 0..layout.crc_blocks {
+            view.file
+                .check_table_block(table_block)
+                .map_err(|f| f.error("block out of range"))?;
+        }
         for block in 0..layout.block_count {
             view.file
                 .check_block(block)
@@ -876,6 +954,20 @@ impl<'a> CacheView<'a> {
             .map(Some)
     }
 
+    /// Where record `index` starts in its section, from USER_INDEX or
+    /// GROUP_INDEX.
+    fn record_offset(&self, index_section: usize, index: usize) -> Result<usize, Fault> {
+        let at = index
+            .checked_mul(INDEX_ENTRY_LEN)
+            .ok_or(Fault::OutOfBounds)?;
+        let entry = self
+            .file
+            .in_section(self.sec(index_section), at, INDEX_ENTRY_LEN)?;
+        read_u32(entry, 0)
+            .map(u32_to_usize)
+            .ok_or(Fault::OutOfBounds)
+    }
+
     /// The record at `index`, bounds and blocks checked but not its
     /// contents: only for comparing it with the key of a lookup, which then
     /// checks it ([`check_user`]) before returning it.
@@ -883,39 +975,71 @@ impl<'a> CacheView<'a> {
         if index >= self.layout.user_count {
             return Err(CacheError::Corrupt("user index out of range"));
         }
-        self.read_user_at(index)
+        self.record_offset(SEC_USER_INDEX, index)
+            .and_then(|offset| self.read_user_at(offset))
             .map_err(|f| f.error("user record out of bounds"))
     }
 
-    /// [`read_user`](Self::read_user) with the small error type, so that
-    /// the reads inline into one straight path.
+    /// The user record at `offset` in USERS: its fixed head, then in one
+    /// piece its name, gecos, home, shell and gids. The small error type
+    /// lets the reads inline into one straight path.
     #[inline(always)]
-    fn read_user_at(&self, index: usize) -> Result<UserRecord<'a>, Fault> {
+    fn read_user_at(&self, offset: usize) -> Result<UserRecord<'a>, Fault> {
         const BAD: Fault = Fault::OutOfBounds;
-        let start = index.checked_mul(USER_RECORD_LEN).ok_or(BAD)?;
-        let rec = self
-            .file
-            .in_section(self.sec(SEC_USERS), start, USER_RECORD_LEN)?;
-        let strings = self.sec(SEC_STRINGS);
-        let n = |at| read_u32(rec, at).ok_or(BAD);
-        let first_gid = u32_to_usize(n(44)?);
-        let gid_count = u32_to_usize(n(48)?);
-        let gid_start = first_gid.checked_mul(GID_LEN).ok_or(BAD)?;
-        let gid_len = gid_count.checked_mul(GID_LEN).ok_or(BAD)?;
+        let users = self.sec(SEC_USERS);
+        let head = self.file.in_section(users, offset, USER_HEAD_LEN)?;
+        let n = |at| read_u32(head, at).ok_or(BAD);
+        let len = |at| read_u16(head, at).map(usize::from).ok_or(BAD);
+        let (name_len, gecos_len, home_len, shell_len) = (len(24)?, len(26)?, len(28)?, len(30)?);
+        let gid_count = u32_to_usize(n(12)?);
+        let strings_len = name_len + gecos_len + home_len + shell_len;
+        let body_len = gid_count
+            .checked_mul(GID_LEN)
+            .and_then(|g| g.checked_add(strings_len))
+            .ok_or(BAD)?;
+        let body = self.file.in_section(
+            users,
+            offset.checked_add(USER_HEAD_LEN).ok_or(BAD)?,
+            body_len,
+        )?;
+        let (name, rest) = body.split_at_checked(name_len).ok_or(BAD)?;
+        let (gecos, rest) = rest.split_at_checked(gecos_len).ok_or(BAD)?;
+        let (home, rest) = rest.split_at_checked(home_len).ok_or(BAD)?;
+        let (shell, gids) = rest.split_at_checked(shell_len).ok_or(BAD)?;
         Ok(UserRecord {
-            name: self.file.string(strings, rec, 0)?,
-            uid: n(8)?,
-            gid: n(12)?,
-            gecos: self.file.string(strings, rec, 16)?,
-            home: self.file.string(strings, rec, 24)?,
-            shell: self.file.string(strings, rec, 32)?,
-            locked: n(40)? & USER_FLAG_LOCKED != 0,
-            groups: Gids {
-                raw: self
-                    .file
-                    .in_section(self.sec(SEC_GIDS), gid_start, gid_len)?,
-            },
+            name,
+            uid: n(0)?,
+            gid: n(4)?,
+            gecos,
+            home,
+            shell,
+            locked: n(8)? & USER_FLAG_LOCKED != 0,
+            groups: Gids { raw: gids },
+            keys: (n(16)?, n(20)?),
         })
+    }
+
+    /// The user record at `offset` whose name is `name`, if it is that.
+    /// Reads the head and the name only, so that a probe that meets another
+    /// name reads no more of its record.
+    #[inline(always)]
+    fn user_named_at(&self, offset: usize, name: &[u8]) -> Result<Option<UserRecord<'a>>, Fault> {
+        let users = self.sec(SEC_USERS);
+        let head = self.file.in_section(users, offset, USER_HEAD_LEN)?;
+        if read_u16(head, 24).map(usize::from) != Some(name.len()) {
+            return Ok(None);
+        }
+        let stored = self.file.in_section(
+            users,
+            offset
+                .checked_add(USER_HEAD_LEN)
+                .ok_or(Fault::OutOfBounds)?,
+            name.len(),
+        )?;
+        if stored != name {
+            return Ok(None);
+        }
+        self.read_user_at(offset).map(Some)
     }
 
     /// As [`read_user`](Self::read_user), for groups.
@@ -923,37 +1047,42 @@ impl<'a> CacheView<'a> {
         if index >= self.layout.group_count {
             return Err(CacheError::Corrupt("group index out of range"));
         }
-        self.read_group_at(index)
+        self.record_offset(SEC_GROUP_INDEX, index)
+            .and_then(|offset| self.read_group_at(offset))
             .map_err(|f| f.error("group record out of bounds"))
     }
 
+    /// The group record at `offset` in GROUPS: its fixed head, then in one
+    /// piece its name and member list.
     #[inline(always)]
-    fn read_group_at(&self, index: usize) -> Result<GroupRecord<'a>, Fault> {
+    fn read_group_at(&self, offset: usize) -> Result<GroupRecord<'a>, Fault> {
         const BAD: Fault = Fault::OutOfBounds;
-        let start = index.checked_mul(GROUP_RECORD_LEN).ok_or(BAD)?;
-        let rec = self
-            .file
-            .in_section(self.sec(SEC_GROUPS), start, GROUP_RECORD_LEN)?;
-        let strings = self.sec(SEC_STRINGS);
-        let n = |at| read_u32(rec, at).ok_or(BAD);
-        let list_start = u32_to_usize(n(12)?);
-        let count = u32_to_usize(n(16)?);
-        let list_len = u32_to_usize(n(20)?);
+        let groups = self.sec(SEC_GROUPS);
+        let head = self.file.in_section(groups, offset, GROUP_HEAD_LEN)?;
+        let n = |at| read_u32(head, at).ok_or(BAD);
+        let count = u32_to_usize(n(4)?);
+        let list_len = u32_to_usize(n(8)?);
+        let name_len = read_u16(head, 12).map(usize::from).ok_or(BAD)?;
+        let body = self.file.in_section(
+            groups,
+            offset.checked_add(GROUP_HEAD_LEN).ok_or(BAD)?,
+            name_len.checked_add(list_len).ok_or(BAD)?,
+        )?;
+        let (name, list) = body.split_at_checked(name_len).ok_or(BAD)?;
         Ok(GroupRecord {
-            name: self.file.string(strings, rec, 0)?,
-            gid: n(8)?,
+            name,
+            gid: n(0)?,
             members: Members {
-                list: self
-                    .file
-                    .in_section(self.sec(SEC_MEMBERS), list_start, list_len)?,
+                list,
                 count,
                 checked: false,
             },
         })
     }
 
-    /// Probes a name hash table; calls `matches(index)` for each candidate
-    /// whose hash equals. Bounded by the table size even if it is full.
+    /// Probes a name hash table: slots `(name hash u32, record offset + 1)`;
+    /// calls `matches(offset)` for each candidate whose hash equals.
+    /// Bounded by the table size even if it is full.
     fn probe<T>(
         &self,
         table: Section<'a>,
@@ -974,12 +1103,12 @@ impl<'a> CacheView<'a> {
                 .in_section(table, slot * HASH_SLOT_LEN, HASH_SLOT_LEN)
                 .map_err(|f| f.error(WHAT))?;
             let stored_hash = read_u32(entry, 0).ok_or(CacheError::Corrupt(WHAT))?;
-            let index_plus_one = read_u32(entry, 4).ok_or(CacheError::Corrupt(WHAT))?;
-            if index_plus_one == 0 {
+            let offset_plus_one = read_u32(entry, 4).ok_or(CacheError::Corrupt(WHAT))?;
+            if offset_plus_one == 0 {
                 return Ok(None);
             }
             if stored_hash == hash {
-                if let Some(found) = matches(u32_to_usize(index_plus_one) - 1)? {
+                if let Some(found) = matches(u32_to_usize(offset_plus_one) - 1)? {
                     return Ok(Some(found));
                 }
             }
@@ -992,21 +1121,23 @@ impl<'a> CacheView<'a> {
     /// name first, so that an entry refused by [`check_user`] only fails
     /// lookups of its own name.
     pub fn user_by_name(&self, name: &[u8]) -> Result<Option<UserRecord<'a>>, CacheError> {
-        self.probe(self.sec(SEC_USER_NAMES), name, |index| {
-            let user = self.read_user(index)?;
-            if user.name != name {
-                return Ok(None);
+        self.probe(self.sec(SEC_USER_NAMES), name, |offset| {
+            match self.user_named_at(offset, name) {
+                Ok(Some(user)) => check_user(user)
+                    .map(Some)
+                    .map_err(|f| f.error("entry refused")),
+                Ok(None) => Ok(None),
+                Err(f) => Err(f.error("user record out of bounds")),
             }
-            check_user(user)
-                .map(Some)
-                .map_err(|f| f.error("entry refused"))
         })
     }
 
     /// The group named `name` (see [`user_by_name`](Self::user_by_name)).
     pub fn group_by_name(&self, name: &[u8]) -> Result<Option<GroupRecord<'a>>, CacheError> {
-        self.probe(self.sec(SEC_GROUP_NAMES), name, |index| {
-            let group = self.read_group(index)?;
+        self.probe(self.sec(SEC_GROUP_NAMES), name, |offset| {
+            let group = self
+                .read_group_at(offset)
+                .map_err(|f| f.error("group record out of bounds"))?;
             if group.name != name {
                 return Ok(None);
             }
@@ -1016,7 +1147,7 @@ impl<'a> CacheView<'a> {
         })
     }
 
-    /// Probes an id hash table: slots `(id, record index + 1)`, the first
+    /// Probes an id hash table: slots `(id, record offset + 1)`, the first
     /// at [`id_hash`] of `id`, linear probing. Bounded by the table size
     /// even if it is full.
     fn find_id(&self, table: Section<'a>, id: u32) -> Result<Option<usize>, CacheError> {
@@ -1034,12 +1165,12 @@ impl<'a> CacheView<'a> {
                 .in_section(table, slot * ID_ENTRY_LEN, ID_ENTRY_LEN)
                 .map_err(|f| f.error(WHAT))?;
             let stored = read_u32(entry, 0).ok_or(BAD)?;
-            let index_plus_one = read_u32(entry, 4).ok_or(BAD)?;
-            if index_plus_one == 0 {
+            let offset_plus_one = read_u32(entry, 4).ok_or(BAD)?;
+            if offset_plus_one == 0 {
                 return Ok(None);
             }
             if stored == id {
-                return Ok(Some(u32_to_usize(index_plus_one) - 1));
+                return Ok(Some(u32_to_usize(offset_plus_one) - 1));
             }
             slot = (slot + 1) & mask;
         }
@@ -1047,10 +1178,12 @@ impl<'a> CacheView<'a> {
     }
 
     pub fn user_by_uid(&self, uid: u32) -> Result<Option<UserRecord<'a>>, CacheError> {
-        let Some(index) = self.find_id(self.sec(SEC_USER_IDS), uid)? else {
+        let Some(offset) = self.find_id(self.sec(SEC_USER_IDS), uid)? else {
             return Ok(None);
         };
-        let user = self.read_user(index)?;
+        let user = self
+            .read_user_at(offset)
+            .map_err(|f| f.error("user record out of bounds"))?;
         if user.uid != uid {
             return Err(CacheError::Corrupt("uid index points to another user"));
         }
@@ -1060,10 +1193,12 @@ impl<'a> CacheView<'a> {
     }
 
     pub fn group_by_gid(&self, gid: u32) -> Result<Option<GroupRecord<'a>>, CacheError> {
-        let Some(index) = self.find_id(self.sec(SEC_GROUP_IDS), gid)? else {
+        let Some(offset) = self.find_id(self.sec(SEC_GROUP_IDS), gid)? else {
             return Ok(None);
         };
-        let group = self.read_group(index)?;
+        let group = self
+            .read_group_at(offset)
+            .map_err(|f| f.error("group record out of bounds"))?;
         if group.gid != gid {
             return Err(CacheError::Corrupt("gid index points to another group"));
         }
@@ -1078,28 +1213,16 @@ impl<'a> CacheView<'a> {
     /// of a locked user too. Reads only the user's own key range, never
     /// another user's.
     pub fn user_keys(&self, name: &[u8]) -> Result<Option<Keys<'a>>, CacheError> {
-        let index = self.probe(self.sec(SEC_USER_NAMES), name, |index| {
-            let user = self.read_user(index)?;
-            if user.name != name {
-                return Ok(None);
-            }
-            check_user(user).map_err(|f| f.error("entry refused"))?;
-            Ok(Some(index))
-        })?;
-        index.map(|i| self.keys_at(i)).transpose()
+        self.user_by_name(name)?
+            .map(|user| self.keys_of(&user))
+            .transpose()
     }
 
-    /// The keys of the user at record `index`.
-    fn keys_at(&self, index: usize) -> Result<Keys<'a>, CacheError> {
+    /// The keys of `user`, from its range in KEYS.
+    fn keys_of(&self, user: &UserRecord<'a>) -> Result<Keys<'a>, CacheError> {
         const WHAT: &str = "key range out of bounds";
         const BAD: CacheError = CacheError::Corrupt(WHAT);
-        let start = index.checked_mul(KEY_RANGE_LEN).ok_or(BAD)?;
-        let range = self
-            .file
-            .in_section(self.sec(SEC_USER_KEYS), start, KEY_RANGE_LEN)
-            .map_err(|f| f.error(WHAT))?;
-        let first = u32_to_usize(read_u32(range, 0).ok_or(BAD)?);
-        let count = u32_to_usize(read_u32(range, 4).ok_or(BAD)?);
+        let (first, count) = (u32_to_usize(user.keys.0), u32_to_usize(user.keys.1));
         let refs_start = first.checked_mul(STR_REF_LEN).ok_or(BAD)?;
         let refs_len = count.checked_mul(STR_REF_LEN).ok_or(BAD)?;
         Ok(Keys {
@@ -1140,7 +1263,7 @@ impl<'a> CacheView<'a> {
                 content.user_groups.insert(name.clone(), gids);
             }
             let keys = self
-                .keys_at(i)?
+                .keys_of(&u)?
                 .map(|k| k.map(|(kind, key)| format!("{kind}:{key}")))
                 .collect::<Result<Vec<_>, _>>()?;
             if !keys.is_empty() {

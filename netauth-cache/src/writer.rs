@@ -195,9 +195,10 @@ fn put_ref(out: &mut Vec<u8>, r: (u32, u32)) {
 }
 
 /// Builds an open-addressing table (linear probing) of `entries`, each
-/// `(slot hash, stored key)` for the record at its position; returns the
-/// slots `(stored key, record index + 1)` and the longest probe distance.
-fn build_hash_table(entries: &[(u32, u32)]) -> Result<(Vec<u8>, usize), CacheError> {
+/// `(slot hash, stored key, record offset)`; returns the slots
+/// `(stored key, record offset + 1)`, 0 marking an empty slot, and the
+/// longest probe distance.
+fn build_hash_table(entries: &[(u32, u32, u32)]) -> Result<(Vec<(u32, u32)>, usize), CacheError> {
     let slots = entries
         .len()
         .checked_mul(2)
@@ -206,13 +207,13 @@ fn build_hash_table(entries: &[(u32, u32)]) -> Result<(Vec<u8>, usize), CacheErr
     let mask = slots - 1;
     let mut table: Vec<(u32, u32)> = vec![(0, 0); slots];
     let mut longest = 0;
-    for (index, &(h, key)) in entries.iter().enumerate() {
+    for &(h, key, offset) in entries {
         let mut slot = h as usize & mask;
         let mut distance = 0;
         loop {
             let entry = table.get_mut(slot).ok_or_else(too_large)?;
             if entry.1 == 0 {
-                *entry = (key, to_u32(index)?.checked_add(1).ok_or_else(too_large)?);
+                *entry = (key, offset.checked_add(1).ok_or_else(too_large)?);
                 break;
             }
             slot = (slot + 1) & mask;
@@ -220,46 +221,50 @@ fn build_hash_table(entries: &[(u32, u32)]) -> Result<(Vec<u8>, usize), CacheErr
         }
         longest = longest.max(distance);
     }
-    let mut out = Vec::with_capacity(slots * HASH_SLOT_LEN);
-    for (h, i) in table {
-        put_u32(&mut out, h);
-        put_u32(&mut out, i);
-    }
-    Ok((out, longest))
+    Ok((table, longest))
 }
 
 /// The four index tables of a file and the seed they were built with.
 struct Indexes {
     seed: u32,
-    user_names: Vec<u8>,
-    user_ids: Vec<u8>,
-    group_names: Vec<u8>,
-    group_ids: Vec<u8>,
+    user_names: Vec<(u32, u32)>,
+    user_ids: Vec<(u32, u32)>,
+    group_names: Vec<(u32, u32)>,
+    group_ids: Vec<(u32, u32)>,
 }
 
 /// Hash tables for both name sets and both id sets, re-seeding while a
-/// probe chain is long.
-fn hash_tables(content: &CacheContent) -> Result<Indexes, CacheError> {
+/// probe chain is long. `user_offsets` and `group_offsets` are where each
+/// record starts in its section.
+fn hash_tables(
+    content: &CacheContent,
+    user_offsets: &[u32],
+    group_offsets: &[u32],
+) -> Result<Indexes, CacheError> {
     let random = std::collections::hash_map::RandomState::new();
     let mut best: Option<(usize, Indexes)> = None;
     for attempt in 0..SEED_ATTEMPTS {
         let mut hasher = random.build_hasher();
         hasher.write_usize(attempt);
         let seed = hasher.finish() as u32;
-        let by_name = |name: &str| {
+        let by_name = |name: &str, offset: u32| {
             let h = name_hash(seed, name.as_bytes());
-            (h, h)
+            (h, h, offset)
         };
-        let by_id = |id: u32| (id_hash(seed, id), id);
+        let by_id = |id: u32, offset: u32| (id_hash(seed, id), id, offset);
+        let users = content.users.iter().zip(user_offsets.iter().copied());
+        let groups = content.groups.iter().zip(group_offsets.iter().copied());
         let tables = [
-            content
-                .users
-                .iter()
-                .map(|u| by_name(&u.name))
+            users
+                .clone()
+                .map(|(u, off)| by_name(&u.name, off))
                 .collect::<Vec<_>>(),
-            content.users.iter().map(|u| by_id(u.uid)).collect(),
-            content.groups.iter().map(|g| by_name(&g.name)).collect(),
-            content.groups.iter().map(|g| by_id(g.gid)).collect(),
+            users.map(|(u, off)| by_id(u.uid, off)).collect(),
+            groups
+                .clone()
+                .map(|(g, off)| by_name(&g.name, off))
+                .collect(),
+            groups.map(|(g, off)| by_id(g.gid, off)).collect(),
         ];
         let mut longest = 0;
         let mut built = Vec::with_capacity(tables.len());
@@ -290,7 +295,114 @@ fn hash_tables(content: &CacheContent) -> Result<Indexes, CacheError> {
     best.map(|(_, indexes)| indexes).ok_or_else(too_large)
 }
 
-/// Validates `content` and encodes it as a version 4 cache file with
+/// A u16 length of a record string, or the writer's refusal.
+fn field_len(what: &str, owner: &str, value: &str) -> Result<u16, CacheError> {
+    u16::try_from(value.len())
+        .ok()
+        .filter(|&n| usize::from(n) <= MAX_FIELD_LEN)
+        .ok_or_else(|| {
+            CacheError::Invalid(format!(
+                "{what} of {owner:?} is longer than {MAX_FIELD_LEN} bytes"
+            ))
+        })
+}
+
+/// What one user record holds besides the user: its supplementary gids
+/// and its key range in KEYS.
+struct UserExtras<'c> {
+    gids: &'c [u32],
+    first_key: u32,
+    key_count: u32,
+}
+
+/// The bytes of a user's record: the fixed head, then name, gecos, home
+/// and shell, then the supplementary gids, so that a lookup reads one
+/// piece of the file.
+fn user_record_len(u: &UnixUser, extras: &UserExtras<'_>) -> Result<usize, CacheError> {
+    USER_HEAD_LEN
+        .checked_add(u.name.len() + u.gecos.len() + u.home.len() + u.shell.len())
+        .and_then(|n| n.checked_add(extras.gids.len().checked_mul(GID_LEN)?))
+        .ok_or_else(too_large)
+}
+
+fn put_user_record(
+    out: &mut Vec<u8>,
+    u: &UnixUser,
+    extras: &UserExtras<'_>,
+) -> Result<(), CacheError> {
+    put_u32(out, u.uid);
+    put_u32(out, u.gid);
+    put_u32(out, if u.locked { USER_FLAG_LOCKED } else { 0 });
+    put_u32(out, to_u32(extras.gids.len())?);
+    put_u32(out, extras.first_key);
+    put_u32(out, extras.key_count);
+    for (what, value) in [
+        ("name", &u.name),
+        ("gecos", &u.gecos),
+        ("home", &u.home),
+        ("shell", &u.shell),
+    ] {
+        out.extend_from_slice(&field_len(what, &u.name, value)?.to_le_bytes());
+    }
+    for value in [&u.name, &u.gecos, &u.home, &u.shell] {
+        out.extend_from_slice(value.as_bytes());
+    }
+    for &gid in extras.gids {
+        put_u32(out, gid);
+    }
+    Ok(())
+}
+
+/// The bytes of a group's record: the fixed head, the name, then the
+/// member names each followed by a NUL, ready to copy into a caller's
+/// buffer.
+fn group_record_len(g: &UnixGroup) -> Result<usize, CacheError> {
+    g.members
+        .iter()
+        .try_fold(GROUP_HEAD_LEN + g.name.len(), |n, m| {
+            n.checked_add(m.len() + 1)
+        })
+        .ok_or_else(too_large)
+}
+
+fn put_group_record(out: &mut Vec<u8>, g: &UnixGroup) -> Result<(), CacheError> {
+    let members_len = g.members.iter().map(|m| m.len() + 1).sum::<usize>();
+    put_u32(out, g.gid);
+    put_u32(out, to_u32(g.members.len())?);
+    put_u32(out, to_u32(members_len)?);
+    out.extend_from_slice(&field_len("name", &g.name, &g.name)?.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(g.name.as_bytes());
+    for m in &g.members {
+        out.extend_from_slice(m.as_bytes());
+        out.push(0);
+    }
+    Ok(())
+}
+
+fn put_slots(out: &mut Vec<u8>, slots: &[(u32, u32)]) {
+    for &(key, offset_plus_one) in slots {
+        put_u32(out, key);
+        put_u32(out, offset_plus_one);
+    }
+}
+
+/// Where each record starts in its section, and the section's length.
+fn record_offsets<T>(
+    items: impl Iterator<Item = T>,
+    mut len: impl FnMut(T) -> Result<usize, CacheError>,
+) -> Result<(Vec<u32>, usize), CacheError> {
+    let mut offsets = Vec::new();
+    let mut total = 0usize;
+    for item in items {
+        offsets.push(to_u32(total)?);
+        total = total.checked_add(len(item)?).ok_or_else(too_large)?;
+    }
+    to_u32(total)?;
+    Ok((offsets, total))
+}
+
+/// Validates `content` and encodes it as a version 5 cache file with
 /// blocks of [`BLOCK_SIZE`](super::BLOCK_SIZE) bytes.
 ///
 /// Refuses (with [`CacheError::Invalid`]) duplicate user or group names or
@@ -323,162 +435,224 @@ pub fn encode_with_block_size(
 /// [`encode_with_block_size`] without [`validate`]: writes what it is given,
 /// with right checksums. Tests use it to make the files a correct writer
 /// never writes (the reader must refuse their entries).
+///
+/// The file is written into one buffer allocated at its final size: the
+/// records straight into their sections, so that the peak memory of a
+/// refresh is the content plus one file, not the content plus every
+/// section plus the file they are copied into.
 pub(crate) fn encode_unchecked(
     content: &CacheContent,
     block_size: u32,
 ) -> Result<Vec<u8>, CacheError> {
+    // The pool holds what passwd and group lookups never read: the source
+    // and the keys.
     let mut pool = Pool::default();
     let source = pool.add(&content.source)?;
-
-    let mut gids = Vec::new();
-    let mut users = Vec::with_capacity(content.users.len() * USER_RECORD_LEN);
-    for u in &content.users {
-        let list = content
-            .user_groups
-            .get(&u.name)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let first = to_u32(gids.len() / GID_LEN)?;
-        for &gid in list {
-            put_u32(&mut gids, gid);
-        }
-        put_ref(&mut users, pool.add(&u.name)?);
-        put_u32(&mut users, u.uid);
-        put_u32(&mut users, u.gid);
-        put_ref(&mut users, pool.add(&u.gecos)?);
-        put_ref(&mut users, pool.add(&u.home)?);
-        put_ref(&mut users, pool.add(&u.shell)?);
-        put_u32(&mut users, if u.locked { USER_FLAG_LOCKED } else { 0 });
-        put_u32(&mut users, first);
-        put_u32(&mut users, to_u32(list.len())?);
-        put_u32(&mut users, 0);
-    }
-
-    // Each group's member names ready to copy into a caller's buffer:
-    // `name NUL` one after the other, not references into the pool.
-    let mut members = Vec::new();
-    let mut groups = Vec::with_capacity(content.groups.len() * GROUP_RECORD_LEN);
-    for g in &content.groups {
-        let first = to_u32(members.len())?;
-        for m in &g.members {
-            members.extend_from_slice(m.as_bytes());
-            members.push(0);
-        }
-        put_ref(&mut groups, pool.add(&g.name)?);
-        put_u32(&mut groups, g.gid);
-        put_u32(&mut groups, first);
-        put_u32(&mut groups, to_u32(g.members.len())?);
-        put_u32(&mut groups, to_u32(members.len())? - first);
-    }
-
-    // Keys go last in the string pool, so that the strings passwd and group
-    // lookups read lie exactly as in a file without keys.
     let mut keys = Vec::new();
-    let mut user_keys = Vec::with_capacity(content.users.len() * KEY_RANGE_LEN);
+    let mut extras = Vec::with_capacity(content.users.len());
     for u in &content.users {
         let own = content
             .user_keys
             .get(&u.name)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        put_u32(&mut user_keys, to_u32(keys.len() / STR_REF_LEN)?);
-        put_u32(&mut user_keys, to_u32(own.len())?);
+        extras.push(UserExtras {
+            gids: content
+                .user_groups
+                .get(&u.name)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            first_key: to_u32(keys.len() / STR_REF_LEN)?,
+            key_count: to_u32(own.len())?,
+        });
         for key in own {
             put_ref(&mut keys, pool.add(key)?);
         }
     }
+    let (user_offsets, users_len) = record_offsets(content.users.iter().zip(&extras), |(u, x)| {
+        user_record_len(u, x)
+    })?;
+    let (group_offsets, groups_len) = record_offsets(content.groups.iter(), group_record_len)?;
+    let indexes = hash_tables(content, &user_offsets, &group_offsets)?;
 
-    let Indexes {
-        seed,
-        user_names,
-        user_ids,
-        group_names,
-        group_ids,
-    } = hash_tables(content)?;
-
-    let sections: [&[u8]; KNOWN_SECTIONS] = [
-        &pool.bytes,
-        &users,
-        &user_names,
-        &user_ids,
-        &groups,
-        &group_names,
-        &group_ids,
-        &members,
-        &gids,
-        &user_keys,
-        &keys,
+    let slots_len = |t: &[(u32, u32)]| t.len() * HASH_SLOT_LEN;
+    let section_lens: [usize; KNOWN_SECTIONS] = [
+        pool.bytes.len(),
+        users_len,
+        user_offsets.len() * INDEX_ENTRY_LEN,
+        slots_len(&indexes.user_names),
+        slots_len(&indexes.user_ids),
+        groups_len,
+        group_offsets.len() * INDEX_ENTRY_LEN,
+        slots_len(&indexes.group_names),
+        slots_len(&indexes.group_ids),
+        keys.len(),
     ];
-    // Sections are laid out relative to the start of the data area first:
-    // its size gives the block count, which gives the header length, which
-    // gives where the data area starts (the next block boundary, so that a
-    // block is a page and checking it touches nothing else).
-    let mut relative = Vec::with_capacity(KNOWN_SECTIONS);
-    let mut data_len = 0usize;
-    for s in sections {
-        data_len = data_len.next_multiple_of(8);
-        relative.push((data_len, s.len()));
-        data_len = data_len.checked_add(s.len()).ok_or_else(too_large)?;
-    }
-    let block_len = block_size as usize;
-    let block_count = data_len.div_ceil(block_len);
-    let header_len = block_count
-        .checked_mul(BLOCK_CRC_LEN)
-        .and_then(|n| n.checked_add(HEADER_FIXED_LEN + KNOWN_SECTIONS * SECTION_ENTRY_LEN))
-        .ok_or_else(too_large)?;
-    let data_start = header_len
-        .checked_next_multiple_of(block_len)
-        .ok_or_else(too_large)?;
-    let file_len = data_start.checked_add(data_len).ok_or_else(too_large)?;
-    to_u32(file_len)?;
+    let layout = FileLayout::new(&section_lens, block_size)?;
 
-    let mut out = Vec::with_capacity(file_len);
+    let mut out = Vec::with_capacity(layout.file_len);
+    put_header(&mut out, content, &layout, indexes.seed, source)?;
+    out.resize(layout.data_start, 0);
+    let mut section = 0;
+    let mut start_section = |out: &mut Vec<u8>| {
+        let at = layout.sections.get(section).map_or(out.len(), |s| s.0);
+        out.resize(at, 0);
+        section += 1;
+    };
+    start_section(&mut out);
+    out.extend_from_slice(&pool.bytes);
+    start_section(&mut out);
+    for (u, x) in content.users.iter().zip(&extras) {
+        put_user_record(&mut out, u, x)?;
+    }
+    start_section(&mut out);
+    user_offsets.iter().for_each(|&off| put_u32(&mut out, off));
+    start_section(&mut out);
+    put_slots(&mut out, &indexes.user_names);
+    start_section(&mut out);
+    put_slots(&mut out, &indexes.user_ids);
+    start_section(&mut out);
+    for g in &content.groups {
+        put_group_record(&mut out, g)?;
+    }
+    start_section(&mut out);
+    group_offsets.iter().for_each(|&off| put_u32(&mut out, off));
+    start_section(&mut out);
+    put_slots(&mut out, &indexes.group_names);
+    start_section(&mut out);
+    put_slots(&mut out, &indexes.group_ids);
+    start_section(&mut out);
+    out.extend_from_slice(&keys);
+    if out.len() > layout.crc_table {
+        return Err(CacheError::Invalid(
+            "a record is longer than its computed length".to_owned(),
+        ));
+    }
+    out.resize(layout.file_len, 0);
+    put_checksums(&mut out, &layout);
+    Ok(out)
+}
+
+/// Where the parts of a file go, computed from its sections' lengths.
+struct FileLayout {
+    /// Absolute `(offset, length)` of each section.
+    sections: Vec<(usize, usize)>,
+    header_len: usize,
+    data_start: usize,
+    block_len: usize,
+    block_count: usize,
+    /// Offset of the CRC table, right after the last data block.
+    crc_table: usize,
+    crc_blocks: usize,
+    file_len: usize,
+}
+
+impl FileLayout {
+    /// Sections are laid out relative to the start of the data area first:
+    /// its size gives the block count, which gives the size of the CRC
+    /// table and so of the header, which gives where the data area starts
+    /// (the next block boundary, so that checking a block touches nothing
+    /// else).
+    fn new(section_lens: &[usize], block_size: u32) -> Result<Self, CacheError> {
+        let mut relative = Vec::with_capacity(section_lens.len());
+        let mut data_len = 0usize;
+        for &len in section_lens {
+            data_len = data_len.next_multiple_of(8);
+            relative.push((data_len, len));
+            data_len = data_len.checked_add(len).ok_or_else(too_large)?;
+        }
+        let block_len = block_size as usize;
+        let block_count = data_len.div_ceil(block_len);
+        let crc_blocks = crc_block_count(block_count, block_len).ok_or_else(too_large)?;
+        let header_len = crc_blocks
+            .checked_mul(BLOCK_CRC_LEN)
+            .and_then(|n| n.checked_add(HEADER_FIXED_LEN + section_lens.len() * SECTION_ENTRY_LEN))
+            .ok_or_else(too_large)?;
+        let data_start = header_len
+            .checked_next_multiple_of(block_len)
+            .ok_or_else(too_large)?;
+        let crc_table = block_count
+            .checked_mul(block_len)
+            .and_then(|n| n.checked_add(data_start))
+            .ok_or_else(too_large)?;
+        let file_len = crc_blocks
+            .checked_mul(block_len)
+            .and_then(|n| n.checked_add(crc_table))
+            .ok_or_else(too_large)?;
+        to_u32(file_len)?;
+        Ok(FileLayout {
+            sections: relative
+                .into_iter()
+                .map(|(off, len)| (data_start + off, len))
+                .collect(),
+            header_len,
+            data_start,
+            block_len,
+            block_count,
+            crc_table,
+            crc_blocks,
+            file_len,
+        })
+    }
+}
+
+/// The fixed header and the section table; the CRCs are filled in by
+/// [`put_checksums`].
+fn put_header(
+    out: &mut Vec<u8>,
+    content: &CacheContent,
+    layout: &FileLayout,
+    seed: u32,
+    source: (u32, u32),
+) -> Result<(), CacheError> {
     out.extend_from_slice(&MAGIC);
-    put_u32(&mut out, 0); // header CRC, filled in last
-    put_u32(&mut out, super::FORMAT_VERSION);
-    put_u32(&mut out, to_u32(header_len)?);
-    put_u32(&mut out, to_u32(KNOWN_SECTIONS)?);
-    out.extend_from_slice(&(file_len as u64).to_le_bytes());
+    put_u32(out, 0); // header CRC, filled in last
+    put_u32(out, super::FORMAT_VERSION);
+    put_u32(out, to_u32(layout.header_len)?);
+    put_u32(out, to_u32(layout.sections.len())?);
+    out.extend_from_slice(&(layout.file_len as u64).to_le_bytes());
     out.extend_from_slice(&content.generated_at.to_le_bytes());
-    put_u32(&mut out, seed);
-    put_u32(&mut out, to_u32(content.users.len())?);
-    put_u32(&mut out, to_u32(content.groups.len())?);
-    put_ref(&mut out, source);
-    put_u32(&mut out, 0); // replaced mark: not replaced
-    put_u32(&mut out, block_size);
-    put_u32(&mut out, to_u32(block_count)?);
+    put_u32(out, seed);
+    put_u32(out, to_u32(content.users.len())?);
+    put_u32(out, to_u32(content.groups.len())?);
+    put_ref(out, source);
+    put_u32(out, 0); // replaced mark: not replaced
+    put_u32(out, to_u32(layout.block_len)?);
+    put_u32(out, to_u32(layout.block_count)?);
     debug_assert_eq!(out.len(), HEADER_FIXED_LEN);
-    for (offset, len) in relative {
-        put_u32(&mut out, to_u32(data_start + offset)?);
-        put_u32(&mut out, to_u32(len)?);
+    for &(offset, len) in &layout.sections {
+        put_u32(out, to_u32(offset)?);
+        put_u32(out, to_u32(len)?);
     }
-    let crc_table = out.len();
-    out.resize(header_len, 0); // block CRCs, filled in below
-    out.resize(data_start, 0);
-    for s in sections {
-        out.resize(out.len().next_multiple_of(8), 0);
-        out.extend_from_slice(s);
-    }
-    debug_assert_eq!(out.len(), file_len);
+    Ok(())
+}
 
-    let crcs: Vec<u32> = out
-        .get(data_start..)
-        .unwrap_or_default()
-        .chunks(block_len)
-        .map(crc32fast::hash)
-        .collect();
-    debug_assert_eq!(crcs.len(), block_count);
-    for (i, crc) in crcs.into_iter().enumerate() {
-        let at = crc_table + i * BLOCK_CRC_LEN;
-        if let Some(field) = out.get_mut(at..at + BLOCK_CRC_LEN) {
+/// Fills in the CRC of every data block (the CRC table after the data
+/// area), of every block of that table (in the header) and of the header.
+fn put_checksums(out: &mut [u8], layout: &FileLayout) {
+    let (head, rest) = out.split_at_mut(layout.data_start.min(out.len()));
+    let (data, table) = rest.split_at_mut((layout.crc_table - layout.data_start).min(rest.len()));
+    for (block, field) in data
+        .chunks(layout.block_len)
+        .zip(table.chunks_exact_mut(BLOCK_CRC_LEN))
+    {
+        field.copy_from_slice(&crc32fast::hash(block).to_le_bytes());
+    }
+    let level_one = HEADER_FIXED_LEN + layout.sections.len() * SECTION_ENTRY_LEN;
+    if let Some(fields) = head.get_mut(level_one..layout.header_len) {
+        for (block, field) in table
+            .chunks(layout.block_len)
+            .zip(fields.chunks_exact_mut(BLOCK_CRC_LEN))
+        {
+            field.copy_from_slice(&crc32fast::hash(block).to_le_bytes());
+        }
+    }
+    debug_assert_eq!(table.len(), layout.crc_blocks * layout.block_len);
+    if let Some(crc) = header_crc(out, layout.data_start) {
+        if let Some(field) = out.get_mut(H_CRC..H_CRC + 4) {
             field.copy_from_slice(&crc.to_le_bytes());
         }
     }
-    let crc = header_crc(&out, data_start).ok_or_else(too_large)?;
-    if let Some(field) = out.get_mut(H_CRC..H_CRC + 4) {
-        field.copy_from_slice(&crc.to_le_bytes());
-    }
-    Ok(out)
 }
 
 /// Sets the replaced mark in the header of the cache file at
@@ -510,8 +684,13 @@ pub fn mark_replaced(dir: &Path, file_name: &str) -> io::Result<bool> {
     }
     let mut head = [0u8; H_VERSION + 4];
     file.read_exact_at(&mut head, 0)?;
+    // Version 4 keeps its mark at the same offset: marking it lets the
+    // processes that still map it (loaded before an upgrade) notice at once.
     if head.get(..MAGIC.len()) != Some(&MAGIC[..])
-        || read_u32(&head, H_VERSION) != Some(super::FORMAT_VERSION)
+        || !matches!(
+            read_u32(&head, H_VERSION),
+            Some(4) | Some(super::FORMAT_VERSION)
+        )
     {
         return Ok(false);
     }

@@ -55,9 +55,19 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize)
 }
 
-/// Where the header says the block CRC table and the data area are:
-/// `(crc_table, data_start, block_size, block_count)`, if that makes sense.
-fn block_layout(bytes: &[u8]) -> Option<(usize, usize, usize, usize)> {
+/// Where the header says the parts of the file are, if that makes sense.
+struct BlockLayout {
+    /// The CRCs of the CRC table's blocks, in the header.
+    level_one: usize,
+    data_start: usize,
+    /// The CRC table, after the last data block.
+    crc_table: usize,
+    block_size: usize,
+    block_count: usize,
+    crc_blocks: usize,
+}
+
+fn block_layout(bytes: &[u8]) -> Option<BlockLayout> {
     let header_len = u32_at(bytes, 16)?;
     let sections = u32_at(bytes, 20)?;
     let block_size = u32_at(bytes, 64)?;
@@ -65,38 +75,53 @@ fn block_layout(bytes: &[u8]) -> Option<(usize, usize, usize, usize)> {
     if !block_size.is_power_of_two() || block_size == 0 {
         return None;
     }
-    let crc_table = 72usize.checked_add(sections.checked_mul(8)?)?;
     let data_start = header_len.checked_next_multiple_of(block_size)?;
-    Some((crc_table, data_start, block_size, block_count))
+    Some(BlockLayout {
+        level_one: 72usize.checked_add(sections.checked_mul(8)?)?,
+        data_start,
+        crc_table: block_count
+            .checked_mul(block_size)?
+            .checked_add(data_start)?,
+        block_size,
+        block_count,
+        crc_blocks: block_count.checked_mul(4)?.div_ceil(block_size),
+    })
 }
 
-/// Recomputes every block CRC the table has room for.
+/// Recomputes every CRC the tables have room for: each data block's in
+/// the CRC table, then each block of that table's in the header.
 fn fix_block_crcs(bytes: &mut [u8]) {
-    let Some((crc_table, data_start, block_size, block_count)) = block_layout(bytes) else {
+    let Some(l) = block_layout(bytes) else {
         return;
     };
-    for block in 0..block_count {
-        let Some(start) = block
-            .checked_mul(block_size)
-            .and_then(|b| b.checked_add(data_start))
-            .filter(|&s| s < bytes.len())
-        else {
-            break;
-        };
-        let end = (start + block_size).min(bytes.len());
-        let crc = crc32fast::hash(&bytes[start..end]);
-        let at = crc_table + block * 4;
-        match bytes.get_mut(at..at + 4) {
-            Some(field) => field.copy_from_slice(&crc.to_le_bytes()),
-            None => break,
+    let mut fix = |count: usize, first: usize, table: usize| {
+        for block in 0..count {
+            let Some(start) = block
+                .checked_mul(l.block_size)
+                .and_then(|b| b.checked_add(first))
+                .filter(|&s| s < bytes.len())
+            else {
+                break;
+            };
+            let end = (start + l.block_size).min(bytes.len());
+            let crc = crc32fast::hash(&bytes[start..end]);
+            let Some(at) = block.checked_mul(4).and_then(|b| b.checked_add(table)) else {
+                break;
+            };
+            match bytes.get_mut(at..at.saturating_add(4)) {
+                Some(field) => field.copy_from_slice(&crc.to_le_bytes()),
+                None => break,
+            }
         }
-    }
+    };
+    fix(l.block_count, l.data_start, l.crc_table);
+    fix(l.crc_blocks, l.crc_table, l.level_one);
 }
 
 /// Recomputes the header CRC (over [12, data start)).
 fn fix_header_crc(bytes: &mut [u8]) {
     let end = block_layout(bytes)
-        .map(|(_, data_start, ..)| data_start)
+        .map(|l| l.data_start)
         .unwrap_or(bytes.len())
         .clamp(12, bytes.len());
     let crc = crc32fast::hash(&bytes[12..end]);
@@ -240,9 +265,10 @@ fn crafted_byte_changes_never_panic_nor_answer_another_key() {
         let mut parsed = 0;
         for round in 0..15_000 {
             let mut bad = bytes.clone();
-            // Half the rounds damage the data area only (the header stays
-            // valid, so the lazy reader meets the damage in a lookup);
-            // the others anywhere past the magic, the CRC table included.
+            // Half the rounds damage the end of the file only: the last
+            // data blocks and the CRC table (the header stays valid, so
+            // the lazy reader meets the damage in a lookup); the others
+            // anywhere past the magic.
             let from = if round % 2 == 0 {
                 bytes.len() - 700.min(bytes.len() - 12)
             } else {
@@ -328,10 +354,12 @@ fn section(bytes: &[u8], i: usize) -> (usize, usize) {
 #[test]
 fn crafted_ids_and_separators_are_refused_with_right_checksums() {
     let bytes = encode_with_block_size(&content(), 64).unwrap();
-    let (users_at, users_len) = section(&bytes, 1);
-    assert_eq!(users_len, 12 * 56);
-    // Which record holds u3 (records are in enumeration order, u0 first).
-    let record = users_at + 3 * 56;
+    let (users_at, _) = section(&bytes, 1);
+    let (index_at, index_len) = section(&bytes, 2);
+    assert_eq!(index_len, 12 * 4);
+    // Where u3's record starts (the index is in enumeration order, u0
+    // first); uid and gid are its first two fields.
+    let record = users_at + u32_at(&bytes, index_at + 3 * 4).unwrap();
     let refused = |bad: &[u8], what: &str| {
         for view in [
             CacheView::parse(bad).unwrap(),
@@ -352,17 +380,17 @@ fn crafted_ids_and_separators_are_refused_with_right_checksums() {
             assert_eq!(answered, 11, "{what}");
         }
     };
-    for (field, value) in [(8, 0u32), (12, 0), (12, u32::MAX)] {
+    for (field, value) in [(0, 0u32), (4, 0), (4, u32::MAX)] {
         let mut bad = bytes.clone();
         bad[record + field..record + field + 4].copy_from_slice(&value.to_le_bytes());
         fix_crc(&mut bad);
         refused(&bad, &format!("record field {field} = {value}"));
     }
-    // The home of u3, "/home/u3", lives once in the string pool.
+    // The home of u3, "/home/u3", lives once, in its record.
     let home = bytes
         .windows(8)
         .position(|w| w == b"/home/u3")
-        .expect("home in the pool");
+        .expect("home in the record");
     for byte in [b':', b'\n', 0] {
         let mut bad = bytes.clone();
         bad[home + 5] = byte;
