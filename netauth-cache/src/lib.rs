@@ -180,6 +180,8 @@
 //! A string ref is `(offset, length)` relative to the start of STRINGS.
 
 pub mod clean;
+#[doc(hidden)]
+pub mod crafting;
 mod format;
 mod reader;
 pub mod trusted;

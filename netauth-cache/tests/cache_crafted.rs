@@ -55,83 +55,8 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize)
 }
 
-/// Where the header says the parts of the file are, if that makes sense.
-struct BlockLayout {
-    /// The CRCs of the CRC table's blocks, in the header.
-    level_one: usize,
-    data_start: usize,
-    /// The CRC table, after the last data block.
-    crc_table: usize,
-    block_size: usize,
-    block_count: usize,
-    crc_blocks: usize,
-}
-
-fn block_layout(bytes: &[u8]) -> Option<BlockLayout> {
-    let header_len = u32_at(bytes, 16)?;
-    let sections = u32_at(bytes, 20)?;
-    let block_size = u32_at(bytes, 64)?;
-    let block_count = u32_at(bytes, 68)?;
-    if !block_size.is_power_of_two() || block_size == 0 {
-        return None;
-    }
-    let data_start = header_len.checked_next_multiple_of(block_size)?;
-    Some(BlockLayout {
-        level_one: 72usize.checked_add(sections.checked_mul(8)?)?,
-        data_start,
-        crc_table: block_count
-            .checked_mul(block_size)?
-            .checked_add(data_start)?,
-        block_size,
-        block_count,
-        crc_blocks: block_count.checked_mul(4)?.div_ceil(block_size),
-    })
-}
-
-/// Recomputes every CRC the tables have room for: each data block's in
-/// the CRC table, then each block of that table's in the header.
-fn fix_block_crcs(bytes: &mut [u8]) {
-    let Some(l) = block_layout(bytes) else {
-        return;
-    };
-    let mut fix = |count: usize, first: usize, table: usize| {
-        for block in 0..count {
-            let Some(start) = block
-                .checked_mul(l.block_size)
-                .and_then(|b| b.checked_add(first))
-                .filter(|&s| s < bytes.len())
-            else {
-                break;
-            };
-            let end = (start + l.block_size).min(bytes.len());
-            let crc = crc32fast::hash(&bytes[start..end]);
-            let Some(at) = block.checked_mul(4).and_then(|b| b.checked_add(table)) else {
-                break;
-            };
-            match bytes.get_mut(at..at.saturating_add(4)) {
-                Some(field) => field.copy_from_slice(&crc.to_le_bytes()),
-                None => break,
-            }
-        }
-    };
-    fix(l.block_count, l.data_start, l.crc_table);
-    fix(l.crc_blocks, l.crc_table, l.level_one);
-}
-
-/// Recomputes the header CRC (over [12, data start)).
-fn fix_header_crc(bytes: &mut [u8]) {
-    let end = block_layout(bytes)
-        .map(|l| l.data_start)
-        .unwrap_or(bytes.len())
-        .clamp(12, bytes.len());
-    let crc = crc32fast::hash(&bytes[12..end]);
-    bytes[8..12].copy_from_slice(&crc.to_le_bytes());
-}
-
-fn fix_crc(bytes: &mut [u8]) {
-    fix_block_crcs(bytes);
-    fix_header_crc(bytes);
-}
+use netauth_cache::crafting::reseal_header as fix_header_crc;
+use netauth_cache::crafting::{reseal as fix_crc, reseal_blocks as fix_block_crcs};
 
 /// Runs [`exercise`] on the file both ways the reader checks it: as a
 /// whole, and block by block on first use. Returns whether either accepted

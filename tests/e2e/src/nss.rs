@@ -299,23 +299,7 @@ pub fn sample_content() -> CacheContent {
 /// header CRC), as a hostile writer would after changing bytes: the reader
 /// must then refuse the entry on its contents alone.
 pub fn reseal(bytes: &mut [u8]) {
-    let u32_at =
-        |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
-    let header_len = u32_at(bytes, 16);
-    let sections = u32_at(bytes, 20);
-    let block_size = u32_at(bytes, 64);
-    let block_count = u32_at(bytes, 68);
-    let crc_table = 72 + 8 * sections;
-    let data_start = header_len.next_multiple_of(block_size);
-    for block in 0..block_count {
-        let start = data_start + block * block_size;
-        let end = (start + block_size).min(bytes.len());
-        let crc = crc32fast::hash(&bytes[start..end]);
-        let at = crc_table + 4 * block;
-        bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
-    }
-    let crc = crc32fast::hash(&bytes[12..data_start]);
-    bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+    netauth_cache::crafting::reseal(bytes);
 }
 
 pub fn encode_content(content: &CacheContent) -> Vec<u8> {

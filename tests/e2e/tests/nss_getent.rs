@@ -231,9 +231,15 @@ fn missing_cache_is_not_found_without_crash() {
 #[test]
 fn corrupt_or_foreign_cache_is_not_found_without_crash() {
     let good = encode_content(&sample_content());
+    // A flipped bit in na_alice's record: the block a lookup of her reads
+    // (blocks it does not read are checked when another lookup reads them).
     let mut flipped = good.clone();
-    let middle = flipped.len() / 2;
-    flipped[middle] ^= 0x10;
+    let home = b"/home/na_alice";
+    let at = good
+        .windows(home.len())
+        .position(|w| w == home)
+        .expect("na_alice's home in her record");
+    flipped[at + 3] ^= 0x10;
     let truncated = &good[..good.len() - 1];
     let foreign = b"root:x:0:0:root:/root:/bin/bash\n".to_vec();
     for bad in [&flipped[..], truncated, &foreign[..], &[][..]] {
@@ -370,7 +376,7 @@ fn an_entry_the_writer_never_writes_is_refused_and_skipped_by_enumeration() {
     let at = cache
         .windows(home.len())
         .position(|w| w == home)
-        .expect("na_bob's home in the string pool");
+        .expect("na_bob's home in his record");
     cache[at + 8] = b':';
     reseal(&mut cache);
 
