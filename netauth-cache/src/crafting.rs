@@ -15,6 +15,7 @@ struct Parts {
     data_start: usize,
     crc_table: usize,
     block_len: usize,
+    table_block_len: usize,
     block_count: usize,
     table_blocks: usize,
 }
@@ -38,23 +39,24 @@ fn parts(bytes: &[u8]) -> Option<Parts> {
             .checked_mul(block_len)?
             .checked_add(data_start)?,
         block_len,
+        table_block_len: table_block_len(block_len)?,
         block_count,
         table_blocks: crc_block_count(block_count, block_len)?,
     })
 }
 
-/// Writes the CRC of each of `count` blocks from `first` into the table at
-/// `table`, as far as the file holds both.
-fn fix_crcs(bytes: &mut [u8], p: &Parts, count: usize, first: usize, table: usize) {
+/// Writes the CRC of each of `count` blocks of `len` from `first` into the
+/// table at `table`, as far as the file holds both.
+fn fix_crcs(bytes: &mut [u8], len: usize, count: usize, first: usize, table: usize) {
     for block in 0..count {
         let Some(start) = block
-            .checked_mul(p.block_len)
+            .checked_mul(len)
             .and_then(|b| b.checked_add(first))
             .filter(|&s| s < bytes.len())
         else {
             return;
         };
-        let end = start.saturating_add(p.block_len).min(bytes.len());
+        let end = start.saturating_add(len).min(bytes.len());
         let crc = bytes.get(start..end).map(crc32fast::hash).unwrap_or(0);
         let Some(field) = block
             .checked_mul(BLOCK_CRC_LEN)
@@ -73,8 +75,14 @@ pub fn reseal_blocks(bytes: &mut [u8]) {
     let Some(p) = parts(bytes) else {
         return;
     };
-    fix_crcs(bytes, &p, p.block_count, p.data_start, p.crc_table);
-    fix_crcs(bytes, &p, p.table_blocks, p.crc_table, p.level_one);
+    fix_crcs(bytes, p.block_len, p.block_count, p.data_start, p.crc_table);
+    fix_crcs(
+        bytes,
+        p.table_block_len,
+        p.table_blocks,
+        p.crc_table,
+        p.level_one,
+    );
 }
 
 /// Recomputes the header CRC (over `[12, data start)`, the replaced mark

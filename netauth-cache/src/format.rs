@@ -66,11 +66,26 @@ pub(crate) const H_BLOCK_SIZE: usize = 64;
 /// How many data blocks there are (the CRC table's blocks not counted).
 pub(crate) const H_BLOCK_COUNT: usize = 68;
 
-/// How many blocks of `block_len` bytes the CRC table of `block_count`
-/// data blocks takes (it follows the data area, each of its blocks covered
+/// The shortest block of the CRC table (a page, 1,024 CRCs): small data
+/// blocks keep a lookup's first check short, larger table blocks keep
+/// their CRCs, which the header holds, few.
+pub(crate) const MIN_TABLE_BLOCK_LEN: usize = 4096;
+
+/// The length of a block of the CRC table, for data blocks of `block_len`
+/// (a power of two): a page, or a data block if that is longer.
+pub(crate) fn table_block_len(block_len: usize) -> Option<usize> {
+    Some(block_len.max(MIN_TABLE_BLOCK_LEN))
+}
+
+/// How many blocks the CRC table of `block_count` data blocks of
+/// `block_len` takes (it follows the data area, each of its blocks covered
 /// by a CRC in the header).
 pub(crate) fn crc_block_count(block_count: usize, block_len: usize) -> Option<usize> {
-    Some(block_count.checked_mul(BLOCK_CRC_LEN)?.div_ceil(block_len))
+    Some(
+        block_count
+            .checked_mul(BLOCK_CRC_LEN)?
+            .div_ceil(table_block_len(block_len)?),
+    )
 }
 
 /// Reads a little-endian u16 at `off`, or `None` if it is out of bounds.

@@ -41,12 +41,13 @@
 //!   and a change of the file's owner or mode are noticed by the `stat`
 //!   each reader makes at most once a second anyway.
 //! * **Checked before trusted, block by block.** Every data block of
-//!   1 KiB ([`BLOCK_SIZE`]) has a CRC-32 in a table after the data area;
-//!   every block of that table has a CRC-32 in the header, which carries a
-//!   magic, a version, the file length and a CRC-32 of its own over all of
-//!   it. When the module maps a file it checks only the header (magic,
-//!   version, length, header CRC, every section bound), which stays within
-//!   one block up to about 250 MB of data: a truncated, foreign or otherwise
+//!   256 bytes ([`BLOCK_SIZE`]) has a CRC-32 in a table after the data
+//!   area; every block of that table (a page: 1,024 CRCs) has a CRC-32 in
+//!   the header, which carries a magic, a version,
+//!   the file length and a CRC-32 of its own over all of it. When the
+//!   module maps a file it checks only the header (magic, version, length,
+//!   header CRC, every section bound), which stays within one page up to
+//!   about 250 MB of data: a truncated, foreign or otherwise
 //!   damaged header refuses the file as a whole (`UNAVAIL`). A data block
 //!   is checked the first time a lookup reads any byte of it (and the
 //!   block of the CRC table holding its CRC, the first time that is
@@ -116,7 +117,7 @@
 //!  52  source: offset u32, length u32 into STRINGS
 //!  60  replaced mark u32: 0 as written, 1 once the writer has put another
 //!      file at the path; counted as 0 by the header CRC
-//!  64  block_size u32 (a power of two, 64 to 1 MiB; 1024 as written)
+//!  64  block_size u32 (a power of two, 64 to 1 MiB; 256 as written)
 //!  68  block_count u32: data blocks, ceil(data length / block_size)
 //! section table: section_count x (offset u32, length u32), absolute
 //!   offsets, every section inside the data area
@@ -150,9 +151,10 @@
 //!   block_count blocks
 //! CRC table: block_count x crc32 u32, block i covering
 //!   [data_start + i * block_size, data_start + (i + 1) * block_size),
-//!   zero-padded to table_blocks = ceil(4 * block_count / block_size)
-//!   blocks; file_len = data_start + (block_count + table_blocks) *
-//!   block_size
+//!   zero-padded to table_blocks blocks of table_block = max(4096,
+//!   block_size) bytes: table_blocks = ceil(4 * block_count /
+//!   table_block); file_len = data_start + block_count * block_size +
+//!   table_blocks * table_block
 //! ```
 //!
 //! The id hash is the MurmurHash3 finaliser of the id mixed with the
@@ -210,9 +212,9 @@ pub const FORMAT_VERSION: u32 = 5;
 /// volatile read: it is the one word that may change under a mapping) to
 /// learn, without a system call, that it should map the path again.
 pub const REPLACED_MARK_OFFSET: usize = format::H_REPLACED;
-/// The size of the blocks [`encode`] checksums one by one: a quarter of a
-/// page, so that the first lookup to touch a block checks 1 KiB, not 4.
-pub const BLOCK_SIZE: u32 = 1024;
+/// The size of the blocks [`encode`] checksums one by one: the first lookup
+/// to touch a block checks 256 bytes (four cache lines), not a page.
+pub const BLOCK_SIZE: u32 = 256;
 /// Longest user or group name the writer accepts (glibc's LOGIN_NAME_MAX
 /// minus the terminator).
 pub const MAX_NAME_LEN: usize = 255;

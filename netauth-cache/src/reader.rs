@@ -35,6 +35,8 @@ struct Layout {
     block_count: usize,
     /// Blocks of the CRC table.
     crc_blocks: usize,
+    /// log2 of the length of a block of the CRC table.
+    table_shift: u32,
 }
 
 /// `(offset, length)` of a section, absolute, inside the data area.
@@ -62,6 +64,8 @@ struct Checked<'a> {
     block_shift: u32,
     crc_table: usize,
     level_one: usize,
+    /// log2 of the length of a block of the CRC table.
+    table_shift: u32,
     /// One bit per block, set once the block's CRC matched; `None` when
     /// every block was verified up front ([`CacheView::parse`]).
     verified: Option<&'a Verified>,
@@ -204,7 +208,7 @@ impl<'a> Checked<'a> {
     /// CRC matches its own CRC in the (checked) header, once per mapping.
     fn ensure_table_verified(&self, verified: &Verified, block: usize) -> Result<(), Fault> {
         let table_block =
-            block.checked_mul(BLOCK_CRC_LEN).ok_or(Fault::OutOfBounds)? >> self.block_shift;
+            block.checked_mul(BLOCK_CRC_LEN).ok_or(Fault::OutOfBounds)? >> self.table_shift;
         let word = verified
             .table_bits
             .get(table_block / 64)
@@ -225,13 +229,12 @@ impl<'a> Checked<'a> {
     /// Compares block `table_block` of the CRC table with its CRC in the
     /// header.
     fn check_table_block(&self, table_block: usize) -> Result<(), Fault> {
+        let shift = self.table_shift;
         let start = table_block
-            .checked_shl(self.block_shift)
+            .checked_shl(shift)
             .and_then(|rel| rel.checked_add(self.crc_table))
             .ok_or(Fault::OutOfBounds)?;
-        let end = start
-            .checked_add(1 << self.block_shift)
-            .ok_or(Fault::OutOfBounds)?;
+        let end = start.checked_add(1 << shift).ok_or(Fault::OutOfBounds)?;
         let bytes = self.file.get(start..end).ok_or(Fault::OutOfBounds)?;
         let stored = table_block
             .checked_mul(BLOCK_CRC_LEN)
@@ -368,7 +371,7 @@ impl Layout {
             .checked_mul(block_len)
             .and_then(|n| n.checked_add(data_start));
         let expected_len = crc_table
-            .zip(crc_blocks.checked_mul(block_len))
+            .zip(table_block_len(block_len).and_then(|len| crc_blocks.checked_mul(len)))
             .and_then(|(table, len)| table.checked_add(len));
         let Some(crc_table) = crc_table.filter(|_| expected_len == Some(bytes.len())) else {
             return Err(CacheError::Corrupt("block count does not match the length"));
@@ -436,6 +439,9 @@ impl Layout {
             block_shift: block_size.trailing_zeros(),
             block_count,
             crc_blocks,
+            table_shift: table_block_len(block_len)
+                .unwrap_or(MIN_TABLE_BLOCK_LEN)
+                .trailing_zeros(),
         })
     }
 }
@@ -571,6 +577,8 @@ pub struct UserRecord<'a> {
     pub groups: Gids<'a>,
     /// The user's range in KEYS: first entry, count.
     keys: (u32, u32),
+    /// Gecos, home and shell as stored, one after the other.
+    fields: &'a [u8],
 }
 
 /// One group entry, borrowed from the file.
@@ -749,53 +757,37 @@ impl<'a> Iterator for Keys<'a> {
 
 impl ExactSizeIterator for Keys<'_> {}
 
-/// Per byte value: [`BAD_IN_NAME`] if a served name may not hold it (what a
-/// passwd or group line parser splits on, `:`, `,` and newline, other white
-/// space and control bytes, DEL, NUL), [`BAD_IN_FIELD`] if a gecos, home or
-/// shell may not (`:`, control bytes, DEL). The writer refuses them all.
-// Indexes are below 256 (a byte value) in a table of 256: cannot panic.
-#[allow(clippy::indexing_slicing)]
-static BYTE_RULES: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let byte = b as u8;
-        if byte <= b' ' || byte == b':' || byte == b',' || byte == 0x7f {
-            table[b] |= BAD_IN_NAME;
-        }
-        if byte < b' ' || byte == b':' || byte == 0x7f {
-            table[b] |= BAD_IN_FIELD;
-        }
-        b += 1;
-    }
-    table
-};
-const BAD_IN_NAME: u8 = 1;
-const BAD_IN_FIELD: u8 = 2;
-
-/// Whether a byte of `s` breaks `rule`: one table load a byte and no early
-/// exit, so the loop is short and branch-free (a lookup checks a few short
-/// strings; a group can have thousands of member names).
-// A `u8` index into a table of 256 entries cannot panic.
-#[allow(clippy::indexing_slicing)]
+/// Whether a byte of `s` is one a served name may not hold: what a passwd
+/// or group line parser splits on (`:`, `,`, newline), other white space
+/// and control bytes, DEL, NUL. Compares without branches or table loads,
+/// which the compiler turns into vector code: a lookup checks every string
+/// of the entry it returns.
 #[inline(always)]
-fn breaks(s: &[u8], rule: u8) -> bool {
-    s.iter()
-        .fold(0u8, |found, &b| found | BYTE_RULES[usize::from(b)])
-        & rule
-        != 0
+fn breaks_name(s: &[u8]) -> bool {
+    s.iter().fold(false, |bad, &b| {
+        bad | (b <= b' ') | (b == b':') | (b == b',') | (b == 0x7f)
+    })
+}
+
+/// Whether a byte of `s` is one a gecos, home or shell may not hold: `:`,
+/// control bytes, DEL.
+#[inline(always)]
+fn breaks_field(s: &[u8]) -> bool {
+    s.iter().fold(false, |bad, &b| {
+        bad | (b < b' ') | (b == b':') | (b == 0x7f)
+    })
 }
 
 /// A name the writer could have written.
 #[inline(always)]
 fn safe_name(s: &[u8]) -> bool {
-    !s.is_empty() && !breaks(s, BAD_IN_NAME)
+    !s.is_empty() && !breaks_name(s)
 }
 
 /// A gecos, home or shell the writer could have written.
 #[inline(always)]
 fn safe_field(s: &[u8]) -> bool {
-    !breaks(s, BAD_IN_FIELD)
+    !breaks_field(s)
 }
 
 /// Ids never served: 0 (root) and `(uid_t)-1` ("no change" to chown).
@@ -812,7 +804,9 @@ fn check_user(user: UserRecord<'_>) -> Result<UserRecord<'_>, Fault> {
     if !safe_name(user.name) {
         return Err(Fault::Unsafe(Refusal::UserName));
     }
-    if !safe_field(user.gecos) || !safe_field(user.home) || !safe_field(user.shell) {
+    // Gecos, home and shell lie one after the other in the record: one
+    // pass over the three.
+    if !safe_field(user.fields) {
         return Err(Fault::Unsafe(Refusal::UserField));
     }
     if reserved_id(user.uid) || reserved_id(user.gid) {
@@ -858,6 +852,7 @@ impl<'a> CacheView<'a> {
                 block_shift: layout.block_shift,
                 crc_table: layout.crc_table,
                 level_one: layout.level_one,
+                table_shift: layout.table_shift,
                 verified,
             },
             layout,
@@ -1003,9 +998,11 @@ impl<'a> CacheView<'a> {
             body_len,
         )?;
         let (name, rest) = body.split_at_checked(name_len).ok_or(BAD)?;
-        let (gecos, rest) = rest.split_at_checked(gecos_len).ok_or(BAD)?;
-        let (home, rest) = rest.split_at_checked(home_len).ok_or(BAD)?;
-        let (shell, gids) = rest.split_at_checked(shell_len).ok_or(BAD)?;
+        let (fields, gids) = rest
+            .split_at_checked(gecos_len + home_len + shell_len)
+            .ok_or(BAD)?;
+        let (gecos, rest) = fields.split_at_checked(gecos_len).ok_or(BAD)?;
+        let (home, shell) = rest.split_at_checked(home_len).ok_or(BAD)?;
         Ok(UserRecord {
             name,
             uid: n(0)?,
@@ -1016,30 +1013,17 @@ impl<'a> CacheView<'a> {
             locked: n(8)? & USER_FLAG_LOCKED != 0,
             groups: Gids { raw: gids },
             keys: (n(16)?, n(20)?),
+            fields,
         })
     }
 
     /// The user record at `offset` whose name is `name`, if it is that.
-    /// Reads the head and the name only, so that a probe that meets another
-    /// name reads no more of its record.
+    /// The record is read in one piece either way: a slot whose hash
+    /// matches another name is rare.
     #[inline(always)]
     fn user_named_at(&self, offset: usize, name: &[u8]) -> Result<Option<UserRecord<'a>>, Fault> {
-        let users = self.sec(SEC_USERS);
-        let head = self.file.in_section(users, offset, USER_HEAD_LEN)?;
-        if read_u16(head, 24).map(usize::from) != Some(name.len()) {
-            return Ok(None);
-        }
-        let stored = self.file.in_section(
-            users,
-            offset
-                .checked_add(USER_HEAD_LEN)
-                .ok_or(Fault::OutOfBounds)?,
-            name.len(),
-        )?;
-        if stored != name {
-            return Ok(None);
-        }
-        self.read_user_at(offset).map(Some)
+        let user = self.read_user_at(offset)?;
+        Ok((user.name == name).then_some(user))
     }
 
     /// As [`read_user`](Self::read_user), for groups.

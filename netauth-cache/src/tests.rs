@@ -550,7 +550,7 @@ fn a_lookup_checks_only_the_blocks_it_reads() {
 fn crc_table(bytes: &[u8], block_size: u32) -> (usize, usize) {
     let blocks = LazyCheck::new(bytes).unwrap().block_count();
     let start = block_range(bytes, block_size, blocks - 1).end;
-    (start, (blocks * 4).div_ceil(block_size as usize))
+    (start, (blocks * 4).div_ceil(4096.max(block_size as usize)))
 }
 
 /// The data blocks' CRCs lie in a table after the data area, each block
@@ -567,11 +567,14 @@ fn a_damaged_crc_table_block_fails_only_the_lookups_it_vouches_for() {
     let expected: Vec<String> = queries.iter().map(|q| run(&good, q).unwrap()).collect();
     let reads: Vec<Vec<usize>> = queries.iter().map(|q| blocks_read(&bytes, q)).collect();
     let (table, table_blocks) = crc_table(&bytes, block_size);
-    assert_eq!(table + table_blocks * block_size as usize, bytes.len());
-    let per_table_block = block_size as usize / 4;
+    // A block of the table is a page long.
+    let table_block_len = 4096;
+    assert_eq!(table + table_blocks * table_block_len, bytes.len());
+    assert!(table_blocks >= 3, "{table_blocks}");
+    let per_table_block = table_block_len / 4;
     for table_block in [0, table_blocks / 2, table_blocks - 1] {
         let mut bad = bytes.clone();
-        bad[table + table_block * block_size as usize + 5] ^= 4;
+        bad[table + table_block * table_block_len + 5] ^= 4;
         assert!(CacheView::parse(&bad).is_err());
         let check = LazyCheck::new(&bad).expect("the header is intact");
         let view = check.view(&bad).unwrap();

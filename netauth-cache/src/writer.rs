@@ -575,8 +575,8 @@ impl FileLayout {
             .checked_mul(block_len)
             .and_then(|n| n.checked_add(data_start))
             .ok_or_else(too_large)?;
-        let file_len = crc_blocks
-            .checked_mul(block_len)
+        let file_len = table_block_len(block_len)
+            .and_then(|len| crc_blocks.checked_mul(len))
             .and_then(|n| n.checked_add(crc_table))
             .ok_or_else(too_large)?;
         to_u32(file_len)?;
@@ -641,13 +641,16 @@ fn put_checksums(out: &mut [u8], layout: &FileLayout) {
     let level_one = HEADER_FIXED_LEN + layout.sections.len() * SECTION_ENTRY_LEN;
     if let Some(fields) = head.get_mut(level_one..layout.header_len) {
         for (block, field) in table
-            .chunks(layout.block_len)
+            .chunks(table_block_len(layout.block_len).unwrap_or(MIN_TABLE_BLOCK_LEN))
             .zip(fields.chunks_exact_mut(BLOCK_CRC_LEN))
         {
             field.copy_from_slice(&crc32fast::hash(block).to_le_bytes());
         }
     }
-    debug_assert_eq!(table.len(), layout.crc_blocks * layout.block_len);
+    debug_assert_eq!(
+        table.len(),
+        layout.crc_blocks * layout.block_len.max(MIN_TABLE_BLOCK_LEN)
+    );
     if let Some(crc) = header_crc(out, layout.data_start) {
         if let Some(field) = out.get_mut(H_CRC..H_CRC + 4) {
             field.copy_from_slice(&crc.to_le_bytes());

@@ -18,7 +18,8 @@
 //!     With --callgrind, each module's lookups are also counted in
 //!     instructions under valgrind (LOOKUPS per operation, and one first
 //!     lookup; nss_netauth and the floor only): repeatable where
-//!     wall-clock time is not.
+//!     wall-clock time is not. NSS_BENCH_KEEP_CALLGRIND=DIR keeps the
+//!     callgrind files there, for `callgrind_annotate`.
 //! nss_bench count OP N        N lookups of OP, for callgrind
 //! nss_bench measure VARIANT USERS GROUPS MS CALLS LOOPS FRESH SEED check|no-check
 //!     one round of one module, inside its namespace
@@ -951,6 +952,12 @@ fn count_instructions(
         ],
     )?;
     let text = std::fs::read_to_string(&out_file).map_err(|e| format!("{out_file:?}: {e}"))?;
+    // Kept on request, for callgrind_annotate: where the instructions go.
+    if let Some(keep) = std::env::var_os("NSS_BENCH_KEEP_CALLGRIND") {
+        let name = out_file.file_name().unwrap_or_default();
+        std::fs::copy(&out_file, PathBuf::from(keep).join(name))
+            .map_err(|e| format!("keep {out_file:?}: {e}"))?;
+    }
     let total: u64 = text
         .lines()
         .find_map(|l| {
