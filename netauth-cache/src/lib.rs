@@ -136,8 +136,8 @@
 //!                  as for names, the first slot probed by the id hash
 //!   5 GROUPS       group records: gid u32, member count u32, member
 //!                  list length u32, name length u16, 2 zero bytes (16
-//!                  bytes), then the name, then the member names, each
-//!                  followed by a NUL
+//!                  bytes), then the name, then each member name's length
+//!                  (u8), then the member names, each followed by a NUL
 //!   6 GROUP_INDEX  group_count x u32, as USER_INDEX
 //!   7 GROUP_NAMES  hash slots as for users
 //!   8 GROUP_IDS    hash slots (gid u32, record offset + 1) as for uids

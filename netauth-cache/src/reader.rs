@@ -615,22 +615,23 @@ impl ExactSizeIterator for Gids<'_> {}
 
 /// A group's member names, stored ready to copy: each name followed by a
 /// NUL, one after the other (`alice\0bob\0`), in one range of the file
-/// whose blocks were checked when the record was read. The list is checked
-/// as a whole ([`joined`](Self::joined), which hands out the bytes for one
-/// copy; the iterator does it before its first name): a list holding a name
-/// the writer never writes, or not exactly as many names as the record
-/// says, gives an error and no name at all.
+/// whose blocks were checked when the record was read, with each name's
+/// length (a byte) beside them. The list is checked as a whole
+/// ([`joined`](Self::joined), which hands out the bytes for one copy; the
+/// iterator does it before its first name): a list holding a name the
+/// writer never writes, or names other than the lengths say, gives an error
+/// and no name at all.
 #[derive(Clone)]
 pub struct Members<'a> {
+    lens: &'a [u8],
     list: &'a [u8],
-    count: usize,
     checked: bool,
 }
 
 impl std::fmt::Debug for Members<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Members")
-            .field("count", &self.count)
+            .field("count", &self.lens.len())
             .finish()
     }
 }
@@ -638,36 +639,54 @@ impl std::fmt::Debug for Members<'_> {
 impl<'a> Members<'a> {
     /// How many members are left.
     pub fn count_left(&self) -> usize {
-        self.count
+        self.lens.len()
     }
 
     /// The remaining names as stored, each followed by its NUL, once every
     /// one is known to be a name the writer could have written (not empty,
-    /// no separator, white space or control byte) and their number is the
-    /// record's member count. One pass over the bytes.
+    /// no separator, white space or control byte) and the names are exactly
+    /// those the lengths give. Two passes of vector compares over the bytes
+    /// (a department's list is tens of kilobytes) and a few instructions
+    /// per name.
     pub fn joined(&self) -> Result<&'a [u8], CacheError> {
-        // Three passes of compares without branches or table loads, which
-        // the compiler vectorises: a department's list is tens of
-        // kilobytes. A name may not hold what BAD_IN_NAME forbids (the
-        // same bytes, NUL aside: it separates the names here).
+        const MISMATCH: CacheError = CacheError::Corrupt("member list does not match its lengths");
         let list = self.list;
+        // A name may not hold what a served name may not (NUL aside: it
+        // ends each name here).
         let bad = list.iter().fold(false, |bad, &b| {
             bad | (b.wrapping_sub(1) < b' ') | (b == b':') | (b == b',') | (b == 0x7f)
         });
-        let names = list.iter().filter(|&&b| b == 0).count();
-        let empty_name = list.first() == Some(&0)
-            || list
-                .iter()
-                .zip(list.iter().skip(1))
-                .fold(false, |found, (&a, &b)| found | ((a | b) == 0));
-        let at_start = list.last().is_none_or(|&b| b == 0);
-        if bad || empty_name {
+        if bad || self.lens.contains(&0) {
             return Err(CacheError::UnsafeEntry(Refusal::MemberName.describe()));
         }
-        if names != self.count || !at_start {
-            return Err(CacheError::Corrupt("member list does not match its count"));
+        let nuls = list.iter().fold(0usize, |n, &b| n + usize::from(b == 0));
+        if nuls != self.lens.len() {
+            return Err(MISMATCH);
         }
-        Ok(self.list)
+        // Every length lands on a NUL: with as many NULs as names, there is
+        // none inside a name.
+        let mut at = 0usize;
+        for &len in self.lens {
+            at += usize::from(len);
+            if list.get(at) != Some(&0) {
+                return Err(MISMATCH);
+            }
+            at += 1;
+        }
+        if at != list.len() {
+            return Err(MISMATCH);
+        }
+        Ok(list)
+    }
+
+    /// Where each remaining name starts in [`joined`](Self::joined)'s
+    /// bytes, from the lengths alone (call `joined` first).
+    pub fn starts(&self) -> impl Iterator<Item = usize> + 'a {
+        self.lens.iter().scan(0usize, |at, &len| {
+            let start = *at;
+            *at += usize::from(len) + 1;
+            Some(start)
+        })
     }
 }
 
@@ -678,33 +697,24 @@ impl<'a> Iterator for Members<'a> {
         if !self.checked {
             self.checked = true;
             if let Err(e) = self.joined() {
+                self.lens = &[];
                 self.list = &[];
-                self.count = 0;
                 return Some(Err(e));
             }
         }
-        if self.count == 0 {
-            return None;
-        }
-        self.count -= 1;
-        let Some(end) = self.list.iter().position(|&b| b == 0) else {
-            self.list = &[];
-            self.count = 0;
-            return Some(Err(CacheError::Corrupt(
-                "member list does not match its count",
-            )));
-        };
-        let (name, rest) = self.list.split_at(end);
+        let (&len, lens) = self.lens.split_first()?;
+        self.lens = lens;
+        // Checked by `joined`: the name and its NUL are in the list.
+        let (name, rest) = self
+            .list
+            .split_at_checked(usize::from(len))
+            .unwrap_or((self.list, &[]));
         self.list = rest.get(1..).unwrap_or_default();
-        Some(if safe_name(name) {
-            Ok(name)
-        } else {
-            Err(CacheError::UnsafeEntry(Refusal::MemberName.describe()))
-        })
+        Some(Ok(name))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.count, Some(self.count))
+        (self.lens.len(), Some(self.lens.len()))
     }
 }
 
@@ -1037,7 +1047,7 @@ impl<'a> CacheView<'a> {
     }
 
     /// The group record at `offset` in GROUPS: its fixed head, then in one
-    /// piece its name and member list.
+    /// piece its name, its members' lengths and its member list.
     #[inline(always)]
     fn read_group_at(&self, offset: usize) -> Result<GroupRecord<'a>, Fault> {
         const BAD: Fault = Fault::OutOfBounds;
@@ -1047,18 +1057,23 @@ impl<'a> CacheView<'a> {
         let count = u32_to_usize(n(4)?);
         let list_len = u32_to_usize(n(8)?);
         let name_len = read_u16(head, 12).map(usize::from).ok_or(BAD)?;
+        let body_len = name_len
+            .checked_add(count)
+            .and_then(|n| n.checked_add(list_len))
+            .ok_or(BAD)?;
         let body = self.file.in_section(
             groups,
             offset.checked_add(GROUP_HEAD_LEN).ok_or(BAD)?,
-            name_len.checked_add(list_len).ok_or(BAD)?,
+            body_len,
         )?;
-        let (name, list) = body.split_at_checked(name_len).ok_or(BAD)?;
+        let (name, rest) = body.split_at_checked(name_len).ok_or(BAD)?;
+        let (lens, list) = rest.split_at_checked(count).ok_or(BAD)?;
         Ok(GroupRecord {
             name,
             gid: n(0)?,
             members: Members {
+                lens,
                 list,
-                count,
                 checked: false,
             },
         })
@@ -1291,26 +1306,40 @@ mod tests {
         for b in 1..=255u8 {
             let list = [b, 0];
             let members = Members {
+                lens: &[1],
                 list: &list,
-                count: 1,
                 checked: false,
             };
             assert_eq!(members.joined().is_ok(), safe_name(&[b]), "byte {b:#x}");
         }
-        for (list, count, ok) in [
-            (&b""[..], 0, true),
-            (b"a\0bc\0", 2, true),
-            (b"\0", 1, false),
-            (b"a\0\0b\0", 3, false),
-            (b"a\0b", 2, false),
-            (b"a\0b\0", 1, false),
+        for (list, lens, ok) in [
+            (&b""[..], &[][..], true),
+            (b"a\0bc\0", &[1, 2], true),
+            (b"\0", &[0], false),
+            (b"\0", &[1], false),
+            (b"a\0\0b\0", &[1, 1, 1], false),
+            (b"a\0b", &[1, 1], false),
+            (b"a\0b\0", &[1], false),
+            (b"a\0b\0", &[3], false),
+            (b"ab\0c\0", &[1, 3], false),
+            (b"a\0b\0", &[1, 1, 1], false),
         ] {
             let members = Members {
+                lens,
                 list,
-                count,
                 checked: false,
             };
-            assert_eq!(members.joined().is_ok(), ok, "{list:?}");
+            assert_eq!(members.joined().is_ok(), ok, "{list:?} {lens:?}");
+            if ok {
+                let names: Vec<_> = members.clone().map(Result::unwrap).collect();
+                let starts: Vec<_> = members.starts().collect();
+                assert_eq!(names.len(), lens.len());
+                for (name, start) in names.iter().zip(starts) {
+                    assert_eq!(&list[start..start + name.len()], *name);
+                }
+            } else {
+                assert!(members.clone().next().unwrap().is_err());
+            }
         }
     }
 }

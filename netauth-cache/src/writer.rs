@@ -353,14 +353,15 @@ fn put_user_record(
     Ok(())
 }
 
-/// The bytes of a group's record: the fixed head, the name, then the
-/// member names each followed by a NUL, ready to copy into a caller's
+/// The bytes of a group's record: the fixed head, the name, each member
+/// name's length (a byte: names are at most [`MAX_NAME_LEN`] bytes), then
+/// the member names each followed by a NUL, ready to copy into a caller's
 /// buffer.
 fn group_record_len(g: &UnixGroup) -> Result<usize, CacheError> {
     g.members
         .iter()
         .try_fold(GROUP_HEAD_LEN + g.name.len(), |n, m| {
-            n.checked_add(m.len() + 1)
+            n.checked_add(m.len() + 2)
         })
         .ok_or_else(too_large)
 }
@@ -373,6 +374,14 @@ fn put_group_record(out: &mut Vec<u8>, g: &UnixGroup) -> Result<(), CacheError> 
     out.extend_from_slice(&field_len("name", &g.name, &g.name)?.to_le_bytes());
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(g.name.as_bytes());
+    for m in &g.members {
+        let len = u8::try_from(m.len()).map_err(|_| {
+            CacheError::Invalid(format!(
+                "member name {m:?} is longer than {MAX_NAME_LEN} bytes"
+            ))
+        })?;
+        out.push(len);
+    }
     for m in &g.members {
         out.extend_from_slice(m.as_bytes());
         out.push(0);
