@@ -540,10 +540,15 @@ fn check_file_meta(meta: &Metadata, path: &Path, owner: Owner, max: u64) -> Resu
 
 /// Opens the folder at `path` (following links in its own path: whoever
 /// put them there owns a folder above) and checks it with `fstat`.
+///
+/// Opened with `O_PATH`: the descriptor only names the folder for `fstat`
+/// and the `openat`/`readlinkat` of the file in it, so the open skips the
+/// file system's own open and release of a readable folder (and needs no
+/// read permission on it, only the search permission the `openat` needs).
 fn open_dir_checked(path: &Path, owner: Owner, rule: FolderRule) -> Result<File, TrustError> {
     let dir = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(path)
         .map_err(|source| {
             if source.raw_os_error() == Some(libc::ENOTDIR) {

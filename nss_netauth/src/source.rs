@@ -15,7 +15,10 @@
 //! * A new or replaced file (other device, inode, size, mtime or ctime) is
 //!   mapped and its header checked (magic, version, length, header CRC,
 //!   section bounds) once per process where possible: the first thread to
-//!   see it leaves the mapping in a shared slot for the others. The data
+//!   see it leaves the mapping in a shared slot for the others. A process's
+//!   first lookup opens the file without `stat`ing the path first (there
+//!   is no mapping to compare with): open, checks and map take seven
+//!   system calls (see [`first_mapping`]). The data
 //!   blocks are checked (CRC) when a lookup first reads them
 //!   ([`LazyCheck`]), so a fresh process pays for the few blocks its
 //!   lookups touch, not for the whole file; the verified-blocks bitset
@@ -30,7 +33,7 @@
 //!   old inode alive while it is mapped); a lookup under way finishes on the
 //!   old snapshot and the next one maps the new file.
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapOptions};
 use netauth_cache::trusted::{open_trusted, TrustRule};
 use netauth_cache::{CacheError, CacheView, LazyCheck, CACHE_PATH, REPLACED_MARK_OFFSET};
 use std::cell::RefCell;
@@ -168,10 +171,14 @@ impl Mapped {
         })?;
         let meta = trusted.metadata().clone();
         let file = trusted.into_file();
+        // The checked size (at most 4 GiB): `Mmap::map` would `fstat` the
+        // file again to learn it.
+        let len = usize::try_from(meta.size())
+            .map_err(|_| Unavailable::Refused(format!("{CACHE_PATH}: too large to map")))?;
         // SAFETY: the cache is only ever replaced by rename (write_atomic),
         // never modified or truncated in place, and we map it read-only, so
         // the bytes behind the slice do not change while it is mapped.
-        let map = unsafe { Mmap::map(&file) }
+        let map = unsafe { MmapOptions::new().len(len).map(&file) }
             .map_err(|e| Unavailable::Refused(format!("{CACHE_PATH}: mmap failed: {e}")))?;
         let check =
             LazyCheck::new(&map).map_err(|e| Unavailable::Refused(format!("{CACHE_PATH}: {e}")))?;
@@ -234,6 +241,39 @@ fn obtain(id: FileId) -> Result<Arc<Mapped>, Unavailable> {
     Ok(fresh)
 }
 
+/// The first mapping of a process whose threads have mapped nothing yet,
+/// made without a `stat` of the path first: with no mapping to compare it
+/// with, the `fstat` of the trusted open names the version. `None` when
+/// the path must be `stat`ed after all: a mapping is already shared (it
+/// may be the current one), the shared slot is busy, this thread refused a
+/// version before (not to be read again until the file changes), or the
+/// file was refused now (so that the refusal is logged, once, against the
+/// version the path names).
+fn first_mapping() -> Option<Result<Arc<Mapped>, Unavailable>> {
+    let refused_any = LAST_REFUSED
+        .try_with(|last| last.try_borrow().map(|last| last.is_some()).unwrap_or(true))
+        .unwrap_or(true);
+    if refused_any {
+        return None;
+    }
+    let mut shared = match SHARED.try_lock() {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => return None,
+    };
+    if shared.is_some() {
+        return None;
+    }
+    match Mapped::load() {
+        Ok(fresh) => {
+            *shared = Some(Arc::clone(&fresh));
+            Some(Ok(fresh))
+        }
+        Err(Unavailable::Missing) => Some(Err(Unavailable::Missing)),
+        Err(Unavailable::Refused(_)) => None,
+    }
+}
+
 fn refused_before(id: FileId) -> bool {
     LAST_REFUSED
         .try_with(|last| {
@@ -278,6 +318,20 @@ pub fn with_view<R>(f: impl FnOnce(&CacheView<'_>) -> R) -> Result<R, Unavailabl
         let Ok(mut slot) = cell.try_borrow_mut() else {
             return None;
         };
+        let first = match slot.as_ref() {
+            None => first_mapping(),
+            Some(_) => None,
+        };
+        match first {
+            Some(Ok(mapped)) => {
+                *slot = Some(Local {
+                    mapped,
+                    looked_at: now,
+                })
+            }
+            Some(Err(e)) => return Some(Err(e)),
+            None => {}
+        }
         if !slot.as_ref().is_some_and(|l| l.current_without_stat(now)) {
             let id = match current_id() {
                 Ok(id) => id,
