@@ -88,3 +88,74 @@ fn nss_module_depends_on_the_cache_alone_among_our_crates() {
         .collect();
     assert_eq!(ours, ["nss_netauth", "netauth-cache"]);
 }
+
+/// The workspace's member folders, as the root `Cargo.toml` lists them.
+fn workspace_members() -> Vec<String> {
+    let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
+    let list = manifest
+        .split_once("members = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list)
+        .expect("a members list in the root Cargo.toml");
+    list.split(',')
+        .map(|m| m.trim().trim_matches('"').to_owned())
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+/// Members that end up in a package (the test crates never do).
+fn shipped_members() -> Vec<String> {
+    workspace_members()
+        .into_iter()
+        .filter(|m| !m.starts_with("tests/"))
+        .collect()
+}
+
+#[test]
+fn every_shipped_crate_takes_the_workspace_lints() {
+    // Without `[lints] workspace = true` a crate silently loses the deny
+    // list (unwrap, expect, panic, indexing, undocumented unsafe) and clippy
+    // stays green.
+    let shipped = shipped_members();
+    for crate_name in [
+        "netauth-cache",
+        "nss_netauth",
+        "pam_netauth",
+        "netauth-core",
+    ] {
+        assert!(shipped.iter().any(|m| m == crate_name), "{shipped:?}");
+    }
+    for member in shipped {
+        let manifest =
+            std::fs::read_to_string(workspace_root().join(&member).join("Cargo.toml")).unwrap();
+        let lints = manifest
+            .split_once("\n[lints]\n")
+            .map(|(_, rest)| rest.lines().next().unwrap_or(""));
+        assert_eq!(
+            lints,
+            Some("workspace = true"),
+            "{member}/Cargo.toml: no `[lints] workspace = true`"
+        );
+    }
+}
+
+#[test]
+fn the_readme_parts_table_names_every_crate_and_says_where_to_change_what() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    for member in workspace_members() {
+        assert!(
+            readme.contains(&format!("| `{member}/` |")),
+            "README.md: no row for {member}/ in the parts table"
+        );
+    }
+    let where_to = readme
+        .split_once("**Where to change what.**")
+        .map(|(_, rest)| rest.split("\n\n").next().unwrap_or(""))
+        .expect("README.md: a \"Where to change what\" paragraph");
+    for crate_dir in shipped_members() {
+        assert!(
+            where_to.contains(crate_dir.as_str()),
+            "README.md: \"Where to change what\" does not name {crate_dir}"
+        );
+    }
+}
