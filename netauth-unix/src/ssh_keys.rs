@@ -443,38 +443,7 @@ pub fn run(args: &SshKeysArgs, out: &mut dyn Write) -> u8 {
     let (entries, source) = match decide(cached, host_uid, server) {
         Verdict::Keys { keys, source } => (keys, source),
         Verdict::NoKeys(why) => {
-            let (level, text) = match why {
-                NoKeys::NotServed => (Level::Info, "not a NetAuth user of this host".to_owned()),
-                NoKeys::OtherAccount {
-                    host_uid,
-                    cached_uid,
-                } => (
-                    Level::Notice,
-                    format!(
-                        "the host's account of that name has uid {host_uid}, not the \
-                         directory's {cached_uid}: NetAuth keys do not apply to it"
-                    ),
-                ),
-                NoKeys::Locked { offline: false } => {
-                    (Level::Notice, "locked in NetAuth".to_owned())
-                }
-                NoKeys::Locked { offline: true } => (
-                    Level::Notice,
-                    "locked in the cache (server unavailable)".to_owned(),
-                ),
-                NoKeys::Deleted => (
-                    Level::Notice,
-                    "no such entity on the server any more (deleted)".to_owned(),
-                ),
-                NoKeys::NumberChanged { cached_uid, number } => (
-                    Level::Notice,
-                    format!(
-                        "the entity's number is {} on the server but {cached_uid} in the \
-                         cache (re-created?): no keys until the next refresh",
-                        number.map_or("unset".to_owned(), |n| n.to_string())
-                    ),
-                ),
-            };
+            let (level, text) = explain(why);
             report(level, &format!("{user}: no keys: {text}"));
             return 0;
         }
@@ -496,18 +465,56 @@ pub fn run(args: &SshKeysArgs, out: &mut dyn Write) -> u8 {
             &format!("{user}: {refused} stored keys refused (control characters or no TYPE)"),
         );
     }
-    let mut text = String::new();
-    for key in &keys {
-        text.push_str(key);
-        text.push('\n');
-    }
-    // One write, so that a reader never sees half a key list; a closed
-    // pipe (sshd gave up waiting) is not worth a panic.
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    if let Err(e) = write_keys(&keys, out) {
         report(Level::Info, &format!("{user}: cannot write the keys: {e}"));
         return 1;
     }
     0
+}
+
+/// The log level and text of a request answered with no keys.
+fn explain(why: NoKeys) -> (Level, String) {
+    match why {
+        NoKeys::NotServed => (Level::Info, "not a NetAuth user of this host".to_owned()),
+        NoKeys::OtherAccount {
+            host_uid,
+            cached_uid,
+        } => (
+            Level::Notice,
+            format!(
+                "the host's account of that name has uid {host_uid}, not the \
+                 directory's {cached_uid}: NetAuth keys do not apply to it"
+            ),
+        ),
+        NoKeys::Locked { offline: false } => (Level::Notice, "locked in NetAuth".to_owned()),
+        NoKeys::Locked { offline: true } => (
+            Level::Notice,
+            "locked in the cache (server unavailable)".to_owned(),
+        ),
+        NoKeys::Deleted => (
+            Level::Notice,
+            "no such entity on the server any more (deleted)".to_owned(),
+        ),
+        NoKeys::NumberChanged { cached_uid, number } => (
+            Level::Notice,
+            format!(
+                "the entity's number is {} on the server but {cached_uid} in the \
+                 cache (re-created?): no keys until the next refresh",
+                number.map_or("unset".to_owned(), |n| n.to_string())
+            ),
+        ),
+    }
+}
+
+/// One write, so that a reader never sees half a key list; a closed pipe
+/// (sshd gave up waiting) is an error to report, not a panic.
+fn write_keys(keys: &[&str], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut text = String::new();
+    for key in keys {
+        text.push_str(key);
+        text.push('\n');
+    }
+    out.write_all(text.as_bytes()).and_then(|()| out.flush())
 }
 
 /// The `ssh-keys` command.

@@ -243,64 +243,17 @@ where
 {
     let ask_server = args.uncached_users == UncachedUsers::Ask;
     if !plausible_entity_id(user) {
-        // Never sent, never looked up: no entity can have this name.
-        return if op.is_session() {
-            unlogged_session()
-        } else if !ask_server || args.ignore_unknown_user {
-            verdict(PamCode::Ignore, "not a possible NetAuth ID")
-        } else {
-            let code = match op {
-                Op::Authenticate => PamCode::AuthErr,
-                _ => PamCode::UserUnknown,
-            };
-            verdict(code, "not a possible NetAuth ID")
-        };
+        return implausible_id(op, args, ask_server);
     }
     let listed = listing(user);
     if !ask_server {
-        match &listed {
-            Listing::Listed => {}
-            _ if op.is_session() => return unlogged_session(),
-            Listing::NotListed => {
-                return verdict(
-                    PamCode::Ignore,
-                    "not in the NetAuth cache: not a NetAuth user, left to the other modules",
-                )
-            }
-            // Without the cache NSS does not know NetAuth's users either;
-            // whatever the other modules decide, they decide without us.
-            Listing::Unusable(why) => {
-                return verdict(
-                    PamCode::Ignore,
-                    format!(
-                        "cannot tell whether this is a NetAuth user, left to the other modules: cache unusable: {why}"
-                    ),
-                )
-                .at(LogLevel::Warning)
-            }
+        if let Some(left) = left_to_other_modules(op, &listed) {
+            return left;
         }
     }
     let (settings, mut backend) = match load(args) {
         Ok(loaded) => loaded,
-        Err(problem) if op.is_session() => {
-            return verdict(
-                PamCode::Success,
-                format!(
-                    "logged only; configuration problem in {}: {problem}",
-                    args.config.display()
-                ),
-            )
-            .at(LogLevel::Warning)
-        }
-        Err(problem) => {
-            return verdict(
-                PamCode::ServiceErr,
-                format!(
-                    "configuration problem in {}: {problem}",
-                    args.config.display()
-                ),
-            )
-        }
+        Err(problem) => return configuration_problem(op, args, &problem),
     };
     let mut flow = Flow {
         host,
@@ -320,6 +273,68 @@ where
         _ => flow.session(),
     };
     result.unwrap_or_else(|v| v)
+}
+
+/// A name no entity can have: never sent, never looked up.
+fn implausible_id(op: Op, args: &ModuleArgs, ask_server: bool) -> Verdict {
+    if op.is_session() {
+        unlogged_session()
+    } else if !ask_server || args.ignore_unknown_user {
+        verdict(PamCode::Ignore, "not a possible NetAuth ID")
+    } else {
+        let code = match op {
+            Op::Authenticate => PamCode::AuthErr,
+            _ => PamCode::UserUnknown,
+        };
+        verdict(code, "not a possible NetAuth ID")
+    }
+}
+
+/// With `uncached_users=ignore`: the verdict for a user the cache does not
+/// list (or cannot tell about), `None` for a listed user.
+fn left_to_other_modules(op: Op, listed: &Listing) -> Option<Verdict> {
+    match listed {
+        Listing::Listed => None,
+        _ if op.is_session() => Some(unlogged_session()),
+        Listing::NotListed => Some(verdict(
+            PamCode::Ignore,
+            "not in the NetAuth cache: not a NetAuth user, left to the other modules",
+        )),
+        // Without the cache NSS does not know NetAuth's users either;
+        // whatever the other modules decide, they decide without us.
+        Listing::Unusable(why) => Some(
+            verdict(
+                PamCode::Ignore,
+                format!(
+                    "cannot tell whether this is a NetAuth user, left to the other modules: cache unusable: {why}"
+                ),
+            )
+            .at(LogLevel::Warning),
+        ),
+    }
+}
+
+/// A configuration that does not load: sessions are still logged, every
+/// other operation is a service error.
+fn configuration_problem(op: Op, args: &ModuleArgs, problem: &str) -> Verdict {
+    if op.is_session() {
+        verdict(
+            PamCode::Success,
+            format!(
+                "logged only; configuration problem in {}: {problem}",
+                args.config.display()
+            ),
+        )
+        .at(LogLevel::Warning)
+    } else {
+        verdict(
+            PamCode::ServiceErr,
+            format!(
+                "configuration problem in {}: {problem}",
+                args.config.display()
+            ),
+        )
+    }
 }
 
 /// A user name that can be a NetAuth ID; anything else is never sent.

@@ -1,3 +1,6 @@
 //! End-to-end tests live in tests/.
 
 pub mod nss;
+pub mod root;
+
+pub use root::skip_without_root;

@@ -85,7 +85,8 @@ pub fn nss_module_dir() -> &'static Path {
 }
 
 /// The e2e tests mount file systems in a private namespace: they need root
-/// (CI runs as root). Failing loudly beats passing without testing.
+/// (CI runs as root). Each test first asks [`crate::skip_without_root`];
+/// a helper reached without root anyway fails loudly rather than half-run.
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };

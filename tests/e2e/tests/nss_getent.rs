@@ -37,6 +37,9 @@ fn assert_ok(out: &Output) -> String {
 
 #[test]
 fn getent_passwd_and_group_by_name_and_id() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let content = sample_content();
     let cache = encode_content(&content);
     for u in &content.users {
@@ -71,6 +74,9 @@ fn getent_passwd_and_group_by_name_and_id() {
 
 #[test]
 fn unknown_names_and_ids_are_not_found() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let cache = encode_content(&sample_content());
     for args in [
         &["passwd", "na_nobody"][..],
@@ -86,6 +92,9 @@ fn unknown_names_and_ids_are_not_found() {
 
 #[test]
 fn enumeration_lists_every_cached_entry_once() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let content = sample_content();
     let cache = encode_content(&content);
     // Only our module: the listing is exactly the cache, in its order.
@@ -123,6 +132,9 @@ fn enumeration_lists_every_cached_entry_once() {
 
 #[test]
 fn id_lists_every_effective_group() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let content = sample_content();
     let cache = encode_content(&content);
     for u in &content.users {
@@ -178,6 +190,9 @@ fn id_lists_every_effective_group() {
 
 #[test]
 fn getent_initgroups_lists_the_cached_groups() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let content = sample_content();
     let cache = encode_content(&content);
     let out = assert_ok(&getent(
@@ -198,6 +213,9 @@ fn getent_initgroups_lists_the_cached_groups() {
 
 #[test]
 fn missing_cache_is_not_found_without_crash() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let content = sample_content();
     for nsswitch in [NSSWITCH_FILES_THEN_NETAUTH, NSSWITCH_NETAUTH_ONLY] {
         let out = getent(None, nsswitch, &["passwd", &content.users[0].name]);
@@ -230,6 +248,9 @@ fn missing_cache_is_not_found_without_crash() {
 
 #[test]
 fn corrupt_or_foreign_cache_is_not_found_without_crash() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let good = encode_content(&sample_content());
     // A flipped bit in na_alice's record: the block a lookup of her reads
     // (blocks it does not read are checked when another lookup reads them).
@@ -266,6 +287,9 @@ fn corrupt_or_foreign_cache_is_not_found_without_crash() {
 /// NetAuth groups. With only `group:` lines, glibc asks every service.
 #[test]
 fn initgroups_merges_local_and_cached_groups_unless_an_initgroups_line_stops_it() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let content = sample_content();
     let cache = encode_content(&content);
     let etc_group = "na_localgrp:x:60123:na_alice\n";
@@ -300,6 +324,9 @@ fn initgroups_merges_local_and_cached_groups_unless_an_initgroups_line_stops_it(
 /// the module opens without blocking and refuses what is not a regular file.
 #[test]
 fn fifo_at_the_cache_path_is_refused_without_blocking() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let content = sample_content();
     let script = format!(
         "mkfifo -m 0644 /var/lib/netauth/nss.cache && \
@@ -331,6 +358,9 @@ fn fifo_at_the_cache_path_is_refused_without_blocking() {
 /// module invents an answer for it.
 #[test]
 fn local_groups_keep_their_names_and_unnamed_primary_gids_stay_unnamed() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let content = sample_content();
     let cache = encode_content(&content);
     let host_group = std::fs::read_to_string("/etc/group").expect("read /etc/group");
@@ -370,6 +400,9 @@ fn local_groups_keep_their_names_and_unnamed_primary_gids_stay_unnamed() {
 /// changes.
 #[test]
 fn an_entry_the_writer_never_writes_is_refused_and_skipped_by_enumeration() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let content = sample_content();
     let mut cache = encode_content(&content);
     let home = b"/home/na_bob";

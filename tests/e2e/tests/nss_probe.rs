@@ -37,6 +37,9 @@ fn assert_probe_ok(out: &Output) {
 
 #[test]
 fn every_buffer_size_gives_erange_then_the_entry() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let cache = encode_content(&sample_content());
     let out = probe(
         Some(&cache),
@@ -48,6 +51,9 @@ fn every_buffer_size_gives_erange_then_the_entry() {
 
 #[test]
 fn missing_cache_is_unavailable() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let out = probe(None, &[], &["missing"]);
     assert_probe_ok(&out);
 }
@@ -57,6 +63,9 @@ fn missing_cache_is_unavailable() {
 /// until a refresh writes the current format.
 #[test]
 fn a_version_2_cache_is_unavailable() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let v2 = include_bytes!("../../../netauth-cache/tests/data/version2.cache");
     let out = probe(Some(v2), &[], &["unavailable"]);
     assert_probe_ok(&out);
@@ -64,6 +73,9 @@ fn a_version_2_cache_is_unavailable() {
 
 #[test]
 fn eight_threads_see_old_or_new_entries_while_the_cache_is_replaced() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let a = encode_content(&generated_content(0, 250, "A"));
     let b = encode_content(&generated_content(50, 250, "B"));
     let out = probe(
@@ -80,6 +92,9 @@ fn eight_threads_see_old_or_new_entries_while_the_cache_is_replaced() {
 /// old file); one replaced without the mark within the re-check interval.
 #[test]
 fn a_replaced_cache_is_noticed_by_the_next_lookup_everywhere() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let a = encode_content(&generated_content(0, 250, "A"));
     let b = encode_content(&generated_content(50, 250, "B"));
     let c = encode_content(&generated_content(100, 250, "C"));
@@ -99,6 +114,9 @@ fn small_block_sample() -> Vec<u8> {
 
 #[test]
 fn every_truncation_and_random_corruption_is_unavailable_or_right() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     for cache in [encode_content(&sample_content()), small_block_sample()] {
         let out = probe(
             Some(&cache),
@@ -111,6 +129,9 @@ fn every_truncation_and_random_corruption_is_unavailable_or_right() {
 
 #[test]
 fn a_damaged_block_fails_only_the_lookups_that_read_it() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let generated = encode_content(&generated_content(0, 250, "A"));
     for cache in [small_block_sample(), generated] {
         let out = probe(
@@ -124,6 +145,9 @@ fn a_damaged_block_fails_only_the_lookups_that_read_it() {
 
 #[test]
 fn forks_while_threads_look_up_do_not_hang() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let cache = encode_content(&sample_content());
     let out = probe(
         Some(&cache),
@@ -138,6 +162,9 @@ fn forks_while_threads_look_up_do_not_hang() {
 /// blocks, so that lookups also run on files damaged elsewhere.
 #[test]
 fn corruption_under_valgrind_has_no_memory_errors() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let cache = small_block_sample();
     let out = run_in_namespace(
         &NsRun {

@@ -89,6 +89,9 @@ fn end_offline_period(env: &Env) {
 
 #[test]
 fn online_login_stores_a_verifier_used_offline_with_counter_and_age_limit() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(
         &env,
@@ -173,6 +176,9 @@ fn online_login_stores_a_verifier_used_offline_with_counter_and_age_limit() {
 
 #[test]
 fn locked_once_online_deletes_the_verifier() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -199,6 +205,9 @@ fn locked_once_online_deletes_the_verifier() {
 
 #[test]
 fn a_password_change_replaces_the_verifier() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -219,6 +228,9 @@ fn a_password_change_replaces_the_verifier() {
 
 #[test]
 fn a_black_holed_server_is_waited_on_once_then_skipped_until_the_next_probe() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -274,6 +286,9 @@ fn a_black_holed_server_is_waited_on_once_then_skipped_until_the_next_probe() {
 
 #[test]
 fn two_servers_the_first_down_logins_go_to_the_second_within_the_deadline() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let hole = BlackHole::start();
     let server = TestServer::start(Options {
@@ -319,6 +334,9 @@ fn two_servers_the_first_down_logins_go_to_the_second_within_the_deadline() {
 
 #[test]
 fn planted_links_and_open_files_in_the_verifier_folder_are_refused() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -375,6 +393,9 @@ fn planted_links_and_open_files_in_the_verifier_folder_are_refused() {
 /// anything, during an outage it gets PAM_AUTHINFO_UNAVAIL.
 #[test]
 fn callers_that_are_not_root_get_no_cached_login() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);

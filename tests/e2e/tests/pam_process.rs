@@ -26,6 +26,9 @@ fn thread_counts(output: &str, phase: &str) -> (usize, usize) {
 /// parent and in the child.
 #[test]
 fn fork_after_use_and_no_thread_left_behind() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let _world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -48,6 +51,9 @@ fn fork_after_use_and_no_thread_left_behind() {
 /// pool; that thread must be gone after the call too.
 #[test]
 fn no_thread_left_after_a_name_lookup() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.write_config(
@@ -66,6 +72,9 @@ fn no_thread_left_after_a_name_lookup() {
 /// Failure paths (timeouts, refused connections) leave no thread either.
 #[test]
 fn no_thread_left_after_failures() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     let hole = netauth_testserver::BlackHole::start();
@@ -87,6 +96,9 @@ fn no_thread_left_after_failures() {
 /// The driver counts prompts: one for auth, none with use_first_pass data.
 #[test]
 fn exactly_one_prompt_per_authentication() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let _world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -99,6 +111,9 @@ fn exactly_one_prompt_per_authentication() {
 /// outcome; no password ever appears in anything the module logged.
 #[test]
 fn passwords_never_reach_the_log() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let _world = start_world(&env, "[unix.pam]\nallow_groups = [\"engineering\"]\n");
     env.service(
@@ -244,6 +259,9 @@ fn copies_after_pam_end(
 /// buffers it went through).
 #[test]
 fn no_password_left_in_memory_after_pam_end() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     assert!(
         std::process::Command::new("gcore").output().is_ok(),
         "gcore missing: install gdb (scripts/setup.sh)"

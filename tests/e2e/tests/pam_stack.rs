@@ -13,6 +13,9 @@ use pam_support::*;
 
 #[test]
 fn right_and_wrong_password() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -49,6 +52,9 @@ fn right_and_wrong_password() {
 
 #[test]
 fn locked_entity_fails_auth_and_account() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let _world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -68,6 +74,9 @@ fn locked_entity_fails_auth_and_account() {
 /// "unknown" is an authentication failure.
 #[test]
 fn unknown_user_is_ignored_unless_the_server_is_asked() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     // On the server, not (yet) in the cache: not a user of this host.
@@ -107,6 +116,9 @@ fn unknown_user_is_ignored_unless_the_server_is_asked() {
 /// users fall through to pam_unix only with `ignore_unknown_user`.
 #[test]
 fn unknown_user_falls_through_to_pam_unix_with_ignore_unknown_user() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.with_local_user(&[]);
@@ -204,6 +216,9 @@ fn hex(bytes: &[u8]) -> String {
 /// neither reaches the server. The same for one longer than 4 KiB.
 #[test]
 fn passwords_that_are_not_utf8_or_too_long_never_reach_the_server() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -257,6 +272,9 @@ fn passwords_that_are_not_utf8_or_too_long_never_reach_the_server() {
 /// prompts and stores PAM_AUTHTOK); pam_netauth must not prompt again.
 #[test]
 fn use_first_pass_takes_the_password_of_an_earlier_module() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let _world = start_world(&env, "");
     env.service(
@@ -280,6 +298,9 @@ fn use_first_pass_takes_the_password_of_an_earlier_module() {
 /// pam_netauth hands the password it prompted for to a later module.
 #[test]
 fn prompted_password_is_handed_to_later_modules() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let _world = start_world(&env, "");
     env.service(
@@ -307,6 +328,9 @@ allow_groups = [\"staff\"]
 
 #[test]
 fn access_rule_uses_effective_membership_and_per_service_override() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let _world = start_world(&env, RULES);
     env.service("na", NETAUTH_ONLY);
@@ -382,6 +406,9 @@ fn offline_cache(age: Duration) -> CacheContent {
 /// and lists the user; otherwise PAM_AUTHINFO_UNAVAIL.
 #[test]
 fn account_offline_decides_from_the_cache() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let rules = RULES.replace("[unix.pam]\n", "[unix.pam]\noffline_max_age_s = 3600\n");
     let world = start_world(&env, &rules);
@@ -466,6 +493,9 @@ const DEADLINE_BOUND: Duration = Duration::from_secs(8);
 
 #[test]
 fn server_stopped_is_authinfo_unavail() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -477,6 +507,9 @@ fn server_stopped_is_authinfo_unavail() {
 
 #[test]
 fn black_holed_server_is_authinfo_unavail_within_the_deadline() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     let hole = BlackHole::start();
@@ -511,6 +544,9 @@ fn black_holed_server_is_authinfo_unavail_within_the_deadline() {
 
 #[test]
 fn wrong_tls_certificate_is_authinfo_unavail() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     let other = generate_tls_identity(&["localhost", "127.0.0.1"]);
@@ -531,6 +567,9 @@ fn wrong_tls_certificate_is_authinfo_unavail() {
 
 #[test]
 fn bad_configuration_is_service_err_naming_the_problem() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -589,6 +628,9 @@ fn bad_configuration_is_service_err_naming_the_problem() {
 /// silently, letting every entity in.)
 #[test]
 fn misspelt_table_or_key_under_unix_is_service_err_not_an_open_host() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -644,6 +686,9 @@ fn misspelt_table_or_key_under_unix_is_service_err_not_an_open_host() {
 
 #[test]
 fn password_change_through_pamtester() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -669,6 +714,9 @@ fn password_change_through_pamtester() {
 
 #[test]
 fn password_change_refusals_change_nothing() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -698,6 +746,9 @@ fn password_change_refusals_change_nothing() {
 /// stores PAM_AUTHTOK; pam_netauth uses it without prompting.
 #[test]
 fn use_authtok_takes_the_new_password_from_an_earlier_module() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, &local_accounts_config(&env));
     // pam_pwhistory wants a passwd entry (NSS gives one in real life); bob
@@ -734,6 +785,9 @@ fn use_authtok_takes_the_new_password_from_an_earlier_module() {
 
 #[test]
 fn session_and_setcred_succeed_and_sessions_are_logged() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let _world = start_world(&env, "");
     env.service(
@@ -755,6 +809,9 @@ fn session_and_setcred_succeed_and_sessions_are_logged() {
 /// local account, or a user the cache does not list.
 #[test]
 fn sessions_of_other_users_leave_no_log_line() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let _world = start_world(&env, &local_accounts_config(&env));
     env.with_local_user(&["sssuser"]);

@@ -34,6 +34,9 @@ fn assert_refused(env: &mut Env, file: &str, reason: &str) {
 /// before any network call.
 #[test]
 fn a_config_others_can_write_or_own_is_refused() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -79,6 +82,9 @@ fn a_config_others_can_write_or_own_is_refused() {
 /// Whoever can rewrite the certificate chooses which server PAM trusts.
 #[test]
 fn a_certificate_others_can_write_or_own_is_refused() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -113,6 +119,9 @@ fn a_certificate_others_can_write_or_own_is_refused() {
 /// would hit it).
 #[test]
 fn a_fifo_or_dev_zero_as_certificate_or_config_is_refused_at_once() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "");
     env.service("na", NETAUTH_ONLY);
@@ -193,6 +202,9 @@ fn fresh_cache() -> CacheContent {
 /// admits nobody (libpam's "no module decided" is PAM_PERM_DENIED).
 #[test]
 fn the_offline_rule_refuses_a_cache_folder_others_can_write() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let world = start_world(&env, "[unix.pam]\noffline_max_age_s = 3600\n");
     env.service("na", NETAUTH_ONLY);
@@ -240,6 +252,9 @@ fn the_offline_rule_refuses_a_cache_folder_others_can_write() {
 /// module logs the folder and the reason once.
 #[test]
 fn nss_refuses_a_cache_folder_others_can_write() {
+    if netauth_e2e::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     let content = sample_content();
     let folder = env.path("varlib/netauth");
