@@ -302,12 +302,82 @@ impl<'a> Checked<'a> {
     }
 }
 
+const HEADER_OOB: CacheError = CacheError::Corrupt("header out of bounds");
+
+/// A u32 field of the header.
+fn header_field(bytes: &[u8], off: usize) -> Result<u32, CacheError> {
+    read_u32(bytes, off).ok_or(HEADER_OOB)
+}
+
+/// What the fixed header says about the header's own extent, checked up
+/// to its CRC.
+struct HeaderExtent {
+    header_len: usize,
+    block_size: u32,
+    data_start: usize,
+}
+
+/// Where the blocks and the CRC table lie, from the checked header.
+struct BlockExtent {
+    block_count: usize,
+    crc_blocks: usize,
+    level_one: usize,
+    crc_table: usize,
+}
+
 impl Layout {
     /// Checks the header: magic, version, length, header CRC (which covers
     /// the CRCs of the CRC table's blocks and the padding up to the data
     /// area), and every section bound and size. Reads only the header,
     /// never the data area nor the CRC table.
     fn read(bytes: &[u8]) -> Result<Layout, CacheError> {
+        let extent = Self::read_extent(bytes)?;
+        let blocks = Self::read_blocks(bytes, &extent)?;
+        let field = |off| header_field(bytes, off);
+        let mut sections = [Span::default(); KNOWN_SECTIONS];
+        for (i, sec) in sections.iter_mut().enumerate() {
+            let entry = HEADER_FIXED_LEN + i * SECTION_ENTRY_LEN;
+            let off = u32_to_usize(field(entry)?);
+            let len = u32_to_usize(field(entry + 4)?);
+            let end = off
+                .checked_add(len)
+                .ok_or(CacheError::Corrupt("section out of bounds"))?;
+            if off < extent.data_start || end > blocks.crc_table {
+                return Err(CacheError::Corrupt("section out of bounds"));
+            }
+            *sec = Span { off, len };
+        }
+        let user_count = u32_to_usize(field(H_USER_COUNT)?);
+        let group_count = u32_to_usize(field(H_GROUP_COUNT)?);
+        check_section_sizes(&sections, user_count, group_count)?;
+        let block_len = u32_to_usize(extent.block_size);
+        Ok(Layout {
+            len: bytes.len(),
+            sections,
+            user_count,
+            group_count,
+            hash_seed: field(H_HASH_SEED)?,
+            generated_at: i64::from_le_bytes(
+                read_u64(bytes, H_GENERATED_AT)
+                    .ok_or(HEADER_OOB)?
+                    .to_le_bytes(),
+            ),
+            source: (field(H_SOURCE)?, field(H_SOURCE + 4)?),
+            crc_table: blocks.crc_table,
+            level_one: blocks.level_one,
+            data_start: extent.data_start,
+            block_shift: extent.block_size.trailing_zeros(),
+            block_count: blocks.block_count,
+            crc_blocks: blocks.crc_blocks,
+            table_shift: table_block_len(block_len)
+                .unwrap_or(MIN_TABLE_BLOCK_LEN)
+                .trailing_zeros(),
+        })
+    }
+
+    /// Magic, version, length, block size and the header CRC: after this,
+    /// every byte before the data area is known to be as written.
+    fn read_extent(bytes: &[u8]) -> Result<HeaderExtent, CacheError> {
         if bytes.len() < HEADER_FIXED_LEN {
             return Err(if bytes.starts_with(&MAGIC) || MAGIC.starts_with(bytes) {
                 CacheError::LengthMismatch {
@@ -321,8 +391,7 @@ impl Layout {
         if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
             return Err(CacheError::BadMagic);
         }
-        const HEADER_OOB: CacheError = CacheError::Corrupt("header out of bounds");
-        let field = |off| read_u32(bytes, off).ok_or(HEADER_OOB);
+        let field = |off| header_field(bytes, off);
         let version = field(H_VERSION)?;
         if version != FORMAT_VERSION {
             return Err(CacheError::UnsupportedVersion(version));
@@ -342,20 +411,29 @@ impl Layout {
         {
             return Err(CacheError::Corrupt("bad block size"));
         }
-        let block_len = u32_to_usize(block_size);
         let data_start = header_len
-            .checked_next_multiple_of(block_len)
+            .checked_next_multiple_of(u32_to_usize(block_size))
             .filter(|&start| header_len >= HEADER_FIXED_LEN && start <= bytes.len())
             .ok_or(CacheError::Corrupt("bad header length"))?;
-        let stored_crc = field(H_CRC)?;
-        if header_crc(bytes, data_start).ok_or(HEADER_OOB)? != stored_crc {
+        if header_crc(bytes, data_start).ok_or(HEADER_OOB)? != field(H_CRC)? {
             return Err(CacheError::ChecksumMismatch);
         }
+        Ok(HeaderExtent {
+            header_len,
+            block_size,
+            data_start,
+        })
+    }
 
+    /// The section count, the block count and the CRC table, each checked
+    /// against the header's length and the file's.
+    fn read_blocks(bytes: &[u8], extent: &HeaderExtent) -> Result<BlockExtent, CacheError> {
+        let field = |off| header_field(bytes, off);
         let section_count = u32_to_usize(field(H_SECTION_COUNT)?);
         if !(KNOWN_SECTIONS..=MAX_SECTIONS).contains(&section_count) {
             return Err(CacheError::Corrupt("bad section count"));
         }
+        let block_len = u32_to_usize(extent.block_size);
         let block_count = u32_to_usize(field(H_BLOCK_COUNT)?);
         let crc_blocks = crc_block_count(block_count, block_len)
             .ok_or(CacheError::Corrupt("bad block count"))?;
@@ -363,87 +441,67 @@ impl Layout {
         if crc_blocks
             .checked_mul(BLOCK_CRC_LEN)
             .and_then(|n| n.checked_add(level_one))
-            != Some(header_len)
+            != Some(extent.header_len)
         {
             return Err(CacheError::Corrupt("bad header length"));
         }
         let crc_table = block_count
             .checked_mul(block_len)
-            .and_then(|n| n.checked_add(data_start));
+            .and_then(|n| n.checked_add(extent.data_start));
         let expected_len = crc_table
             .zip(table_block_len(block_len).and_then(|len| crc_blocks.checked_mul(len)))
             .and_then(|(table, len)| table.checked_add(len));
         let Some(crc_table) = crc_table.filter(|_| expected_len == Some(bytes.len())) else {
             return Err(CacheError::Corrupt("block count does not match the length"));
         };
-        let mut sections = [Span::default(); KNOWN_SECTIONS];
-        for (i, sec) in sections.iter_mut().enumerate() {
-            let entry = HEADER_FIXED_LEN + i * SECTION_ENTRY_LEN;
-            let off = u32_to_usize(field(entry)?);
-            let len = u32_to_usize(field(entry + 4)?);
-            let end = off
-                .checked_add(len)
-                .ok_or(CacheError::Corrupt("section out of bounds"))?;
-            if off < data_start || end > crc_table {
-                return Err(CacheError::Corrupt("section out of bounds"));
-            }
-            *sec = Span { off, len };
-        }
-        let user_count = u32_to_usize(field(H_USER_COUNT)?);
-        let group_count = u32_to_usize(field(H_GROUP_COUNT)?);
-        let len_of = |sec: usize| sections.get(sec).copied().unwrap_or_default().len;
-        let holds =
-            |sec: usize, count: usize, item: usize| count.checked_mul(item) == Some(len_of(sec));
-        let fits = |sec: usize, count: usize, item: usize| {
-            count.checked_mul(item).is_some_and(|n| n <= len_of(sec))
-        };
-        if !holds(SEC_USER_INDEX, user_count, INDEX_ENTRY_LEN)
-            || !holds(SEC_GROUP_INDEX, group_count, INDEX_ENTRY_LEN)
-            || !fits(SEC_USERS, user_count, USER_HEAD_LEN)
-            || !fits(SEC_GROUPS, group_count, GROUP_HEAD_LEN)
-        {
-            return Err(CacheError::Corrupt(
-                "section size does not match the counts",
-            ));
-        }
-        for (sec, count) in [
-            (SEC_USER_NAMES, user_count),
-            (SEC_USER_IDS, user_count),
-            (SEC_GROUP_NAMES, group_count),
-            (SEC_GROUP_IDS, group_count),
-        ] {
-            let len = len_of(sec);
-            let slots = len / HASH_SLOT_LEN;
-            if len % HASH_SLOT_LEN != 0 || !slots.is_power_of_two() || slots <= count {
-                return Err(CacheError::Corrupt("bad hash table size"));
-            }
-        }
-        if len_of(SEC_KEYS) % STR_REF_LEN != 0 {
-            return Err(CacheError::Corrupt("bad list section size"));
-        }
-        Ok(Layout {
-            len: bytes.len(),
-            sections,
-            user_count,
-            group_count,
-            hash_seed: field(H_HASH_SEED)?,
-            generated_at: i64::from_le_bytes(
-                read_u64(bytes, H_GENERATED_AT)
-                    .ok_or(HEADER_OOB)?
-                    .to_le_bytes(),
-            ),
-            source: (field(H_SOURCE)?, field(H_SOURCE + 4)?),
-            crc_table,
-            level_one,
-            data_start,
-            block_shift: block_size.trailing_zeros(),
+        Ok(BlockExtent {
             block_count,
             crc_blocks,
-            table_shift: table_block_len(block_len)
-                .unwrap_or(MIN_TABLE_BLOCK_LEN)
-                .trailing_zeros(),
+            level_one,
+            crc_table,
         })
     }
+}
+
+/// Every section's size agrees with the counts: the indexes hold one entry
+/// per record, the record sections at least a head per record, the hash
+/// tables a power of two of slots, more than their entries.
+fn check_section_sizes(
+    sections: &[Span; KNOWN_SECTIONS],
+    user_count: usize,
+    group_count: usize,
+) -> Result<(), CacheError> {
+    let len_of = |sec: usize| sections.get(sec).copied().unwrap_or_default().len;
+    let holds =
+        |sec: usize, count: usize, item: usize| count.checked_mul(item) == Some(len_of(sec));
+    let fits = |sec: usize, count: usize, item: usize| {
+        count.checked_mul(item).is_some_and(|n| n <= len_of(sec))
+    };
+    if !holds(SEC_USER_INDEX, user_count, INDEX_ENTRY_LEN)
+        || !holds(SEC_GROUP_INDEX, group_count, INDEX_ENTRY_LEN)
+        || !fits(SEC_USERS, user_count, USER_HEAD_LEN)
+        || !fits(SEC_GROUPS, group_count, GROUP_HEAD_LEN)
+    {
+        return Err(CacheError::Corrupt(
+            "section size does not match the counts",
+        ));
+    }
+    for (sec, count) in [
+        (SEC_USER_NAMES, user_count),
+        (SEC_USER_IDS, user_count),
+        (SEC_GROUP_NAMES, group_count),
+        (SEC_GROUP_IDS, group_count),
+    ] {
+        let len = len_of(sec);
+        let slots = len / HASH_SLOT_LEN;
+        if len % HASH_SLOT_LEN != 0 || !slots.is_power_of_two() || slots <= count {
+            return Err(CacheError::Corrupt("bad hash table size"));
+        }
+    }
+    if len_of(SEC_KEYS) % STR_REF_LEN != 0 {
+        return Err(CacheError::Corrupt("bad list section size"));
+    }
+    Ok(())
 }
 
 /// A cache file whose header was checked, and whose data blocks are checked

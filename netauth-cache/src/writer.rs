@@ -453,85 +453,12 @@ pub(crate) fn encode_unchecked(
     content: &CacheContent,
     block_size: u32,
 ) -> Result<Vec<u8>, CacheError> {
-    // The pool holds what passwd and group lookups never read: the source
-    // and the keys.
-    let mut pool = Pool::default();
-    let source = pool.add(&content.source)?;
-    let mut keys = Vec::new();
-    let mut extras = Vec::with_capacity(content.users.len());
-    for u in &content.users {
-        let own = content
-            .user_keys
-            .get(&u.name)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        extras.push(UserExtras {
-            gids: content
-                .user_groups
-                .get(&u.name)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-            first_key: to_u32(keys.len() / STR_REF_LEN)?,
-            key_count: to_u32(own.len())?,
-        });
-        for key in own {
-            put_ref(&mut keys, pool.add(key)?);
-        }
-    }
-    let (user_offsets, users_len) = record_offsets(content.users.iter().zip(&extras), |(u, x)| {
-        user_record_len(u, x)
-    })?;
-    let (group_offsets, groups_len) = record_offsets(content.groups.iter(), group_record_len)?;
-    let indexes = hash_tables(content, &user_offsets, &group_offsets)?;
-
-    let slots_len = |t: &[(u32, u32)]| t.len() * HASH_SLOT_LEN;
-    let section_lens: [usize; KNOWN_SECTIONS] = [
-        pool.bytes.len(),
-        users_len,
-        user_offsets.len() * INDEX_ENTRY_LEN,
-        slots_len(&indexes.user_names),
-        slots_len(&indexes.user_ids),
-        groups_len,
-        group_offsets.len() * INDEX_ENTRY_LEN,
-        slots_len(&indexes.group_names),
-        slots_len(&indexes.group_ids),
-        keys.len(),
-    ];
-    let layout = FileLayout::new(&section_lens, block_size)?;
-
+    let parts = Parts::gather(content)?;
+    let layout = FileLayout::new(&parts.section_lens(), block_size)?;
     let mut out = Vec::with_capacity(layout.file_len);
-    put_header(&mut out, content, &layout, indexes.seed, source)?;
+    put_header(&mut out, content, &layout, parts.indexes.seed, parts.source)?;
     out.resize(layout.data_start, 0);
-    let mut section = 0;
-    let mut start_section = |out: &mut Vec<u8>| {
-        let at = layout.sections.get(section).map_or(out.len(), |s| s.0);
-        out.resize(at, 0);
-        section += 1;
-    };
-    start_section(&mut out);
-    out.extend_from_slice(&pool.bytes);
-    start_section(&mut out);
-    for (u, x) in content.users.iter().zip(&extras) {
-        put_user_record(&mut out, u, x)?;
-    }
-    start_section(&mut out);
-    user_offsets.iter().for_each(|&off| put_u32(&mut out, off));
-    start_section(&mut out);
-    put_slots(&mut out, &indexes.user_names);
-    start_section(&mut out);
-    put_slots(&mut out, &indexes.user_ids);
-    start_section(&mut out);
-    for g in &content.groups {
-        put_group_record(&mut out, g)?;
-    }
-    start_section(&mut out);
-    group_offsets.iter().for_each(|&off| put_u32(&mut out, off));
-    start_section(&mut out);
-    put_slots(&mut out, &indexes.group_names);
-    start_section(&mut out);
-    put_slots(&mut out, &indexes.group_ids);
-    start_section(&mut out);
-    out.extend_from_slice(&keys);
+    put_sections(&mut out, content, &parts, &layout)?;
     if out.len() > layout.crc_table {
         return Err(CacheError::Invalid(
             "a record is longer than its computed length".to_owned(),
@@ -540,6 +467,127 @@ pub(crate) fn encode_unchecked(
     out.resize(layout.file_len, 0);
     put_checksums(&mut out, &layout);
     Ok(out)
+}
+
+/// What the file holds besides the records themselves, gathered before
+/// anything is written: the pool, the key references, each user's
+/// extras, where each record will start, and the hash tables.
+struct Parts<'c> {
+    /// What passwd and group lookups never read: the source and the keys.
+    pool: Pool<'c>,
+    source: (u32, u32),
+    keys: Vec<u8>,
+    extras: Vec<UserExtras<'c>>,
+    user_offsets: Vec<u32>,
+    users_len: usize,
+    group_offsets: Vec<u32>,
+    groups_len: usize,
+    indexes: Indexes,
+}
+
+impl<'c> Parts<'c> {
+    fn gather(content: &'c CacheContent) -> Result<Self, CacheError> {
+        let mut pool = Pool::default();
+        let source = pool.add(&content.source)?;
+        let mut keys = Vec::new();
+        let mut extras = Vec::with_capacity(content.users.len());
+        let listed = |map: &'c std::collections::BTreeMap<String, Vec<u32>>, name: &str| {
+            map.get(name).map(Vec::as_slice).unwrap_or(&[])
+        };
+        for u in &content.users {
+            let own = content
+                .user_keys
+                .get(&u.name)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            extras.push(UserExtras {
+                gids: listed(&content.user_groups, &u.name),
+                first_key: to_u32(keys.len() / STR_REF_LEN)?,
+                key_count: to_u32(own.len())?,
+            });
+            for key in own {
+                put_ref(&mut keys, pool.add(key)?);
+            }
+        }
+        let (user_offsets, users_len) =
+            record_offsets(content.users.iter().zip(&extras), |(u, x)| {
+                user_record_len(u, x)
+            })?;
+        let (group_offsets, groups_len) = record_offsets(content.groups.iter(), group_record_len)?;
+        let indexes = hash_tables(content, &user_offsets, &group_offsets)?;
+        Ok(Parts {
+            pool,
+            source,
+            keys,
+            extras,
+            user_offsets,
+            users_len,
+            group_offsets,
+            groups_len,
+            indexes,
+        })
+    }
+
+    /// The length of each section, in section order.
+    fn section_lens(&self) -> [usize; KNOWN_SECTIONS] {
+        let slots_len = |t: &[(u32, u32)]| t.len() * HASH_SLOT_LEN;
+        [
+            self.pool.bytes.len(),
+            self.users_len,
+            self.user_offsets.len() * INDEX_ENTRY_LEN,
+            slots_len(&self.indexes.user_names),
+            slots_len(&self.indexes.user_ids),
+            self.groups_len,
+            self.group_offsets.len() * INDEX_ENTRY_LEN,
+            slots_len(&self.indexes.group_names),
+            slots_len(&self.indexes.group_ids),
+            self.keys.len(),
+        ]
+    }
+}
+
+/// Writes every section at its place in `layout`, in section order, the
+/// records straight into the file's buffer.
+fn put_sections(
+    out: &mut Vec<u8>,
+    content: &CacheContent,
+    parts: &Parts<'_>,
+    layout: &FileLayout,
+) -> Result<(), CacheError> {
+    let mut section = 0;
+    let mut start_section = |out: &mut Vec<u8>| {
+        let at = layout.sections.get(section).map_or(out.len(), |s| s.0);
+        out.resize(at, 0);
+        section += 1;
+    };
+    start_section(out);
+    out.extend_from_slice(&parts.pool.bytes);
+    start_section(out);
+    for (u, x) in content.users.iter().zip(&parts.extras) {
+        put_user_record(out, u, x)?;
+    }
+    start_section(out);
+    parts.user_offsets.iter().for_each(|&off| put_u32(out, off));
+    start_section(out);
+    put_slots(out, &parts.indexes.user_names);
+    start_section(out);
+    put_slots(out, &parts.indexes.user_ids);
+    start_section(out);
+    for g in &content.groups {
+        put_group_record(out, g)?;
+    }
+    start_section(out);
+    parts
+        .group_offsets
+        .iter()
+        .for_each(|&off| put_u32(out, off));
+    start_section(out);
+    put_slots(out, &parts.indexes.group_names);
+    start_section(out);
+    put_slots(out, &parts.indexes.group_ids);
+    start_section(out);
+    out.extend_from_slice(&parts.keys);
+    Ok(())
 }
 
 /// Where the parts of a file go, computed from its sections' lengths.

@@ -66,7 +66,10 @@ fn the_module_depends_on_libc_and_the_unwinder_alone() {
         .filter(|l| l.contains("(NEEDED)"))
         .filter_map(|l| Some(l.split('[').nth(1)?.trim_end_matches(']').to_owned()))
         .collect();
-    assert_eq!(needed, ["libgcc_s.so.1", "libc.so.6", "ld-linux-x86-64.so.2"]);
+    assert_eq!(
+        needed,
+        ["libgcc_s.so.1", "libc.so.6", "ld-linux-x86-64.so.2"]
+    );
 }
 
 #[test]
