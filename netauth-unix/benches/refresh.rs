@@ -13,6 +13,12 @@
 //!
 //! Each refresh runs as a child process so that its peak resident memory
 //! (`ru_maxrss` from `wait4`) is its own; the server's is not counted.
+//!
+//! To see what the peak is made of, `REFRESH_BENCH_WRAPPER` runs each
+//! refresh under a command, once per entity count, with its stderr shown,
+//! e.g. `REFRESH_BENCH_WRAPPER="valgrind --tool=massif
+//! --massif-out-file=/tmp/massif.%p" cargo bench -p netauth-unix --bench
+//! refresh -- 100000` (the figures printed are then the wrapper's).
 #![allow(
     clippy::expect_used,
     clippy::indexing_slicing,
@@ -37,14 +43,36 @@ struct Run {
     max_rss_kib: i64,
 }
 
+/// The command (and its arguments) each refresh runs under, from
+/// `REFRESH_BENCH_WRAPPER`; empty when unset.
+fn wrapper() -> Vec<String> {
+    std::env::var("REFRESH_BENCH_WRAPPER")
+        .map(|w| w.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 /// Runs `netauth-unix refresh` once and measures it.
 fn refresh_once(config: &Path) -> Run {
+    let wrapper = wrapper();
+    let binary = env!("CARGO_BIN_EXE_netauth-unix");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_netauth-unix"))
+    let child = command
         .args(["refresh", "--config"])
         .arg(config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if wrapper.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        })
         .spawn()
         .expect("start netauth-unix");
     let pid = child.id() as libc::pid_t;
@@ -172,7 +200,10 @@ fn main() {
         });
         seed_directory(server.state(), n);
         let env = RefreshEnv::new(&server, "");
-        let runs: Vec<Run> = (0..RUNS).map(|_| refresh_once(&env.config)).collect();
+        let runs_per_count = if wrapper().is_empty() { RUNS } else { 1 };
+        let runs: Vec<Run> = (0..runs_per_count)
+            .map(|_| refresh_once(&env.config))
+            .collect();
         let status = RefreshStatus::load(&env.cache_dir())
             .expect("status file")
             .expect("status file present");

@@ -1565,6 +1565,119 @@ mod tests {
         }
     }
 
+    /// A directory that meets every rule of the mapping: bad and
+    /// duplicated names and numbers, local accounts, name clashes, missing
+    /// primary groups, user-private groups, dirty gecos, homes and shells,
+    /// keys, locks, INCLUDE/EXCLUDE (a cycle, an unknown target).
+    fn golden_directory() -> (Vec<SourceEntity>, Vec<SourceGroup>) {
+        let mut groups = vec![
+            group("g0", 3000, &["INCLUDE:g1", "EXCLUDE:g3"]),
+            group("g1", 3001, &["INCLUDE:g2"]),
+            group("g2", 3002, &[]),
+            group("g3", 3003, &["INCLUDE:g4", "BOGUS"]),
+            group("g4", 3004, &["INCLUDE:g3"]),
+            group("users", 3005, &["INCLUDE:g0"]),
+            group("localgroup", 3006, &[]),
+            group("dup", 3007, &[]),
+            group("dup", 3008, &[]),
+            group("low", 10, &["INCLUDE:nowhere"]),
+            group("samegid", 3009, &[]),
+            group("samegid2", 3009, &[]),
+            group("bad name", 3010, &[]),
+            group("netauth-taken", 3011, &[]),
+            group("taken", 3012, &[]),
+            group("lg", 1600, &[]),
+        ];
+        groups.push(SourceGroup {
+            name: "nonumber".into(),
+            number: None,
+            expansions: vec![],
+        });
+        let mut entities = Vec::new();
+        for i in 0..60i32 {
+            let primary = ["g0", "g1", "users", "localgroup", "nope", "taken"][i as usize % 6];
+            let direct: Vec<String> = ["g0", "g1", "g2", "g3", "g4", "users", "low", "dup"]
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| (i as usize + k) % (k + 2) == 0)
+                .map(|(_, g)| g.to_string())
+                .collect();
+            let direct: Vec<&str> = direct.iter().map(String::as_str).collect();
+            let mut e = entity(&format!("user{i:02}"), 2000 + i, primary, &direct);
+            match i % 7 {
+                0 => e.gecos = Some(format!("User {i}:room\t{i}")),
+                1 => e.display_name = Some(format!("Display {i}")),
+                2 => e.home = Some(format!("/srv/home/user{i:02}")),
+                3 => e.home = Some("/srv/../etc".into()),
+                4 => e.shell = Some("/bin/bash".into()),
+                5 => e.shell = Some("/usr/bin/fish".into()),
+                _ => e.primary_group = None,
+            }
+            if i % 5 == 0 {
+                e.keys = vec![
+                    format!("SSH:ssh-ed25519 AAAA{i} user{i}"),
+                    "SSH:bad\nkey".into(),
+                ];
+            }
+            e.locked = i % 11 == 0;
+            entities.push(e);
+        }
+        entities.push(entity("localuser", 2100, "g0", &["g0"]));
+        entities.push(entity("root", 2101, "g0", &["g0"]));
+        entities.push(entity("same", 2102, "g0", &["g0"]));
+        entities.push(entity("same", 2103, "g0", &["g0"]));
+        entities.push(entity("twin1", 2104, "g0", &["g0"]));
+        entities.push(entity("twin2", 2104, "g0", &["g0"]));
+        entities.push(entity("lowuid", 999, "g0", &["g0"]));
+        entities.push(entity("-bad", 2105, "g0", &["g0"]));
+        entities.push(entity("takes1500", 1500, "g0", &["g0"]));
+        entities.push(entity("zero", 0, "g0", &["g0"]));
+        entities.push(entity("g2", 3002, "nope", &["g2"]));
+        entities.push(entity("nonum", 0, "g0", &[]));
+        if let Some(e) = entities.last_mut() {
+            e.number = None;
+        }
+        (entities, groups)
+    }
+
+    /// The whole mapped output of [`golden_directory`] under two policies,
+    /// against a recorded copy (`testdata/mapped.golden`): restructuring
+    /// the mapping must not change one user, group, membership, key or
+    /// notice. `UPDATE_GOLDEN=1` rewrites the copy after an intended change.
+    #[test]
+    fn mapped_output_matches_the_recorded_golden_copy() {
+        let (entities, groups) = golden_directory();
+        let local = LocalAccounts::parse(
+            "root:x:0:0::/root:/bin/bash\nlocaluser:x:1500:1500::/home/l:/bin/sh\n",
+            "root:x:0:\nlocalgroup:x:1600:user03,user04\nusers:x:100:\nnetauth-taken:x:1700:\n",
+        );
+        let mut text = String::new();
+        for (missing, clash) in [
+            (MissingPrimaryGroup::Skip, LocalGroupNameClash::Omit),
+            (MissingPrimaryGroup::Private, LocalGroupNameClash::Rename),
+        ] {
+            let s = RefreshSettings {
+                missing_primary_group: missing,
+                local_group_name_clash: clash,
+                ..RefreshSettings::default()
+            };
+            let m = map_directory(&entities, &groups, &s, &local, &shells());
+            text.push_str(&format!("{missing:?} {clash:?}\n{m:#?}\n"));
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/refresh/testdata/mapped.golden");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        }
+        let golden = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            golden == text,
+            "the mapped output changed; diff {} with:\n{text}",
+            path.display()
+        );
+    }
+
     #[test]
     fn output_is_independent_of_answer_order() {
         let s = RefreshSettings::default();
