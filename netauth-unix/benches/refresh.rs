@@ -91,10 +91,13 @@ impl Launcher {
         self.input.flush().expect("ask the launcher");
         let mut line = String::new();
         self.output.read_line(&mut line).expect("launcher answer");
-        let mut fields = line.split_whitespace().map(|f| f.parse::<u64>());
-        let (Some(Ok(nanos)), Some(Ok(kib))) = (fields.next(), fields.next()) else {
-            panic!("the launcher answered {line:?} (did the refresh fail?)");
-        };
+        let mut fields = line.split_whitespace().map(|f| f.parse::<u64>().ok());
+        let (nanos, kib) = fields
+            .next()
+            .flatten()
+            .zip(fields.next().flatten())
+            .ok_or(line)
+            .expect("a launcher answer `WALL_NANOS MAX_RSS_KIB` (did the refresh fail?)");
         Run {
             wall: Duration::from_nanos(nanos),
             max_rss_kib: kib as i64,

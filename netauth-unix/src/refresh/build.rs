@@ -1636,7 +1636,7 @@ mod tests {
             let direct: Vec<String> = ["g0", "g1", "g2", "g3", "g4", "users", "low", "dup"]
                 .iter()
                 .enumerate()
-                .filter(|(k, _)| (i as usize + k) % (k + 2) == 0)
+                .filter(|(k, _)| (i as usize + k).is_multiple_of(k + 2))
                 .map(|(_, g)| g.to_string())
                 .collect();
             let direct: Vec<&str> = direct.iter().map(String::as_str).collect();
