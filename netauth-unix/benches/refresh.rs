@@ -12,7 +12,20 @@
 //! it, each per call, in this process.
 //!
 //! Each refresh runs as a child process so that its peak resident memory
-//! (`ru_maxrss` from `wait4`) is its own; the server's is not counted.
+//! (`ru_maxrss` from `wait4`) is its own; the server's is not counted. The
+//! child is started by a small launcher process that the bench starts
+//! before it builds any directory: Linux gives a process started by
+//! `posix_spawn` (or `fork`) from this bench, once it holds the test
+//! server's directory, the bench's own high-water mark as its starting
+//! `ru_maxrss` (the kernel keeps the larger of the old and new address
+//! space's at `exec`), so a child of the bench itself reported the bench's
+//! peak whenever that was higher than its own.
+//!
+//! To see what the peak is made of, `REFRESH_BENCH_WRAPPER` runs each
+//! refresh under a command, once per entity count, with its stderr shown,
+//! e.g. `REFRESH_BENCH_WRAPPER="valgrind --tool=massif
+//! --massif-out-file=/tmp/massif.%p" cargo bench -p netauth-unix --bench
+//! refresh -- 100000` (the figures printed are then the wrapper's).
 #![allow(
     clippy::expect_used,
     clippy::indexing_slicing,
@@ -37,14 +50,95 @@ struct Run {
     max_rss_kib: i64,
 }
 
-/// Runs `netauth-unix refresh` once and measures it.
+/// The command (and its arguments) each refresh runs under, from
+/// `REFRESH_BENCH_WRAPPER`; empty when unset.
+fn wrapper() -> Vec<String> {
+    std::env::var("REFRESH_BENCH_WRAPPER")
+        .map(|w| w.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// The launcher: a copy of this program started before the test server
+/// holds any directory, which runs the refreshes it is asked for (one
+/// config path a line on its stdin) and answers `WALL_NANOS MAX_RSS_KIB`
+/// a line.
+struct Launcher {
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+    _child: std::process::Child,
+}
+
+const LAUNCHER_ARG: &str = "--refresh-launcher";
+
+impl Launcher {
+    fn start() -> Launcher {
+        let mut child = Command::new(std::env::current_exe().expect("current exe"))
+            .arg(LAUNCHER_ARG)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the launcher");
+        Launcher {
+            input: child.stdin.take().expect("launcher stdin"),
+            output: std::io::BufReader::new(child.stdout.take().expect("launcher stdout")),
+            _child: child,
+        }
+    }
+
+    fn refresh_once(&mut self, config: &Path) -> Run {
+        use std::io::{BufRead, Write};
+        writeln!(self.input, "{}", config.display()).expect("ask the launcher");
+        self.input.flush().expect("ask the launcher");
+        let mut line = String::new();
+        self.output.read_line(&mut line).expect("launcher answer");
+        let mut fields = line.split_whitespace().map(|f| f.parse::<u64>().ok());
+        let (nanos, kib) = fields
+            .next()
+            .flatten()
+            .zip(fields.next().flatten())
+            .ok_or(line)
+            .expect("a launcher answer `WALL_NANOS MAX_RSS_KIB` (did the refresh fail?)");
+        Run {
+            wall: Duration::from_nanos(nanos),
+            max_rss_kib: kib as i64,
+        }
+    }
+}
+
+/// The launcher's side of [`Launcher`].
+fn launcher_main() {
+    use std::io::{BufRead, Write};
+    let stdout = std::io::stdout();
+    for line in std::io::stdin().lock().lines() {
+        let run = refresh_once(Path::new(&line.expect("read a config path")));
+        let mut out = stdout.lock();
+        writeln!(out, "{} {}", run.wall.as_nanos(), run.max_rss_kib).expect("answer");
+        out.flush().expect("answer");
+    }
+}
+
+/// Runs `netauth-unix refresh` once and measures it (in the launcher).
 fn refresh_once(config: &Path) -> Run {
+    let wrapper = wrapper();
+    let binary = env!("CARGO_BIN_EXE_netauth-unix");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_netauth-unix"))
+    let child = command
         .args(["refresh", "--config"])
         .arg(config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if wrapper.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        })
         .spawn()
         .expect("start netauth-unix");
     let pid = child.id() as libc::pid_t;
@@ -150,6 +244,11 @@ fn trusted_open_table() {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == LAUNCHER_ARG) {
+        launcher_main();
+        return;
+    }
+    let mut launcher = Launcher::start();
     if std::env::args().any(|a| a == "trusted") {
         trusted_open_table();
         return;
@@ -172,7 +271,10 @@ fn main() {
         });
         seed_directory(server.state(), n);
         let env = RefreshEnv::new(&server, "");
-        let runs: Vec<Run> = (0..RUNS).map(|_| refresh_once(&env.config)).collect();
+        let runs_per_count = if wrapper().is_empty() { RUNS } else { 1 };
+        let runs: Vec<Run> = (0..runs_per_count)
+            .map(|_| launcher.refresh_once(&env.config))
+            .collect();
         let status = RefreshStatus::load(&env.cache_dir())
             .expect("status file")
             .expect("status file present");

@@ -333,18 +333,18 @@ fn check_id(
 /// [`clean::check_key`] accepts, at most [`clean::MAX_KEYS_PER_USER`]; a
 /// notice for each one left out. A key that breaks the rule costs only
 /// itself, never the user.
-fn served_keys(user: &str, keys: &[String], notices: &mut Vec<Notice>) -> Vec<String> {
+fn served_keys(user: &str, keys: Vec<String>, notices: &mut Vec<Notice>) -> Vec<String> {
     let mut served = Vec::new();
     let mut cut = 0;
-    for (index, key) in keys.iter().enumerate() {
-        match clean::check_key(key) {
+    for (index, key) in keys.into_iter().enumerate() {
+        match clean::check_key(&key) {
             Err(problem) => notices.push(Notice::KeyDropped {
                 user: user.to_owned(),
                 index,
                 problem,
             }),
             Ok(_) if served.len() == clean::MAX_KEYS_PER_USER => cut += 1,
-            Ok(_) => served.push(key.clone()),
+            Ok(_) => served.push(key),
         }
     }
     if cut > 0 {
@@ -368,8 +368,7 @@ pub fn map_directory(
     local: &LocalAccounts,
     shells: &HashSet<String>,
 ) -> Mapped {
-    let membership = effective_memberships(entities, groups);
-    map_directory_with(entities, groups, membership, settings, local, shells)
+    map_directory_owned(entities.to_vec(), groups, None, settings, local, shells)
 }
 
 /// [`map_directory`] with the effective memberships already computed (a
@@ -383,10 +382,38 @@ pub fn map_directory_with(
     local: &LocalAccounts,
     shells: &HashSet<String>,
 ) -> Mapped {
+    map_directory_owned(
+        entities.to_vec(),
+        groups,
+        Some(membership),
+        settings,
+        local,
+        shells,
+    )
+}
+
+/// [`map_directory_with`] (or [`map_directory`] when `membership` is
+/// `None`) consuming the entities, for the refresh's peak memory: their
+/// direct groups are freed once the memberships are known, their strings
+/// move into the users rather than being copied, and they are freed before
+/// the member lists are built. Same output as the borrowing versions.
+pub fn map_directory_owned(
+    mut entities: Vec<SourceEntity>,
+    groups: &[SourceGroup],
+    membership: Option<Memberships>,
+    settings: &RefreshSettings,
+    local: &LocalAccounts,
+    shells: &HashSet<String>,
+) -> Mapped {
+    let membership = membership.unwrap_or_else(|| effective_memberships(&entities, groups));
+    // Only the memberships needed the direct groups.
+    for e in &mut entities {
+        e.groups = Vec::new();
+    }
     let mut out = Mapped::default();
     let group_verdicts = judge_groups(groups, settings, local, &mut out.notices);
     let served = map_users(
-        entities,
+        &mut entities,
         groups,
         &group_verdicts,
         settings,
@@ -394,6 +421,7 @@ pub fn map_directory_with(
         shells,
         &mut out.notices,
     );
+    drop(entities);
     out.users = served.users;
     out.user_keys = served.user_keys;
     let user_gids = map_memberships(
@@ -407,7 +435,9 @@ pub fn map_directory_with(
 
     out.private_groups = served.private_groups.len();
     out.groups.extend(served.private_groups);
-    out.groups.sort_by_key(|g| g.gid);
+    // Gids and uids are unique here (duplicates were skipped): an unstable
+    // sort gives the same order without a stable sort's scratch copy.
+    out.groups.sort_unstable_by_key(|g| g.gid);
 
     for (user, mut gids) in out.users.iter().zip(user_gids) {
         if gids.is_empty() {
@@ -415,9 +445,10 @@ pub fn map_directory_with(
         }
         gids.sort_unstable();
         gids.dedup();
+        gids.shrink_to_fit();
         out.user_groups.insert(user.name.clone(), gids);
     }
-    out.users.sort_by_key(|u| u.uid);
+    out.users.sort_unstable_by_key(|u| u.uid);
     out
 }
 
@@ -537,7 +568,7 @@ struct ServedUsers {
 /// Checks every entity against the rules and the local accounts, finds its
 /// primary gid (or makes a user-private group) and cleans its fields.
 fn map_users(
-    entities: &[SourceEntity],
+    entities: &mut [SourceEntity],
     groups: &[SourceGroup],
     group_verdicts: &GroupVerdicts<'_>,
     settings: &RefreshSettings,
@@ -545,18 +576,22 @@ fn map_users(
     shells: &HashSet<String>,
     notices: &mut Vec<Notice>,
 ) -> ServedUsers {
-    let dup_ids = duplicated(entities.iter().map(|e| e.id.as_str()));
+    // Owned: the entities' names move into the users below.
+    let dup_ids: HashSet<String> = duplicated(entities.iter().map(|e| e.id.as_str()))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let dup_uids = duplicated(entities.iter().filter_map(|e| e.number));
     // Every fetched gid, so that a user-private group never takes the
     // number of a group that is skipped or not served under its name.
     let all_gids: HashSet<i32> = groups.iter().filter_map(|g| g.number).collect();
     let mut served = ServedUsers {
-        users: Vec::new(),
+        users: Vec::with_capacity(entities.len()),
         user_of_entity: vec![None; entities.len()],
         private_groups: Vec::new(),
         user_keys: BTreeMap::new(),
     };
-    for (e, slot) in entities.iter().zip(served.user_of_entity.iter_mut()) {
+    for (e, slot) in entities.iter_mut().zip(served.user_of_entity.iter_mut()) {
         let verdict = (|| {
             if dup_ids.contains(e.id.as_str()) {
                 return Err(SkipReason::DuplicateName);
@@ -610,7 +645,7 @@ fn map_users(
                 members: Vec::new(),
             });
         }
-        let keys = served_keys(&e.id, &e.keys, notices);
+        let keys = served_keys(&e.id, std::mem::take(&mut e.keys), notices);
         if !keys.is_empty() {
             served.user_keys.insert(e.id.clone(), keys);
         }
@@ -619,13 +654,14 @@ fn map_users(
             .users
             .push(clean_user(e, uid, gid, settings, shells, notices));
     }
+    served.users.shrink_to_fit();
     served
 }
 
 /// The passwd entry of a served entity: gecos cleaned, an unusable home or
 /// unlisted shell replaced (each with a notice).
 fn clean_user(
-    e: &SourceEntity,
+    e: &mut SourceEntity,
     uid: u32,
     gid: u32,
     settings: &RefreshSettings,
@@ -669,7 +705,8 @@ fn clean_user(
     };
 
     UnixUser {
-        name: e.id.clone(),
+        // The entity is not read again: its name moves.
+        name: std::mem::take(&mut e.id),
         uid,
         gid,
         gecos,
@@ -753,7 +790,7 @@ fn map_memberships(
             supplementary_lost.insert(gi, lost);
             continue;
         };
-        let mut names = Vec::new();
+        let mut names = Vec::with_capacity(served_members(effective, served_user).count());
         for ui in served_members(effective, served_user) {
             if let (Some(user), Some(gids)) = (out.users.get(ui), user_gids.get_mut(ui)) {
                 names.push(user.name.clone());
@@ -1563,6 +1600,119 @@ mod tests {
                 "{name}: {skipped:?}"
             );
         }
+    }
+
+    /// A directory that meets every rule of the mapping: bad and
+    /// duplicated names and numbers, local accounts, name clashes, missing
+    /// primary groups, user-private groups, dirty gecos, homes and shells,
+    /// keys, locks, INCLUDE/EXCLUDE (a cycle, an unknown target).
+    fn golden_directory() -> (Vec<SourceEntity>, Vec<SourceGroup>) {
+        let mut groups = vec![
+            group("g0", 3000, &["INCLUDE:g1", "EXCLUDE:g3"]),
+            group("g1", 3001, &["INCLUDE:g2"]),
+            group("g2", 3002, &[]),
+            group("g3", 3003, &["INCLUDE:g4", "BOGUS"]),
+            group("g4", 3004, &["INCLUDE:g3"]),
+            group("users", 3005, &["INCLUDE:g0"]),
+            group("localgroup", 3006, &[]),
+            group("dup", 3007, &[]),
+            group("dup", 3008, &[]),
+            group("low", 10, &["INCLUDE:nowhere"]),
+            group("samegid", 3009, &[]),
+            group("samegid2", 3009, &[]),
+            group("bad name", 3010, &[]),
+            group("netauth-taken", 3011, &[]),
+            group("taken", 3012, &[]),
+            group("lg", 1600, &[]),
+        ];
+        groups.push(SourceGroup {
+            name: "nonumber".into(),
+            number: None,
+            expansions: vec![],
+        });
+        let mut entities = Vec::new();
+        for i in 0..60i32 {
+            let primary = ["g0", "g1", "users", "localgroup", "nope", "taken"][i as usize % 6];
+            let direct: Vec<String> = ["g0", "g1", "g2", "g3", "g4", "users", "low", "dup"]
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| (i as usize + k).is_multiple_of(k + 2))
+                .map(|(_, g)| g.to_string())
+                .collect();
+            let direct: Vec<&str> = direct.iter().map(String::as_str).collect();
+            let mut e = entity(&format!("user{i:02}"), 2000 + i, primary, &direct);
+            match i % 7 {
+                0 => e.gecos = Some(format!("User {i}:room\t{i}")),
+                1 => e.display_name = Some(format!("Display {i}")),
+                2 => e.home = Some(format!("/srv/home/user{i:02}")),
+                3 => e.home = Some("/srv/../etc".into()),
+                4 => e.shell = Some("/bin/bash".into()),
+                5 => e.shell = Some("/usr/bin/fish".into()),
+                _ => e.primary_group = None,
+            }
+            if i % 5 == 0 {
+                e.keys = vec![
+                    format!("SSH:ssh-ed25519 AAAA{i} user{i}"),
+                    "SSH:bad\nkey".into(),
+                ];
+            }
+            e.locked = i % 11 == 0;
+            entities.push(e);
+        }
+        entities.push(entity("localuser", 2100, "g0", &["g0"]));
+        entities.push(entity("root", 2101, "g0", &["g0"]));
+        entities.push(entity("same", 2102, "g0", &["g0"]));
+        entities.push(entity("same", 2103, "g0", &["g0"]));
+        entities.push(entity("twin1", 2104, "g0", &["g0"]));
+        entities.push(entity("twin2", 2104, "g0", &["g0"]));
+        entities.push(entity("lowuid", 999, "g0", &["g0"]));
+        entities.push(entity("-bad", 2105, "g0", &["g0"]));
+        entities.push(entity("takes1500", 1500, "g0", &["g0"]));
+        entities.push(entity("zero", 0, "g0", &["g0"]));
+        entities.push(entity("g2", 3002, "nope", &["g2"]));
+        entities.push(entity("nonum", 0, "g0", &[]));
+        if let Some(e) = entities.last_mut() {
+            e.number = None;
+        }
+        (entities, groups)
+    }
+
+    /// The whole mapped output of [`golden_directory`] under two policies,
+    /// against a recorded copy (`testdata/mapped.golden`): restructuring
+    /// the mapping must not change one user, group, membership, key or
+    /// notice. `UPDATE_GOLDEN=1` rewrites the copy after an intended change.
+    #[test]
+    fn mapped_output_matches_the_recorded_golden_copy() {
+        let (entities, groups) = golden_directory();
+        let local = LocalAccounts::parse(
+            "root:x:0:0::/root:/bin/bash\nlocaluser:x:1500:1500::/home/l:/bin/sh\n",
+            "root:x:0:\nlocalgroup:x:1600:user03,user04\nusers:x:100:\nnetauth-taken:x:1700:\n",
+        );
+        let mut text = String::new();
+        for (missing, clash) in [
+            (MissingPrimaryGroup::Skip, LocalGroupNameClash::Omit),
+            (MissingPrimaryGroup::Private, LocalGroupNameClash::Rename),
+        ] {
+            let s = RefreshSettings {
+                missing_primary_group: missing,
+                local_group_name_clash: clash,
+                ..RefreshSettings::default()
+            };
+            let m = map_directory(&entities, &groups, &s, &local, &shells());
+            text.push_str(&format!("{missing:?} {clash:?}\n{m:#?}\n"));
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/refresh/testdata/mapped.golden");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        }
+        let golden = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            golden == text,
+            "the mapped output changed; diff {} with:\n{text}",
+            path.display()
+        );
     }
 
     #[test]

@@ -237,6 +237,10 @@ pub(crate) async fn fetch_all<S: DirectorySource>(
         }
     }
 
+    // Grown by doubling while the answers came; the spare room would stay
+    // allocated until the directory is mapped.
+    out.entities.shrink_to_fit();
+
     let all = source
         .search_groups("*")
         .await

@@ -433,6 +433,7 @@ pub fn refresh_blocking(
     options: RefreshOptions,
 ) -> Result<RefreshReport, RefreshError> {
     let settings = RefreshSettings::from_config(config);
+    map_large_allocations();
     if settings.source.is_some() {
         return snapshot_fetch::refresh_and_record(&settings, options);
     }
@@ -714,13 +715,11 @@ pub(crate) fn install(
         mut notices,
     } = prepared;
     let dir = &settings.cache_dir;
-    let mapped = match memberships {
-        Some(m) => build::map_directory_with(&entities, &groups, m, settings, &local, &shells),
-        None => build::map_directory(&entities, &groups, settings, &local, &shells),
-    };
     let (entities_fetched, groups_fetched) = (entities.len(), groups.len());
-    drop(entities);
+    let mapped =
+        build::map_directory_owned(entities, &groups, memberships, settings, &local, &shells);
     drop(groups);
+    release_free_memory();
     notices.extend(mapped.notices);
 
     if let (Some((users, groups)), false) = (previous, options.force) {
@@ -764,6 +763,33 @@ pub(crate) fn install(
         notices,
         snapshot: None,
     })
+}
+
+/// Hands the memory freed so far back to the system. The mapping frees the
+/// fetched directory in many small pieces between the ones it keeps; glibc
+/// keeps such pages (they count in the peak resident size) and the
+/// encoder's large buffers would come on top of them.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it
+    // touches no memory in use and takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Makes glibc serve every large allocation with its own mapping, returned
+/// to the system when freed, instead of raising its threshold after the
+/// first large free and taking later large buffers from the heap, where
+/// the freed pieces of a phase stay resident under the next one. Only for
+/// the process of the `refresh` command (a process-wide setting).
+fn map_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt sets an allocator parameter; a fixed threshold is a
+    // documented value and changes no allocation already made.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
 }
 
 /// [`refresh_from`], then the status file. A status file that cannot be
