@@ -256,10 +256,12 @@ mod tests {
         let (dir, path) = folder();
         let source = source(&path);
         let (mut thread, shared) = fresh();
-        // The last entry is damaged: the walk must not list the others
-        // and then stop short.
-        install_unmarked(dir.path(), &damaged(&NAMES, "carol"));
+        install(dir.path(), &NAMES);
         let state = Mutex::new(Position::Fresh);
+        assert_eq!(walk(&state, &source, &mut thread, &shared, 2), NAMES[..2]);
+        // The last entry is damaged: the walk must not list the others
+        // and then stop short, nor go on with the old snapshot.
+        install_unmarked(dir.path(), &damaged(&NAMES, "carol"));
         let e = start(&state, &source, || thread.snapshot(&source, &shared)).unwrap_err();
         assert!(matches!(e, Unavailable::Refused(_)), "{e:?}");
         for _ in 0..2 {

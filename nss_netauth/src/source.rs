@@ -583,6 +583,14 @@ mod tests {
             Ok(Some(1001))
         );
         assert_ne!(mapping(&thread), Arc::as_ptr(&old));
+        // The new file was mapped once for the process: another thread
+        // takes the same mapping.
+        let mut other = ThreadState::NEW;
+        assert_eq!(
+            uid_of(&mut other, &source, &shared, t, "carol").unwrap(),
+            Ok(Some(1000))
+        );
+        assert_eq!(mapping(&other), mapping(&thread));
         // The old mapping stays readable for whoever still holds it.
         assert_eq!(
             old.view()
