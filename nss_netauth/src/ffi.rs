@@ -6,7 +6,7 @@
 
 use crate::enumerate::{self, Step};
 use crate::pack::{pack_group, pack_user, PackError, PackedGroup, PackedUser};
-use crate::source::{self, Unavailable};
+use crate::source::{self, Unavailable, SHIPPED};
 use netauth_cache::{CacheError, CacheView, GroupRecord, UserRecord};
 use std::ffi::{c_char, c_int, c_long, CStr, CString};
 use std::mem::MaybeUninit;
@@ -296,7 +296,11 @@ fn start_outcome(r: Result<(), Unavailable>) -> Outcome {
 #[no_mangle]
 pub extern "C" fn _nss_netauth_setpwent(_stayopen: c_int) -> c_int {
     guarded(std::ptr::null_mut(), || {
-        start_outcome(enumerate::start(&enumerate::PASSWD))
+        start_outcome(enumerate::start(
+            &enumerate::PASSWD,
+            &SHIPPED,
+            source::snapshot,
+        ))
     })
 }
 
@@ -311,7 +315,11 @@ pub extern "C" fn _nss_netauth_endpwent() -> c_int {
 #[no_mangle]
 pub extern "C" fn _nss_netauth_setgrent(_stayopen: c_int) -> c_int {
     guarded(std::ptr::null_mut(), || {
-        start_outcome(enumerate::start(&enumerate::GROUP))
+        start_outcome(enumerate::start(
+            &enumerate::GROUP,
+            &SHIPPED,
+            source::snapshot,
+        ))
     })
 }
 
@@ -345,17 +353,22 @@ pub unsafe extern "C" fn _nss_netauth_getpwent_r(
     guarded(errnop, || {
         // SAFETY: see the function's contract.
         let buf = unsafe { caller_buffer(buffer, buflen) };
-        step_outcome(enumerate::step(&enumerate::PASSWD, |view, from| {
-            let Some((index, user)) = next_entry(from, |i| view.user_at(i))? else {
-                return Ok(None);
-            };
-            let packed = pack_user(buf, &user)?;
-            // SAFETY: the entry was packed into `buffer`.
-            match unsafe { store_user(result, buffer, packed, user.uid, user.gid) } {
-                Outcome::Success => Ok(Some(index + 1)),
-                other => Err(other),
-            }
-        }))
+        step_outcome(enumerate::step(
+            &enumerate::PASSWD,
+            &SHIPPED,
+            source::snapshot,
+            |view, from| {
+                let Some((index, user)) = next_entry(from, |i| view.user_at(i))? else {
+                    return Ok(None);
+                };
+                let packed = pack_user(buf, &user)?;
+                // SAFETY: the entry was packed into `buffer`.
+                match unsafe { store_user(result, buffer, packed, user.uid, user.gid) } {
+                    Outcome::Success => Ok(Some(index + 1)),
+                    other => Err(other),
+                }
+            },
+        ))
     })
 }
 
@@ -372,17 +385,22 @@ pub unsafe extern "C" fn _nss_netauth_getgrent_r(
     guarded(errnop, || {
         // SAFETY: see the function's contract.
         let buf = unsafe { caller_buffer(buffer, buflen) };
-        step_outcome(enumerate::step(&enumerate::GROUP, |view, from| {
-            let Some((index, group)) = next_entry(from, |i| view.group_at(i))? else {
-                return Ok(None);
-            };
-            let packed = pack_group(buf, &group)?;
-            // SAFETY: the entry was packed into `buffer`.
-            match unsafe { store_group(result, buffer, packed, group.gid) } {
-                Outcome::Success => Ok(Some(index + 1)),
-                other => Err(other),
-            }
-        }))
+        step_outcome(enumerate::step(
+            &enumerate::GROUP,
+            &SHIPPED,
+            source::snapshot,
+            |view, from| {
+                let Some((index, group)) = next_entry(from, |i| view.group_at(i))? else {
+                    return Ok(None);
+                };
+                let packed = pack_group(buf, &group)?;
+                // SAFETY: the entry was packed into `buffer`.
+                match unsafe { store_group(result, buffer, packed, group.gid) } {
+                    Outcome::Success => Ok(Some(index + 1)),
+                    other => Err(other),
+                }
+            },
+        ))
     })
 }
 

@@ -18,3 +18,5 @@ mod enumerate;
 mod ffi;
 mod pack;
 mod source;
+#[cfg(test)]
+mod testing;

@@ -32,6 +32,14 @@
 //! * The mapping stays valid after the file is replaced (rename keeps the
 //!   old inode alive while it is mapped); a lookup under way finishes on the
 //!   old snapshot and the next one maps the new file.
+//! * Where the file is and what makes it trusted is a [`Source`]: the
+//!   shipped module reads [`SHIPPED`] only (the fixed [`CACHE_PATH`], root's
+//!   rule [`TrustRule::CACHE`]; nothing at run time can change either). The
+//!   logic ([`ThreadState`], [`SharedSlot`]) takes the source, the shared
+//!   slot and the time as parameters, so that unit tests drive it on a file
+//!   of their own in a folder of their own, with a clock of their own;
+//!   [`with_view`] and [`snapshot`] bind it to the thread-local state, the
+//!   process-wide slot and the coarse clock.
 
 use memmap2::{Mmap, MmapOptions};
 use netauth_cache::trusted::{open_trusted, TrustRule};
@@ -41,7 +49,30 @@ use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+/// Where a cache file is and what makes it trusted.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    /// The cache file.
+    pub path: &'a str,
+    /// What the file and its folder must be ([`open_trusted`]).
+    pub rule: TrustRule,
+    /// Where a refused or damaged file is reported.
+    pub log: fn(&str),
+}
+
+/// The shipped module's source: the fixed path, which no environment
+/// variable or configuration can redirect (every process of the host reads
+/// it), and root's rule. Anyone able to write the file or its folder could
+/// make every process resolve names to their liking: both must be root's
+/// and writable by nobody else; a FIFO or a link there is refused without
+/// blocking or following it (see [`TrustRule::CACHE`]).
+pub static SHIPPED: Source<'static> = Source {
+    path: CACHE_PATH,
+    rule: TrustRule::CACHE,
+    log: crate::ffi::log_error,
+};
 
 /// Identity of one version of the cache file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +107,9 @@ impl FileId {
 pub enum Unavailable {
     /// No cache file (not refreshed yet, or the path is unreadable).
     Missing,
-    /// The file is there but not usable: not a regular root-owned file that
-    /// only root can write in a folder only root can write, or damaged.
-    /// The text names the file (or folder) and the reason.
+    /// The file is there but not usable: not a regular file owned and
+    /// writable as the source's rule says, in a folder that passes it, or
+    /// damaged. The text names the file (or folder) and the reason.
     Refused(String),
 }
 
@@ -137,30 +168,28 @@ impl Mapped {
     }
 
     /// Checks every block not checked yet (before an enumeration).
-    pub fn verify_all(&self) -> Result<(), CacheError> {
+    pub fn verify_all(&self, source: &Source<'_>) -> Result<(), CacheError> {
         let result = self.check.verify_all(&self.map);
-        self.log_damage();
+        self.log_damage(source);
         result
     }
 
     /// Logs the first damaged block a lookup ran into, once per mapping.
-    fn log_damage(&self) {
+    fn log_damage(&self, source: &Source<'_>) {
         if let Some(block) = self.check.damaged_block() {
             if !self.damage_logged.swap(true, Ordering::Relaxed) {
-                crate::ffi::log_error(&format!(
-                    "nss_netauth: {CACHE_PATH} is damaged (checksum mismatch in block \
-                     {block}); lookups that need it answer UNAVAIL until the next refresh"
+                (source.log)(&format!(
+                    "nss_netauth: {} is damaged (checksum mismatch in block \
+                     {block}); lookups that need it answer UNAVAIL until the next refresh",
+                    source.path
                 ));
             }
         }
     }
 
-    fn load() -> Result<Arc<Mapped>, Unavailable> {
-        // Anyone able to write the file or its folder could make every
-        // process resolve names to their liking: both must be root's and
-        // writable by nobody else; a FIFO or a link there is refused
-        // without blocking or following it (see TrustRule::CACHE).
-        let trusted = open_trusted(Path::new(CACHE_PATH), &TrustRule::CACHE).map_err(|e| {
+    fn load(source: &Source<'_>) -> Result<Arc<Mapped>, Unavailable> {
+        let path = source.path;
+        let trusted = open_trusted(Path::new(path), &source.rule).map_err(|e| {
             if e.is_untrusted() {
                 Unavailable::Refused(e.to_string())
             } else {
@@ -174,20 +203,37 @@ impl Mapped {
         // The checked size (at most 4 GiB): `Mmap::map` would `fstat` the
         // file again to learn it.
         let len = usize::try_from(meta.size())
-            .map_err(|_| Unavailable::Refused(format!("{CACHE_PATH}: too large to map")))?;
+            .map_err(|_| Unavailable::Refused(format!("{path}: too large to map")))?;
         // SAFETY: the cache is only ever replaced by rename (write_atomic),
         // never modified or truncated in place, and we map it read-only, so
         // the bytes behind the slice do not change while it is mapped.
         let map = unsafe { MmapOptions::new().len(len).map(&file) }
-            .map_err(|e| Unavailable::Refused(format!("{CACHE_PATH}: mmap failed: {e}")))?;
+            .map_err(|e| Unavailable::Refused(format!("{path}: mmap failed: {e}")))?;
         let check =
-            LazyCheck::new(&map).map_err(|e| Unavailable::Refused(format!("{CACHE_PATH}: {e}")))?;
+            LazyCheck::new(&map).map_err(|e| Unavailable::Refused(format!("{path}: {e}")))?;
         Ok(Arc::new(Mapped {
             map,
             check,
             id: FileId::of(&meta),
             damage_logged: AtomicBool::new(false),
         }))
+    }
+
+    /// Runs `f` on a view of this mapping. Inlined: a warm lookup is this,
+    /// the replaced mark and the search, and a call here would cost it the
+    /// moves of `f`'s captures and of the result.
+    #[inline(always)]
+    fn run<R>(
+        &self,
+        source: &Source<'_>,
+        f: impl FnOnce(&CacheView<'_>) -> R,
+    ) -> Result<R, Unavailable> {
+        let view = self
+            .view()
+            .map_err(|e| Unavailable::Refused(e.to_string()))?;
+        let result = f(&view);
+        self.log_damage(source);
+        Ok(result)
     }
 }
 
@@ -208,34 +254,62 @@ impl Local {
     }
 }
 
-thread_local! {
-    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
-    /// The last file version this thread refused: logged once, and not
-    /// read again until the file changes.
-    static LAST_REFUSED: RefCell<Option<FileId>> = const { RefCell::new(None) };
+/// One thread's view of a source: its mapping, and the last file version
+/// it refused (logged once, and not read again until the file changes).
+pub struct ThreadState {
+    local: Option<Local>,
+    last_refused: Option<FileId>,
 }
 
-static SHARED: Mutex<Option<Arc<Mapped>>> = Mutex::new(None);
+/// The mapping a process's threads share, so that a new file is mapped
+/// and its header checked once per process where possible. Only ever
+/// taken with `try_lock`: a thread that finds it busy maps the file on its
+/// own.
+pub struct SharedSlot(Mutex<Option<Arc<Mapped>>>);
+
+impl Default for SharedSlot {
+    fn default() -> Self {
+        SharedSlot::new()
+    }
+}
+
+impl SharedSlot {
+    pub const fn new() -> Self {
+        SharedSlot(Mutex::new(None))
+    }
+
+    /// The slot, or `None` when another thread holds it.
+    fn try_take(&self) -> Option<MutexGuard<'_, Option<Arc<Mapped>>>> {
+        match self.0.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+}
 
 /// A mapping of the file whose identity is `id` (or of a newer one): the
 /// shared one if it matches, else a fresh one, left in the shared slot.
-fn obtain(id: FileId) -> Result<Arc<Mapped>, Unavailable> {
-    let mut shared = match SHARED.try_lock() {
-        Ok(guard) => Some(guard),
-        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    };
-    if let Some(slot) = shared.as_deref() {
-        if let Some(mapped) = slot.as_ref().filter(|m| m.id == id) {
+/// `last_refused` is the calling thread's memory of a refused version
+/// (`None` when it has none to offer: then a refusal is not logged).
+fn obtain(
+    source: &Source<'_>,
+    shared: &SharedSlot,
+    last_refused: Option<&mut Option<FileId>>,
+    id: FileId,
+) -> Result<Arc<Mapped>, Unavailable> {
+    let mut slot = shared.try_take();
+    if let Some(mapped) = slot.as_deref().and_then(Option::as_ref) {
+        if mapped.id == id {
             return Ok(Arc::clone(mapped));
         }
     }
-    if refused_before(id) {
+    if last_refused.as_deref() == Some(&Some(id)) {
         // Do not re-read and re-check a damaged file on every lookup.
         return Err(Unavailable::Refused("refused before".to_owned()));
     }
-    let fresh = Mapped::load().inspect_err(|e| report(id, e))?;
-    if let Some(slot) = shared.as_deref_mut() {
+    let fresh = Mapped::load(source).inspect_err(|e| report(source, last_refused, id, e))?;
+    if let Some(slot) = slot.as_deref_mut() {
         *slot = Some(Arc::clone(&fresh));
     }
     Ok(fresh)
@@ -246,27 +320,24 @@ fn obtain(id: FileId) -> Result<Arc<Mapped>, Unavailable> {
 /// with, the `fstat` of the trusted open names the version. `None` when
 /// the path must be `stat`ed after all: a mapping is already shared (it
 /// may be the current one), the shared slot is busy, this thread refused a
-/// version before (not to be read again until the file changes), or the
-/// file was refused now (so that the refusal is logged, once, against the
-/// version the path names).
-fn first_mapping() -> Option<Result<Arc<Mapped>, Unavailable>> {
-    let refused_any = LAST_REFUSED
-        .try_with(|last| last.try_borrow().map(|last| last.is_some()).unwrap_or(true))
-        .unwrap_or(true);
+/// version before (`refused_any`: not to be read again until the file
+/// changes), or the file was refused now (so that the refusal is logged,
+/// once, against the version the path names).
+fn first_mapping(
+    source: &Source<'_>,
+    shared: &SharedSlot,
+    refused_any: bool,
+) -> Option<Result<Arc<Mapped>, Unavailable>> {
     if refused_any {
         return None;
     }
-    let mut shared = match SHARED.try_lock() {
-        Ok(guard) => guard,
-        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        Err(TryLockError::WouldBlock) => return None,
-    };
-    if shared.is_some() {
+    let mut slot = shared.try_take()?;
+    if slot.is_some() {
         return None;
     }
-    match Mapped::load() {
+    match Mapped::load(source) {
         Ok(fresh) => {
-            *shared = Some(Arc::clone(&fresh));
+            *slot = Some(Arc::clone(&fresh));
             Some(Ok(fresh))
         }
         Err(Unavailable::Missing) => Some(Err(Unavailable::Missing)),
@@ -274,128 +345,434 @@ fn first_mapping() -> Option<Result<Arc<Mapped>, Unavailable>> {
     }
 }
 
-fn refused_before(id: FileId) -> bool {
-    LAST_REFUSED
-        .try_with(|last| {
-            last.try_borrow()
-                .map(|last| *last == Some(id))
-                .unwrap_or(false)
-        })
-        .unwrap_or(false)
-}
-
 /// Logs a refused cache once per thread and file version; a missing cache
 /// is not logged (it is the normal state before the first refresh).
-fn report(id: FileId, e: &Unavailable) {
+fn report(
+    source: &Source<'_>,
+    last_refused: Option<&mut Option<FileId>>,
+    id: FileId,
+    e: &Unavailable,
+) {
     let Unavailable::Refused(why) = e else { return };
-    let first = LAST_REFUSED
-        .try_with(|last| match last.try_borrow_mut() {
-            Ok(mut last) if *last != Some(id) => {
-                *last = Some(id);
-                true
-            }
-            _ => false,
-        })
-        .unwrap_or(false);
-    if first {
-        crate::ffi::log_error(&format!("nss_netauth: ignoring the cache: {why}"));
+    let Some(last) = last_refused else { return };
+    if *last != Some(id) {
+        *last = Some(id);
+        (source.log)(&format!("nss_netauth: ignoring the cache: {why}"));
     }
 }
 
-fn current_id() -> Result<FileId, Unavailable> {
-    std::fs::metadata(CACHE_PATH)
+fn current_id(source: &Source<'_>) -> Result<FileId, Unavailable> {
+    std::fs::metadata(source.path)
         .map(|m| FileId::of(&m))
         .map_err(|_| Unavailable::Missing)
 }
 
-/// Runs `f` on a view of the current cache.
-pub fn with_view<R>(f: impl FnOnce(&CacheView<'_>) -> R) -> Result<R, Unavailable> {
-    let now = coarse_millis();
-    let mut f = Some(f);
-    let local = LOCAL.try_with(|cell| {
-        // A failed borrow would mean re-entry; fall through to a private
-        // mapping rather than panic.
-        let Ok(mut slot) = cell.try_borrow_mut() else {
-            return None;
+impl ThreadState {
+    /// A thread that has mapped nothing yet.
+    pub const NEW: ThreadState = ThreadState {
+        local: None,
+        last_refused: None,
+    };
+
+    /// Runs `f` on a view of `source`'s current file; `now` is the time
+    /// in milliseconds on a monotonic clock (`None`: unknown, the path is
+    /// `stat`ed).
+    #[inline(always)]
+    pub fn with_view<R>(
+        &mut self,
+        source: &Source<'_>,
+        shared: &SharedSlot,
+        now: Option<u64>,
+        f: impl FnOnce(&CacheView<'_>) -> R,
+    ) -> Result<R, Unavailable> {
+        let current = match &self.local {
+            Some(local) => local.current_without_stat(now),
+            None => false,
         };
-        let first = match slot.as_ref() {
-            None => first_mapping(),
-            Some(_) => None,
-        };
-        match first {
-            Some(Ok(mapped)) => {
-                *slot = Some(Local {
+        if !current {
+            self.look_at_path(source, shared, now)?;
+        }
+        match &self.local {
+            Some(local) => local.mapped.run(source, f),
+            None => Err(Unavailable::Missing),
+        }
+    }
+
+    /// Makes `self.local` the mapping of the file at the path (the first
+    /// one, after a mark, or once [`RECHECK_MS`] have passed), or forgets
+    /// it when the file cannot be used.
+    #[cold]
+    #[inline(never)]
+    fn look_at_path(
+        &mut self,
+        source: &Source<'_>,
+        shared: &SharedSlot,
+        now: Option<u64>,
+    ) -> Result<(), Unavailable> {
+        if self.local.is_none() {
+            match first_mapping(source, shared, self.last_refused.is_some()) {
+                Some(Ok(mapped)) => {
+                    self.local = Some(Local {
+                        mapped,
+                        looked_at: now,
+                    });
+                    return Ok(());
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        let found = current_id(source).and_then(|id| match self.local.as_mut() {
+            Some(local) if local.mapped.id == id => {
+                local.looked_at = now;
+                Ok(None)
+            }
+            _ => obtain(source, shared, Some(&mut self.last_refused), id).map(Some),
+        });
+        match found {
+            Ok(None) => {}
+            Ok(Some(mapped)) => {
+                self.local = Some(Local {
                     mapped,
                     looked_at: now,
                 })
             }
-            Some(Err(e)) => return Some(Err(e)),
-            None => {}
-        }
-        if !slot.as_ref().is_some_and(|l| l.current_without_stat(now)) {
-            let id = match current_id() {
-                Ok(id) => id,
-                Err(e) => {
-                    *slot = None;
-                    return Some(Err(e));
-                }
-            };
-            match slot.as_mut() {
-                Some(local) if local.mapped.id == id => local.looked_at = now,
-                _ => match obtain(id) {
-                    Ok(mapped) => {
-                        *slot = Some(Local {
-                            mapped,
-                            looked_at: now,
-                        })
-                    }
-                    Err(e) => {
-                        *slot = None;
-                        return Some(Err(e));
-                    }
-                },
+            Err(e) => {
+                self.local = None;
+                return Err(e);
             }
         }
-        let mapped = &slot.as_ref()?.mapped;
-        let view = match mapped.view() {
-            Ok(view) => view,
-            Err(e) => return Some(Err(Unavailable::Refused(e.to_string()))),
-        };
-        let result = f.take().map(|f| Ok(f(&view)));
-        mapped.log_damage();
-        result
+        Ok(())
+    }
+
+    /// The current mapping itself, kept by an enumeration as its snapshot.
+    pub fn snapshot(
+        &mut self,
+        source: &Source<'_>,
+        shared: &SharedSlot,
+    ) -> Result<Arc<Mapped>, Unavailable> {
+        let id = current_id(source)?;
+        match self.local.as_ref().filter(|l| l.mapped.id == id) {
+            Some(local) => Ok(Arc::clone(&local.mapped)),
+            None => obtain(source, shared, Some(&mut self.last_refused), id),
+        }
+    }
+}
+
+thread_local! {
+    static THREAD: RefCell<ThreadState> = const { RefCell::new(ThreadState::NEW) };
+}
+
+static SHARED: SharedSlot = SharedSlot::new();
+
+/// Runs `f` on a view of the shipped cache ([`SHIPPED`]).
+pub fn with_view<R>(f: impl FnOnce(&CacheView<'_>) -> R) -> Result<R, Unavailable> {
+    let now = coarse_millis();
+    let mut f = Some(f);
+    let done = THREAD.try_with(|cell| {
+        // A failed borrow would mean re-entry; fall through to a private
+        // mapping rather than panic.
+        let mut thread = cell.try_borrow_mut().ok()?;
+        let f = f.take()?;
+        Some(thread.with_view(&SHIPPED, &SHARED, now, f))
     });
-    if let Ok(Some(result)) = local {
+    if let Ok(Some(result)) = done {
         return result;
     }
     // Thread-local storage gone (thread exiting) or busy: use a mapping
     // for this call only.
-    let mapped = obtain(current_id()?)?;
-    let view = mapped
-        .view()
-        .map_err(|e| Unavailable::Refused(e.to_string()))?;
-    let result = match f.take() {
-        Some(f) => Ok(f(&view)),
+    let mapped = obtain(&SHIPPED, &SHARED, None, current_id(&SHIPPED)?)?;
+    match f.take() {
+        Some(f) => mapped.run(&SHIPPED, f),
         None => Err(Unavailable::Refused("lookup ran twice".to_owned())),
-    };
-    mapped.log_damage();
-    result
+    }
 }
 
-/// The current mapping itself, kept by an enumeration as its snapshot.
+/// The shipped cache's current mapping, kept by an enumeration as its
+/// snapshot.
 pub fn snapshot() -> Result<Arc<Mapped>, Unavailable> {
-    let id = current_id()?;
-    let local = LOCAL
-        .try_with(|cell| {
-            let slot = cell.try_borrow().ok()?;
-            slot.as_ref()
-                .filter(|l| l.mapped.id == id)
-                .map(|l| Arc::clone(&l.mapped))
+    let done = THREAD.try_with(|cell| {
+        let mut thread = cell.try_borrow_mut().ok()?;
+        Some(thread.snapshot(&SHIPPED, &SHARED))
+    });
+    match done {
+        Ok(Some(result)) => result,
+        _ => obtain(&SHIPPED, &SHARED, None, current_id(&SHIPPED)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+    use netauth_cache::trusted::Owner;
+
+    /// The uid of `name` as a lookup through `thread` at `now` finds it.
+    fn uid_of(
+        thread: &mut ThreadState,
+        source: &Source<'_>,
+        shared: &SharedSlot,
+        now: u64,
+        name: &str,
+    ) -> Result<Result<Option<u32>, CacheError>, Unavailable> {
+        thread.with_view(source, shared, Some(now), |view| {
+            view.user_by_name(name.as_bytes())
+                .map(|user| user.map(|u| u.uid))
         })
-        .ok()
-        .flatten();
-    match local {
-        Some(mapped) => Ok(mapped),
-        None => obtain(id),
+    }
+
+    fn mapping(thread: &ThreadState) -> *const Mapped {
+        Arc::as_ptr(&thread.local.as_ref().unwrap().mapped)
+    }
+
+    #[test]
+    fn the_shipped_source_is_the_fixed_path_under_roots_rule() {
+        assert_eq!(SHIPPED.path, CACHE_PATH);
+        assert_eq!(SHIPPED.rule, TrustRule::CACHE);
+        assert_eq!(SHIPPED.rule.owner, Owner::Root);
+        assert!(!SHIPPED.rule.follow_links);
+    }
+
+    #[test]
+    fn a_lookup_maps_the_file_once_and_reuses_the_mapping() {
+        let (dir, path) = folder();
+        let source = source(&path);
+        let (mut thread, shared) = fresh();
+        install(dir.path(), &["alice", "bob"]);
+        let t = 50_000;
+        assert_eq!(
+            uid_of(&mut thread, &source, &shared, t, "alice").unwrap(),
+            Ok(Some(1000))
+        );
+        let first = mapping(&thread);
+        // Another thread of the process takes the shared mapping.
+        let mut other = ThreadState::NEW;
+        assert_eq!(
+            uid_of(&mut other, &source, &shared, t, "bob").unwrap(),
+            Ok(Some(1001))
+        );
+        assert_eq!(mapping(&other), first);
+        // Within the interval no lookup opens or stats the path: with the
+        // file gone, the mapping still answers.
+        std::fs::remove_file(&path).unwrap();
+        for (dt, name, uid) in [(0, "bob", Some(1001)), (RECHECK_MS - 1, "carol", None)] {
+            assert_eq!(
+                uid_of(&mut thread, &source, &shared, t + dt, name).unwrap(),
+                Ok(uid)
+            );
+            assert_eq!(mapping(&thread), first);
+        }
+        assert!(logged().is_empty());
+    }
+
+    #[test]
+    fn a_marked_replacement_is_seen_by_the_next_lookup() {
+        let (dir, path) = folder();
+        let source = source(&path);
+        let (mut thread, shared) = fresh();
+        install(dir.path(), &["alice"]);
+        let t = 50_000;
+        assert_eq!(
+            uid_of(&mut thread, &source, &shared, t, "alice").unwrap(),
+            Ok(Some(1000))
+        );
+        let old = Arc::clone(&thread.local.as_ref().unwrap().mapped);
+        assert!(!old.replaced());
+        install(dir.path(), &["carol", "alice"]);
+        assert!(old.replaced(), "write_atomic marks the old file");
+        // Same instant: the mark alone sends the lookup to the path.
+        assert_eq!(
+            uid_of(&mut thread, &source, &shared, t, "alice").unwrap(),
+            Ok(Some(1001))
+        );
+        assert_ne!(mapping(&thread), Arc::as_ptr(&old));
+        // The new file was mapped once for the process: another thread
+        // takes the same mapping.
+        let mut other = ThreadState::NEW;
+        assert_eq!(
+            uid_of(&mut other, &source, &shared, t, "carol").unwrap(),
+            Ok(Some(1000))
+        );
+        assert_eq!(mapping(&other), mapping(&thread));
+        // The old mapping stays readable for whoever still holds it.
+        assert_eq!(
+            old.view()
+                .unwrap()
+                .user_by_name(b"alice")
+                .unwrap()
+                .map(|u| u.uid),
+            Some(1000)
+        );
+    }
+
+    #[test]
+    fn an_unmarked_replacement_is_seen_after_the_recheck_interval() {
+        let (dir, path) = folder();
+        let source = source(&path);
+        let (mut thread, shared) = fresh();
+        install(dir.path(), &["alice"]);
+        let t = 50_000;
+        assert_eq!(
+            uid_of(&mut thread, &source, &shared, t, "alice").unwrap(),
+            Ok(Some(1000))
+        );
+        install_unmarked(dir.path(), &encoded(&["carol", "alice"]));
+        assert_eq!(
+            uid_of(&mut thread, &source, &shared, t + RECHECK_MS - 1, "alice").unwrap(),
+            Ok(Some(1000)),
+            "no stat before the interval is over"
+        );
+        assert_eq!(
+            uid_of(&mut thread, &source, &shared, t + RECHECK_MS, "alice").unwrap(),
+            Ok(Some(1001))
+        );
+        // The stat restarts the interval: a file put back unmarked waits.
+        install_unmarked(dir.path(), &encoded(&["alice"]));
+        let later = t + RECHECK_MS + RECHECK_MS - 1;
+        assert_eq!(
+            uid_of(&mut thread, &source, &shared, later, "alice").unwrap(),
+            Ok(Some(1001))
+        );
+        // Without a clock every lookup stats the path.
+        let no_clock = thread
+            .with_view(&source, &shared, None, |view| {
+                view.user_by_name(b"alice").map(|u| u.map(|u| u.uid))
+            })
+            .unwrap();
+        assert_eq!(no_clock, Ok(Some(1000)));
+    }
+
+    #[test]
+    fn a_missing_file_is_unavailable() {
+        let (dir, path) = folder();
+        let source = source(&path);
+        let (mut thread, shared) = fresh();
+        for t in [50_000, 50_001] {
+            assert!(matches!(
+                uid_of(&mut thread, &source, &shared, t, "alice"),
+                Err(Unavailable::Missing)
+            ));
+        }
+        assert!(matches!(
+            thread.snapshot(&source, &shared),
+            Err(Unavailable::Missing)
+        ));
+        // A file that appears is used at once (nothing was mapped).
+        install(dir.path(), &["alice"]);
+        assert_eq!(
+            uid_of(&mut thread, &source, &shared, 50_002, "alice").unwrap(),
+            Ok(Some(1000))
+        );
+        // And one that goes away is missing at the next look at the path,
+        // its mapping dropped.
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            uid_of(&mut thread, &source, &shared, 50_002 + RECHECK_MS, "alice"),
+            Err(Unavailable::Missing)
+        ));
+        assert!(thread.local.is_none());
+        // A missing cache is the state before the first refresh: not logged.
+        assert!(logged().is_empty());
+    }
+
+    #[test]
+    fn a_file_others_may_write_is_refused_and_logged_once() {
+        let (dir, path) = folder();
+        let source = source(&path);
+        let (mut thread, shared) = fresh();
+        install(dir.path(), &["alice"]);
+        chmod(Path::new(&path), 0o666);
+        for t in [50_000, 50_001, 50_002 + RECHECK_MS] {
+            let e = uid_of(&mut thread, &source, &shared, t, "alice").unwrap_err();
+            assert!(matches!(e, Unavailable::Refused(_)), "{e:?}");
+        }
+        let log = logged();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert!(
+            log[0].contains(&format!("{path}: writable by group or others (mode 0666)")),
+            "{log:?}"
+        );
+        assert!(thread.snapshot(&source, &shared).is_err());
+        // Fixed (chmod changes the file's ctime): used again.
+        chmod(Path::new(&path), 0o644);
+        assert_eq!(
+            uid_of(&mut thread, &source, &shared, 60_000, "alice").unwrap(),
+            Ok(Some(1000))
+        );
+        // Made writable while mapped: refused at the next look at the path.
+        chmod(Path::new(&path), 0o646);
+        assert!(uid_of(&mut thread, &source, &shared, 60_000 + RECHECK_MS, "alice").is_err());
+        assert_eq!(logged().len(), 1);
+    }
+
+    #[test]
+    fn a_file_in_a_folder_others_may_write_is_refused() {
+        let (dir, path) = folder();
+        let source = source(&path);
+        let (mut thread, shared) = fresh();
+        install(dir.path(), &["alice"]);
+        chmod(dir.path(), 0o777);
+        let e = uid_of(&mut thread, &source, &shared, 50_000, "alice").unwrap_err();
+        assert!(matches!(e, Unavailable::Refused(_)), "{e:?}");
+        let log = logged();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert!(
+            log[0].contains("folder writable by group or others"),
+            "{log:?}"
+        );
+        chmod(dir.path(), 0o700);
+    }
+
+    #[test]
+    fn roots_rule_refuses_a_file_root_does_not_own() {
+        let (dir, path) = folder();
+        install(dir.path(), &["alice"]);
+        if is_root() {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        }
+        let strict = Source {
+            rule: TrustRule::CACHE,
+            ..source(&path)
+        };
+        let (mut thread, shared) = fresh();
+        let e = uid_of(&mut thread, &strict, &shared, 50_000, "alice").unwrap_err();
+        assert!(matches!(e, Unavailable::Refused(_)), "{e:?}");
+        assert!(logged()[0].contains("only root may own it"));
+    }
+
+    #[test]
+    fn a_damaged_block_fails_only_the_lookups_that_read_it_and_is_logged_once() {
+        let names = [
+            "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+        ];
+        let (dir, path) = folder();
+        let source = source(&path);
+        let (mut thread, shared) = fresh();
+        install_unmarked(dir.path(), &damaged(&names, "alice"));
+        let t = 50_000;
+        for _ in 0..3 {
+            let found = uid_of(&mut thread, &source, &shared, t, "alice").unwrap();
+            assert!(
+                matches!(found, Err(CacheError::DamagedBlock { .. })),
+                "{found:?}"
+            );
+            assert_eq!(
+                uid_of(&mut thread, &source, &shared, t, "judy").unwrap(),
+                Ok(Some(1009))
+            );
+        }
+        let log = logged();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert!(
+            log[0].contains(&format!("{path} is damaged (checksum mismatch in block")),
+            "{log:?}"
+        );
+        // A new file is a new mapping, checked (and logged) afresh.
+        install(dir.path(), &names);
+        assert_eq!(
+            uid_of(&mut thread, &source, &shared, t, "alice").unwrap(),
+            Ok(Some(1000))
+        );
+        assert!(logged().is_empty());
     }
 }
