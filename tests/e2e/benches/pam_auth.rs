@@ -108,7 +108,7 @@ fn main() {
 
     // 3. Through libpam: pam_start + pam_authenticate + pam_end per sample,
     //    in one process (the driver), conversation answering the password.
-    let through_pam = timed_logins(&env, iterations, warmup);
+    let through_pam = timed_logins(&mut env, iterations, warmup);
 
     let direct = stats(direct);
     let reused = stats(reused);
@@ -141,7 +141,7 @@ fn main() {
     //    also makes an Argon2id verifier and writes it (fsync).
     env.write_config(&config_for(world.server.port(), &world.cert, ""));
     let default_iterations = (iterations / 4).max(20);
-    let with_offline = stats(timed_logins(&env, default_iterations, 5));
+    let with_offline = stats(timed_logins(&mut env, default_iterations, 5));
     let logged = drain.finish();
 
     println!();
@@ -197,7 +197,7 @@ fn main() {
 
 /// `iterations` timed PAM cycles (pam_start + pam_authenticate + pam_end)
 /// in one driver process, after `warmup` untimed ones.
-fn timed_logins(env: &Env, iterations: usize, warmup: usize) -> Vec<Duration> {
+fn timed_logins(env: &mut Env, iterations: usize, warmup: usize) -> Vec<Duration> {
     let count = (iterations + warmup).to_string();
     let run = env.driver(&[
         "--repeat",
