@@ -25,12 +25,12 @@ pub fn skip_without_root() -> bool {
     let test = test_name(Location::caller());
     assert!(
         std::env::var_os(REQUIRE_ROOT_VAR).is_none(),
-        "{test} needs root (mount namespaces, root-owned files) and {REQUIRE_ROOT_VAR} is set"
+        "{test} needs root (mount namespaces, root-owned files, switching users) and {REQUIRE_ROOT_VAR} is set"
     );
     // Not eprintln!: the harness captures that for passing tests.
     let _ = writeln!(
         std::io::stderr(),
-        "SKIPPED {test}: needs root (mount namespaces, root-owned files); run as root to test it"
+        "SKIPPED {test}: needs root (mount namespaces, root-owned files, switching users); run as root to test it"
     );
     true
 }
