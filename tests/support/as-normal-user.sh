@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run as root: builds the workspace's test binaries (except the end-to-end
-# crate's) and runs each as a normal user (default nobody), from its package
+# Run as root: builds the workspace's test binaries as scripts/test.sh does
+# (so after it nothing is rebuilt) and runs each, except the end-to-end
+# crate's, as a normal user (default nobody), from its package
 # folder as `cargo test` does, with a scratch HOME and TMPDIR. Every binary
 # must pass; the tests that need root say SKIPPED on stderr (counted here).
 # With NETAUTH_E2E_REQUIRE_ROOT=1 in the environment each skip is a failure
@@ -17,13 +18,13 @@ scratch=$(mktemp -d /tmp/netauth-as-user.XXXXXX)
 chmod 1777 "$scratch"
 trap 'rm -rf "$scratch"' EXIT
 
-cargo test --workspace --exclude netauth-e2e --no-run --message-format=json 2>/dev/null |
+cargo test --workspace --no-run --message-format=json 2>/dev/null |
     python3 -c '
 import json, os, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        if m["target"]["name"] != "interop":
+        if m["target"]["name"] != "interop" and not m["manifest_path"].endswith("tests/e2e/Cargo.toml"):
             print(os.path.dirname(m["manifest_path"]), m["executable"])
 ' >"$scratch/binaries"
 
