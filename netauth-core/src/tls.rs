@@ -293,6 +293,9 @@ mod tests {
     /// trusted; each error names the file, the key and the reason.
     #[test]
     fn untrusted_certificate_files_are_refused_without_blocking() {
+        if netauth_test_support::skip_without_root() {
+            return;
+        }
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let refused = |path: &Path, needle: &str| {

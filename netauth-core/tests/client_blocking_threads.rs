@@ -12,6 +12,9 @@ use support::*;
 
 #[test]
 fn no_thread_outlives_a_blocking_call() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     // Servers first: they run their own threads for the whole test.
     let server = plain_server();
     let identity = netauth_style_identity(&["localhost"]);

@@ -22,6 +22,9 @@ fn tls_client(host: &str, port: u16, cert: &std::path::Path) -> ClientBuilder {
 
 #[tokio::test]
 async fn a_netauth_style_certificate_works_by_name_and_by_ip() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let identity = netauth_style_identity(&["localhost", "127.0.0.1"]);
     let dir = tempfile::tempdir().unwrap();
     let cert = write_pem(dir.path(), "tls.pem", &identity.cert_pem);
@@ -40,6 +43,9 @@ async fn a_netauth_style_certificate_works_by_name_and_by_ip() {
 
 #[tokio::test]
 async fn the_test_servers_own_generator_works_too() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let identity = netauth_testserver::generate_tls_identity(&["localhost", "127.0.0.1"]);
     let dir = tempfile::tempdir().unwrap();
     let cert = write_pem(dir.path(), "tls.pem", &identity.cert_pem);
@@ -52,6 +58,9 @@ async fn the_test_servers_own_generator_works_too() {
 
 #[tokio::test]
 async fn config_file_with_relative_certificate_path() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let identity = netauth_style_identity(&["localhost", "127.0.0.1"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("keys")).unwrap();
@@ -101,6 +110,9 @@ fn assert_tls_rejected(e: &Error) {
 
 #[tokio::test]
 async fn a_different_certificate_is_rejected() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let served = netauth_style_identity(&["localhost", "127.0.0.1"]);
     let other = netauth_style_identity(&["localhost", "127.0.0.1"]);
     let dir = tempfile::tempdir().unwrap();
@@ -128,6 +140,9 @@ async fn a_different_certificate_is_rejected() {
 
 #[tokio::test]
 async fn a_certificate_for_another_name_is_rejected() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let identity = netauth_style_identity(&["netauth.example.com"]);
     let dir = tempfile::tempdir().unwrap();
     let cert = write_pem(dir.path(), "tls.pem", &identity.cert_pem);
@@ -154,6 +169,9 @@ async fn a_certificate_for_another_name_is_rejected() {
 
 #[tokio::test]
 async fn an_expired_certificate_is_rejected() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let identity = netauth_style_identity_valid(&["localhost"], Some(()));
     let dir = tempfile::tempdir().unwrap();
     let cert = write_pem(dir.path(), "tls.pem", &identity.cert_pem);
@@ -168,6 +186,9 @@ async fn an_expired_certificate_is_rejected() {
 
 #[tokio::test]
 async fn tls_client_against_a_plain_text_server_fails_closed() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let identity = netauth_style_identity(&["localhost"]);
     let dir = tempfile::tempdir().unwrap();
     let cert = write_pem(dir.path(), "tls.pem", &identity.cert_pem);
@@ -184,6 +205,9 @@ async fn tls_client_against_a_plain_text_server_fails_closed() {
 
 #[tokio::test]
 async fn plain_text_is_used_only_when_configured() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let identity = netauth_style_identity(&["localhost"]);
     let dir = tempfile::tempdir().unwrap();
     let cert = write_pem(dir.path(), "tls.pem", &identity.cert_pem);

@@ -44,6 +44,9 @@ async fn a_stopped_server_is_unreachable() {
 
 #[tokio::test]
 async fn a_stopped_tls_server_is_unreachable() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let identity = netauth_style_identity(&["localhost"]);
     let dir = tempfile::tempdir().unwrap();
     let cert = write_pem(dir.path(), "tls.pem", &identity.cert_pem);
@@ -83,6 +86,9 @@ async fn a_black_hole_times_out_within_the_deadline_plain_text() {
 
 #[tokio::test]
 async fn a_black_hole_times_out_within_the_connect_deadline_with_tls() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let hole = BlackHole::start();
     let identity = netauth_style_identity(&["localhost"]);
     let dir = tempfile::tempdir().unwrap();
@@ -122,6 +128,9 @@ async fn a_slow_server_times_out() {
 
 #[tokio::test]
 async fn dropped_connections_are_unreachable() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = plain_server();
     server.faults().set_drop_connections(true);
     let client = builder(&server).build().unwrap();

@@ -45,6 +45,9 @@ fn world(extra: &str) -> (TestServer, RefreshEnv) {
 
 #[test]
 fn check_reports_nss_server_access_and_cached_credentials() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let (server, env) = world("\n[unix.pam.service.sshd]\nallow_groups = [\"ng_eng\"]\n");
     // nu00000 is in ng_eng (every third), nu00001 is not; nu00002 is locked.
     let out = netauth_unix(&["check", &user_name(0), "--service", "sshd"], &env);
@@ -122,6 +125,9 @@ fn check_reports_nss_server_access_and_cached_credentials() {
 /// /etc/pam.d is the test's.
 #[test]
 fn check_password_stdin_runs_the_services_pam_stack() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let (_server, env) = world("");
     let pam_d = env.dir.path().join("pam.d");
     std::fs::create_dir(&pam_d).unwrap();

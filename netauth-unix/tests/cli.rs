@@ -36,6 +36,9 @@ fn server(n: usize) -> TestServer {
 
 #[test]
 fn refresh_then_status() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     require_stock_local_groups();
     let server = server(25);
     let env = RefreshEnv::new(&server, "");
@@ -78,6 +81,9 @@ fn refresh_then_status() {
 
 #[test]
 fn a_failed_refresh_exits_1_with_one_line_and_status_reports_it() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server(25);
     let env = RefreshEnv::new(&server, "");
     assert_eq!(
@@ -114,6 +120,9 @@ fn a_failed_refresh_exits_1_with_one_line_and_status_reports_it() {
 
 #[test]
 fn status_without_a_cache_exits_3() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server(1);
     let env = RefreshEnv::new(&server, "");
     let out = netauth_unix(&["status"], &env.config);
@@ -162,6 +171,9 @@ fn unix_now() -> i64 {
 /// dated ahead of the clock, with the server up and the refresh fine.
 #[test]
 fn status_exits_1_for_a_stale_cache() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let (_server, env) = refreshed(5);
     rewrite_cache(&env, |c| c.generated_at = unix_now() - 7200);
     let (code, stdout, stderr) = status(&env);
@@ -193,6 +205,9 @@ fn status_exits_1_for_a_stale_cache() {
 /// local account file that is not trusted), and the cache is fresh.
 #[test]
 fn status_exits_1_when_the_last_refresh_failed() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     use std::os::unix::fs::PermissionsExt;
     let (_server, env) = refreshed(5);
     // A copy of the host's passwd, named by the config (the last table of
@@ -231,6 +246,9 @@ fn status_exits_1_when_the_last_refresh_failed() {
 /// every block intact. It wins over a server that is down.
 #[test]
 fn status_exits_3_for_a_cache_the_nss_module_would_refuse() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     use std::os::unix::fs::PermissionsExt;
     let chmod = |p: &std::path::Path, mode| {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
@@ -280,6 +298,9 @@ fn status_exits_3_for_a_cache_the_nss_module_would_refuse() {
 /// Exit 4: the server cannot be reached, all else being well.
 #[test]
 fn status_exits_4_when_the_server_is_unreachable() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let (server, env) = refreshed(5);
     drop(server);
     let (code, stdout, stderr) = status(&env);
@@ -293,6 +314,9 @@ fn status_exits_4_when_the_server_is_unreachable() {
 /// problem (every login answers PAM_SERVICE_ERR), whatever the rest.
 #[test]
 fn status_exits_2_for_a_missing_certificate() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let (_server, env) = refreshed(2);
     let config = std::fs::read_to_string(&env.config).unwrap();
     let broken = config.replace(
@@ -311,6 +335,9 @@ fn status_exits_2_for_a_missing_certificate() {
 
 #[test]
 fn configuration_errors_exit_2_naming_the_file_and_key() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.toml");
     let out = netauth_unix(&["refresh"], &missing);
@@ -339,6 +366,9 @@ fn configuration_errors_exit_2_naming_the_file_and_key() {
 /// error, not a green status while every login fails.
 #[test]
 fn status_checks_the_pam_tables_too() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server(3);
     let env = RefreshEnv::new(&server, "");
     assert_eq!(
@@ -383,6 +413,9 @@ fn status_checks_the_pam_tables_too() {
 /// does not have.
 #[test]
 fn status_warns_of_look_alike_tables_and_unknown_pam_services() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server(3);
     let env = RefreshEnv::new(&server, "");
     assert_eq!(
@@ -455,6 +488,9 @@ fn with_closed_pipes(args: &[&str], close_stdout: bool, close_stderr: bool) -> O
 /// exit status is the one the command would have had.
 #[test]
 fn a_closed_pipe_changes_no_exit_status() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let (server, env) = refreshed(5);
     let config = env.config.to_str().unwrap();
     for (args, expected) in [
@@ -496,6 +532,9 @@ fn a_closed_pipe_changes_no_exit_status() {
 /// exits 0, not 101.
 #[test]
 fn status_piped_into_head() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let (_server, env) = refreshed(5);
     let out = Command::new("bash")
         .arg("-c")

@@ -50,6 +50,9 @@ fn server_with(n: usize, search_cap: usize) -> TestServer {
 
 #[test]
 fn twenty_thousand_entities_all_arrive_in_a_few_calls() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server_with(20_000, 16_000);
     let env = RefreshEnv::new(&server, "");
     server.faults().reset_counts();
@@ -87,6 +90,9 @@ fn twenty_thousand_entities_all_arrive_in_a_few_calls() {
 
 #[test]
 fn a_small_cap_is_beaten_by_splitting() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     // Cap 100 over 2,500 entities: many splits, still complete.
     let server = server_with(2_500, 100);
     let env = RefreshEnv::new(&server, "search_cap = 100");
@@ -98,6 +104,9 @@ fn a_small_cap_is_beaten_by_splitting() {
 
 #[test]
 fn negative_and_extreme_numbers_are_fetched() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = TestServer::start(Options {
         search_cap: 3,
         ..Default::default()
@@ -142,6 +151,9 @@ fn negative_and_extreme_numbers_are_fetched() {
 /// restricted to what is served).
 #[test]
 fn memberships_equal_the_servers_group_members_and_entity_groups() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     require_stock_local_groups();
     let server = server_with(400, 16_000);
     let env = RefreshEnv::new(&server, "");
@@ -248,6 +260,9 @@ fn memberships_equal_the_servers_group_members_and_entity_groups() {
 
 #[test]
 fn a_refresh_failing_midway_leaves_the_previous_cache_byte_for_byte() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server_with(1_000, 100);
     let env = RefreshEnv::new(&server, "search_cap = 100");
     run(&env, false).expect("first refresh");
@@ -295,6 +310,9 @@ fn a_refresh_failing_midway_leaves_the_previous_cache_byte_for_byte() {
 
 #[test]
 fn a_server_that_is_down_leaves_the_cache() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server_with(50, 16_000);
     let env = RefreshEnv::new(&server, "");
     run(&env, false).expect("first refresh");
@@ -313,6 +331,9 @@ fn a_server_that_is_down_leaves_the_cache() {
 
 #[test]
 fn a_black_holed_server_fails_within_the_deadline() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let hole = BlackHole::start();
     let dir = tempfile::tempdir().unwrap();
     let core = format!(
@@ -335,6 +356,9 @@ fn a_black_holed_server_fails_within_the_deadline() {
 
 #[test]
 fn tls_works_with_the_right_certificate_and_a_rejected_one_leaves_the_cache() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = TestServer::start(Options {
         tls: Some(generate_tls_identity(&["localhost", "127.0.0.1"])),
         ..Default::default()
@@ -356,6 +380,9 @@ fn tls_works_with_the_right_certificate_and_a_rejected_one_leaves_the_cache() {
 
 #[test]
 fn the_shrink_guard_refuses_a_server_that_lost_most_users() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let big = server_with(200, 16_000);
     let env = RefreshEnv::new(&big, "");
     run(&env, false).expect("first refresh");
@@ -380,6 +407,9 @@ fn the_shrink_guard_refuses_a_server_that_lost_most_users() {
 
 #[test]
 fn hostile_directory_data_is_skipped_or_cleaned_and_the_rest_is_served() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server_with(10, 16_000);
     let d = server.state();
     for (id, number) in [
@@ -469,6 +499,9 @@ fn hostile_directory_data_is_skipped_or_cleaned_and_the_rest_is_served() {
 /// served renamed with the setting, and the status says which.
 #[test]
 fn a_directory_with_stock_group_names_is_served_whole() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     require_stock_local_groups();
     let server = TestServer::start(Options::default());
     seed_stock_directory(server.state());
@@ -539,6 +572,9 @@ fn a_directory_with_stock_group_names_is_served_whole() {
 /// upper-cased, the key as given), and follows a key removed on the server.
 #[test]
 fn keys_and_lock_state_reach_the_cache_without_extra_calls() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server_with(5, 16_000);
     let alice = user_name(0);
     let locked = user_name(2);

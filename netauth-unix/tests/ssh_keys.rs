@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+// Switching to nobody needs root: without it each test is skipped, named
+// on stderr (a failure where NETAUTH_E2E_REQUIRE_ROOT is set, as on CI).
+use netauth_test_support::skip_without_root;
 use netauth_testserver::{generate_tls_identity, BlackHole, Options, TestServer};
 use support::{seed_directory, user_name, RefreshEnv};
 
@@ -94,29 +97,6 @@ impl World {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// These tests switch to nobody: without root they are skipped, named on
-/// stderr past the harness's capture (as netauth-e2e's end-to-end tests
-/// are), unless NETAUTH_E2E_REQUIRE_ROOT says every test must run (CI).
-#[track_caller]
-fn skip_without_root() -> bool {
-    use std::io::Write;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return false;
-    }
-    let at = std::panic::Location::caller();
-    let test = format!("{}:{}", at.file(), at.line());
-    assert!(
-        std::env::var_os("NETAUTH_E2E_REQUIRE_ROOT").is_none(),
-        "{test} switches to nobody: it needs root"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: needs root (switches to nobody); run as root to test it"
-    );
-    true
 }
 
 /// Exit 0 and exactly these lines on stdout.

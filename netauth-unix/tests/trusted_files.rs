@@ -62,6 +62,9 @@ fn server() -> TestServer {
 /// Every folder and file gets its mode explicitly.
 #[test]
 fn modes_are_explicit_whatever_the_umask() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server();
     for umask in ["000", "077"] {
         let env = RefreshEnv::new(&server, "");
@@ -97,6 +100,9 @@ fn modes_are_explicit_whatever_the_umask() {
 /// and the reason, and nothing in it changes.
 #[test]
 fn a_cache_folder_others_can_write_fails_the_refresh_and_is_left_alone() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server();
     let env = RefreshEnv::new(&server, "");
     assert_eq!(refresh(&env.config).status.code(), Some(0));
@@ -138,6 +144,9 @@ fn a_cache_folder_others_can_write_fails_the_refresh_and_is_left_alone() {
 /// names (it could have been /etc/nologin).
 #[test]
 fn a_link_at_the_lock_fails_the_refresh_without_creating_its_target() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server();
     let env = RefreshEnv::new(&server, "");
     std::fs::create_dir(env.cache_dir()).unwrap();
@@ -159,6 +168,9 @@ fn a_link_at_the_lock_fails_the_refresh_without_creating_its_target() {
 /// file and the reason; nothing is fetched or written.
 #[test]
 fn an_untrusted_config_exits_2_naming_file_and_reason() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server();
     let env = RefreshEnv::new(&server, "");
     chmod(&env.config, 0o666);
@@ -179,6 +191,9 @@ fn an_untrusted_config_exits_2_naming_file_and_reason() {
 /// behind; the next refresh removes it (under the lock).
 #[test]
 fn temporary_files_of_a_killed_refresh_are_removed() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let server = server();
     let env = RefreshEnv::new(&server, "");
     assert_eq!(refresh(&env.config).status.code(), Some(0));

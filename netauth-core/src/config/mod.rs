@@ -661,6 +661,9 @@ mod tests {
 
     #[test]
     fn load_checked_warns_of_look_alike_tables_and_unknown_pam_services() {
+        if netauth_test_support::skip_without_root() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let pam_d = dir.path().join("pam.d");
         std::fs::create_dir(&pam_d).unwrap();
@@ -730,6 +733,9 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_file() {
+        if netauth_test_support::skip_without_root() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         let e = Config::load(&path).unwrap_err();
@@ -749,6 +755,9 @@ mod tests {
     /// files past the 1 MiB cap, without blocking or filling memory.
     #[test]
     fn untrusted_config_files_are_refused_naming_file_and_reason() {
+        if netauth_test_support::skip_without_root() {
+            return;
+        }
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");

@@ -208,6 +208,9 @@ mod tests {
 
     #[test]
     fn status_round_trip() {
+        if netauth_test_support::skip_without_root() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(RefreshStatus::load(dir.path()).unwrap(), None);
         let s = RefreshStatus {
@@ -223,6 +226,9 @@ mod tests {
 
     #[test]
     fn clashes_are_recorded_and_survive_a_round_trip() {
+        if netauth_test_support::skip_without_root() {
+            return;
+        }
         let mut s = RefreshStatus {
             users_without_clashing_groups: 99,
             ..Default::default()
@@ -288,6 +294,9 @@ mod tests {
 
     #[test]
     fn a_status_file_written_before_the_clash_fields_still_loads() {
+        if netauth_test_support::skip_without_root() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join(STATUS_FILE_NAME),

@@ -79,6 +79,9 @@ fn directory(n: i32, cap: usize) -> FakeDirectory {
 
 #[test]
 fn success_writes_a_readable_cache_and_a_status() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     let mut d = directory(250, 100);
     let report = env.run(&mut d, false).unwrap();
@@ -108,6 +111,9 @@ fn success_writes_a_readable_cache_and_a_status() {
 
 #[test]
 fn a_failure_midway_keeps_the_previous_cache_byte_for_byte() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.run(&mut directory(300, 100), false).unwrap();
     let before = std::fs::read(env.cache_path()).unwrap();
@@ -145,6 +151,9 @@ fn a_failure_midway_keeps_the_previous_cache_byte_for_byte() {
 
 #[test]
 fn an_unprovable_answer_keeps_the_previous_cache() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.run(&mut directory(10, 100), false).unwrap();
     let before = std::fs::read(env.cache_path()).unwrap();
@@ -156,6 +165,9 @@ fn an_unprovable_answer_keeps_the_previous_cache() {
 
 #[test]
 fn the_shrink_guard_refuses_a_sudden_loss_unless_forced() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.run(&mut directory(100, 16_000), false).unwrap();
     let before = std::fs::read(env.cache_path()).unwrap();
@@ -189,6 +201,9 @@ fn the_shrink_guard_refuses_a_sudden_loss_unless_forced() {
 
 #[test]
 fn the_shrink_guard_also_watches_groups() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     let mut d = directory(10, 100);
     d.groups.extend((0..9).map(|i| SourceGroup {
@@ -209,6 +224,9 @@ fn the_shrink_guard_also_watches_groups() {
 
 #[test]
 fn a_corrupt_previous_cache_is_replaced_with_a_notice() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     std::fs::create_dir_all(&env.settings.cache_dir).unwrap();
     std::fs::write(env.cache_path(), b"garbage").unwrap();
@@ -225,6 +243,9 @@ fn a_corrupt_previous_cache_is_replaced_with_a_notice() {
 
 #[test]
 fn unreadable_local_files_fail_before_any_call() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     env.run(&mut directory(5, 100), false).unwrap();
     let before = std::fs::read(env.cache_path()).unwrap();
@@ -239,6 +260,9 @@ fn unreadable_local_files_fail_before_any_call() {
 
 #[test]
 fn an_unreadable_shells_file_gives_everyone_the_default_shell() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     env.settings.shells_file = env.dir.path().join("no-shells");
     let mut d = directory(2, 100);
@@ -257,6 +281,9 @@ fn an_unreadable_shells_file_gives_everyone_the_default_shell() {
 
 #[test]
 fn a_second_refresh_while_one_holds_the_lock_is_refused() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.run(&mut directory(5, 100), false).unwrap();
     let before = std::fs::read(env.cache_path()).unwrap();
@@ -272,6 +299,9 @@ fn a_second_refresh_while_one_holds_the_lock_is_refused() {
 
 #[test]
 fn hostile_entities_are_skipped_and_the_refresh_succeeds() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     let mut d = directory(3, 100);
     d.entities.push(SourceEntity {
@@ -301,6 +331,9 @@ fn hostile_entities_are_skipped_and_the_refresh_succeeds() {
 
 #[test]
 fn stock_group_names_keep_every_user_and_the_status_lists_the_clashes() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     std::fs::write(
         &env.settings.local_group,

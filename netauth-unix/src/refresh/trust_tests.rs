@@ -115,6 +115,9 @@ fn assert_untrusted(err: &RefreshError, needle: &str) {
 /// truncate) the file it points to, e.g. /etc/nologin.
 #[test]
 fn a_link_planted_at_the_lock_is_refused_and_its_target_untouched() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.run().unwrap();
     let lock = env.cache_dir().join(LOCK_FILE_NAME);
@@ -141,6 +144,9 @@ fn a_link_planted_at_the_lock_is_refused_and_its_target_untouched() {
 /// or replace it: the refresh refuses such a folder and writes nothing.
 #[test]
 fn a_cache_folder_others_may_write_is_refused_and_left_untouched() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.run().unwrap();
     let before = env.snapshot();
@@ -176,6 +182,9 @@ fn a_cache_folder_others_may_write_is_refused_and_left_untouched() {
 /// someone else had a hand in it: refused, nothing written.
 #[test]
 fn an_untrusted_previous_cache_stops_the_refresh() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.run().unwrap();
     chmod(&env.cache_path(), 0o666);
@@ -199,6 +208,9 @@ fn an_untrusted_previous_cache_stops_the_refresh() {
 
 #[test]
 fn untrusted_local_account_files_fail_before_any_write() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.run().unwrap();
     let before = std::fs::read(env.cache_path()).unwrap();
@@ -228,6 +240,9 @@ fn untrusted_local_account_files_fail_before_any_write() {
 /// the next refresh removes it while holding the lock.
 #[test]
 fn stale_temporary_files_are_removed_under_the_lock() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.run().unwrap();
     let stale = [
@@ -265,6 +280,9 @@ fn stale_temporary_files_are_removed_under_the_lock() {
 /// file others could write is narrowed.
 #[test]
 fn the_lock_file_gets_mode_0600_whatever_it_had() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.run().unwrap();
     let lock = env.cache_dir().join(LOCK_FILE_NAME);

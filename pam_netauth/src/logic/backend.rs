@@ -578,6 +578,9 @@ mod tests {
 
     #[test]
     fn load_reports_configuration_problems() {
+        if netauth_test_support::skip_without_root() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let missing = ModuleArgs::parse(&["config=/nonexistent/netauth/config.toml"]);
         let err = NetAuthBackend::load(&missing).err().unwrap();
@@ -614,6 +617,9 @@ mod tests {
     /// account: such files are refused, naming the file and the reason.
     #[test]
     fn load_refuses_untrusted_config_certificate_and_local_accounts() {
+        if netauth_test_support::skip_without_root() {
+            return;
+        }
         use std::os::unix::fs::PermissionsExt;
         let chmod = |p: &std::path::Path, mode| {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()

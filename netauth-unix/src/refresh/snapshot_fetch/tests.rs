@@ -95,6 +95,9 @@ impl Env {
 
 #[test]
 fn a_folder_snapshot_is_built_with_the_hosts_rules() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.publish(3, 10, unix_now(), 1);
     let report = env.refresh().unwrap();
@@ -115,6 +118,9 @@ fn a_folder_snapshot_is_built_with_the_hosts_rules() {
 
 #[test]
 fn rollback_age_size_and_key_are_checked() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.publish(3, 10, unix_now(), 1);
     env.refresh().unwrap();
@@ -145,6 +151,9 @@ fn rollback_age_size_and_key_are_checked() {
 
 #[test]
 fn a_publisher_key_change_resets_the_sequence() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let mut env = Env::new();
     env.publish(3, 10, unix_now(), 1);
     env.refresh().unwrap();
@@ -155,6 +164,9 @@ fn a_publisher_key_change_resets_the_sequence() {
 
 #[test]
 fn a_folder_others_may_write_is_refused() {
+    if netauth_test_support::skip_without_root() {
+        return;
+    }
     let env = Env::new();
     env.publish(3, 10, unix_now(), 1);
     std::fs::set_permissions(&env.published, PermissionsExt::from_mode(0o777)).unwrap();
