@@ -95,13 +95,29 @@ struct Verified {
     damaged: AtomicUsize,
 }
 
+/// Bitsets longer than this (32 KiB) are allocated [`BITSET_MAPPED_WORDS`]
+/// long at least.
+const BITSET_MAPPED_FROM_WORDS: usize = 4096;
+/// 128 KiB and a page, in words: above glibc's default mmap threshold.
+const BITSET_MAPPED_WORDS: usize = (128 * 1024 + 4096) / 8;
+
 impl Verified {
     fn new(block_count: usize, crc_blocks: usize) -> Self {
-        // Zeroed by the allocator (calloc): a fresh allocation of untouched
-        // pages, each faulted in only when a block of its range is first
-        // verified. Built word by word, a million users' bitset (105 KB)
-        // cost every process's first lookup 27 page faults.
-        let bitset = |n: usize| bytemuck::allocation::zeroed_slice_box::<AtomicU64>(n.div_ceil(64));
+        // Zeroed by the allocator. A large bitset is asked for at least
+        // glibc's default mmap threshold (128 KiB) long, so that it is a
+        // fresh mapping of zero pages, each faulted in only when a block of
+        // its range is first verified, instead of heap memory calloc clears
+        // (at a million users, 105 KB cleared and 27 page faults in every
+        // process's first lookup). The extra length is never touched.
+        let bitset = |n: usize| {
+            let words = n.div_ceil(64);
+            let words = if words > BITSET_MAPPED_FROM_WORDS {
+                words.max(BITSET_MAPPED_WORDS)
+            } else {
+                words
+            };
+            bytemuck::allocation::zeroed_slice_box::<AtomicU64>(words)
+        };
         Verified {
             bits: bitset(block_count),
             table_bits: bitset(crc_blocks),
