@@ -249,47 +249,56 @@ impl<'a> Checked<'a> {
     /// Compares block `table_block` of the CRC table with its CRC in the
     /// header.
     fn check_table_block(&self, table_block: usize) -> Result<(), Fault> {
-        let shift = self.table_shift;
-        let start = table_block
-            .checked_shl(shift)
-            .and_then(|rel| rel.checked_add(self.crc_table))
-            .ok_or(Fault::OutOfBounds)?;
-        let end = start.checked_add(1 << shift).ok_or(Fault::OutOfBounds)?;
-        let bytes = self.file.get(start..end).ok_or(Fault::OutOfBounds)?;
-        let stored = table_block
-            .checked_mul(BLOCK_CRC_LEN)
-            .and_then(|at| at.checked_add(self.level_one))
-            .and_then(|at| read_u32(self.file, at))
-            .ok_or(Fault::OutOfBounds)?;
-        if crc32fast::hash(bytes) != stored {
-            return Err(Fault::Damaged(
-                u32::try_from(table_block).map_err(|_| Fault::OutOfBounds)?,
-            ));
-        }
-        Ok(())
+        self.compare_crc(
+            table_block,
+            self.crc_table,
+            self.table_shift,
+            self.file.len(),
+            self.level_one,
+        )
     }
 
     /// Compares block `block` with its CRC in the CRC table, which the
     /// caller has verified.
     fn check_block(&self, block: usize) -> Result<(), Fault> {
-        let start = block
-            .checked_shl(self.block_shift)
-            .and_then(|rel| rel.checked_add(self.data_start))
+        self.compare_crc(
+            block,
+            self.data_start,
+            self.block_shift,
+            self.crc_table,
+            self.crc_table,
+        )
+    }
+
+    /// Compares block `index` of the blocks of `1 << shift` bytes from
+    /// `first` (all of them before `limit`) with the CRC at `crcs + 4 *
+    /// index`.
+    fn compare_crc(
+        &self,
+        index: usize,
+        first: usize,
+        shift: u32,
+        limit: usize,
+        crcs: usize,
+    ) -> Result<(), Fault> {
+        let start = index
+            .checked_shl(shift)
+            .and_then(|rel| rel.checked_add(first))
             .ok_or(Fault::OutOfBounds)?;
         let end = start
-            .checked_add(1 << self.block_shift)
-            .filter(|&end| end <= self.crc_table)
+            .checked_add(1 << shift)
+            .filter(|&end| end <= limit)
             .ok_or(Fault::OutOfBounds)?;
         let bytes = self.file.get(start..end).ok_or(Fault::OutOfBounds)?;
-        let stored = block
+        let stored = index
             .checked_mul(BLOCK_CRC_LEN)
-            .and_then(|at| at.checked_add(self.crc_table))
+            .and_then(|at| at.checked_add(crcs))
             .and_then(|at| read_u32(self.file, at))
             .ok_or(Fault::OutOfBounds)?;
         if crc32fast::hash(bytes) != stored {
-            // The header's u32 block count bounds `block`.
+            // The header's u32 block count bounds the index.
             return Err(Fault::Damaged(
-                u32::try_from(block).map_err(|_| Fault::OutOfBounds)?,
+                u32::try_from(index).map_err(|_| Fault::OutOfBounds)?,
             ));
         }
         Ok(())
