@@ -39,7 +39,7 @@ fn parts(bytes: &[u8]) -> Option<Parts> {
             .checked_mul(block_len)?
             .checked_add(data_start)?,
         block_len,
-        table_block_len: table_block_len(block_len)?,
+        table_block_len: table_block_len(block_len),
         block_count,
         table_blocks: crc_block_count(block_count, block_len)?,
     })

@@ -73,8 +73,8 @@ pub(crate) const MIN_TABLE_BLOCK_LEN: usize = 4096;
 
 /// The length of a block of the CRC table, for data blocks of `block_len`
 /// (a power of two): a page, or a data block if that is longer.
-pub(crate) fn table_block_len(block_len: usize) -> Option<usize> {
-    Some(block_len.max(MIN_TABLE_BLOCK_LEN))
+pub(crate) fn table_block_len(block_len: usize) -> usize {
+    block_len.max(MIN_TABLE_BLOCK_LEN)
 }
 
 /// How many blocks the CRC table of `block_count` data blocks of
@@ -84,7 +84,7 @@ pub(crate) fn crc_block_count(block_count: usize, block_len: usize) -> Option<us
     Some(
         block_count
             .checked_mul(BLOCK_CRC_LEN)?
-            .div_ceil(table_block_len(block_len)?),
+            .div_ceil(table_block_len(block_len)),
     )
 }
 

@@ -398,9 +398,7 @@ impl Layout {
             block_shift: extent.block_size.trailing_zeros(),
             block_count: blocks.block_count,
             crc_blocks: blocks.crc_blocks,
-            table_shift: table_block_len(block_len)
-                .unwrap_or(MIN_TABLE_BLOCK_LEN)
-                .trailing_zeros(),
+            table_shift: table_block_len(block_len).trailing_zeros(),
         })
     }
 
@@ -478,7 +476,7 @@ impl Layout {
             .checked_mul(block_len)
             .and_then(|n| n.checked_add(extent.data_start));
         let expected_len = crc_table
-            .zip(table_block_len(block_len).and_then(|len| crc_blocks.checked_mul(len)))
+            .zip(crc_blocks.checked_mul(table_block_len(block_len)))
             .and_then(|(table, len)| table.checked_add(len));
         let Some(crc_table) = crc_table.filter(|_| expected_len == Some(bytes.len())) else {
             return Err(CacheError::Corrupt("block count does not match the length"));

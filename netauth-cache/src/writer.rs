@@ -297,14 +297,11 @@ fn hash_tables(
 
 /// A u16 length of a record string, or the writer's refusal.
 fn field_len(what: &str, owner: &str, value: &str) -> Result<u16, CacheError> {
-    u16::try_from(value.len())
-        .ok()
-        .filter(|&n| usize::from(n) <= MAX_FIELD_LEN)
-        .ok_or_else(|| {
-            CacheError::Invalid(format!(
-                "{what} of {owner:?} is longer than {MAX_FIELD_LEN} bytes"
-            ))
-        })
+    u16::try_from(value.len()).map_err(|_| {
+        CacheError::Invalid(format!(
+            "{what} of {owner:?} is longer than {MAX_FIELD_LEN} bytes"
+        ))
+    })
 }
 
 /// What one user record holds besides the user: its supplementary gids
@@ -632,8 +629,8 @@ impl FileLayout {
             .checked_mul(block_len)
             .and_then(|n| n.checked_add(data_start))
             .ok_or_else(too_large)?;
-        let file_len = table_block_len(block_len)
-            .and_then(|len| crc_blocks.checked_mul(len))
+        let file_len = crc_blocks
+            .checked_mul(table_block_len(block_len))
             .and_then(|n| n.checked_add(crc_table))
             .ok_or_else(too_large)?;
         to_u32(file_len)?;
@@ -698,7 +695,7 @@ fn put_checksums(out: &mut [u8], layout: &FileLayout) {
     let level_one = HEADER_FIXED_LEN + layout.sections.len() * SECTION_ENTRY_LEN;
     if let Some(fields) = head.get_mut(level_one..layout.header_len) {
         for (block, field) in table
-            .chunks(table_block_len(layout.block_len).unwrap_or(MIN_TABLE_BLOCK_LEN))
+            .chunks(table_block_len(layout.block_len))
             .zip(fields.chunks_exact_mut(BLOCK_CRC_LEN))
         {
             field.copy_from_slice(&crc32fast::hash(block).to_le_bytes());
@@ -706,7 +703,7 @@ fn put_checksums(out: &mut [u8], layout: &FileLayout) {
     }
     debug_assert_eq!(
         table.len(),
-        layout.crc_blocks * layout.block_len.max(MIN_TABLE_BLOCK_LEN)
+        layout.crc_blocks * table_block_len(layout.block_len)
     );
     if let Some(crc) = header_crc(out, layout.data_start) {
         if let Some(field) = out.get_mut(H_CRC..H_CRC + 4) {
