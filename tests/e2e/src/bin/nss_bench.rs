@@ -257,15 +257,7 @@ fn group_kinds(groups: u32) -> (u32, u32, u32) {
 fn directory(users: u32, groups: u32) -> CacheContent {
     let (departments, projects, teams) = group_kinds(groups);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let group_name = |g: u32| {
-        if g < departments {
-            format!("dept{g}")
-        } else if g < departments + projects {
-            format!("proj{}", g - departments)
-        } else {
-            format!("team{}", g - departments - projects)
-        }
-    };
+    let group_name = |g: u32| group_name_at(groups, g);
     let mut members: Vec<Vec<String>> = vec![Vec::new(); groups as usize];
     let mut user_groups = BTreeMap::new();
     let mut list = Vec::with_capacity(users as usize);
