@@ -318,6 +318,29 @@ impl TrustedFile {
         self.file
     }
 
+    /// The file mapped read-only, as long as it was when checked (no second
+    /// `fstat`). For cache files, which are only ever replaced by rename
+    /// (never modified or truncated in place), so the bytes behind the map
+    /// do not change while it lives; a lookup then reads only the pages it
+    /// needs instead of the whole file.
+    pub fn map(self) -> Result<memmap2::Mmap, TrustError> {
+        let too_large = || TrustError::TooLarge {
+            path: self.path.clone(),
+            max: self.max_size,
+            size: Some(self.meta.size()),
+        };
+        let len = usize::try_from(self.meta.size()).map_err(|_| too_large())?;
+        // SAFETY: mapped read-only, and the files this is for are replaced
+        // by rename only (see above), so the mapped bytes never change.
+        unsafe { memmap2::MmapOptions::new().len(len).map(&self.file) }.map_err(|source| {
+            TrustError::Io {
+                path: self.path.clone(),
+                action: "map",
+                source,
+            }
+        })
+    }
+
     /// The whole content, reading at most the cap plus one byte, so that a
     /// file that grew since the check is refused rather than read on.
     pub fn read_all(self) -> Result<Vec<u8>, TrustError> {
@@ -692,6 +715,27 @@ mod tests {
         // Read-only files are fine, and so is a size of exactly the cap.
         write(&path, &[b'x'; 1024], 0o400);
         assert_eq!(read_trusted(&path, &MINE).unwrap().len(), 1024);
+    }
+
+    #[test]
+    fn a_trusted_file_maps_to_the_bytes_it_holds_and_an_empty_one_to_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nss.cache");
+        write(&path, b"cache bytes", 0o644);
+        let map = open_trusted(&path, &MINE).unwrap().map().unwrap();
+        assert_eq!(&map[..], b"cache bytes");
+        write(&path, b"", 0o644);
+        assert!(open_trusted(&path, &MINE)
+            .unwrap()
+            .map()
+            .unwrap()
+            .is_empty());
+        // The checks come first: a file others may write is never mapped.
+        write(&path, b"x", 0o666);
+        assert!(matches!(
+            open_trusted(&path, &MINE).and_then(|t| t.map()),
+            Err(TrustError::Writable { .. })
+        ));
     }
 
     #[test]

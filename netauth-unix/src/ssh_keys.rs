@@ -56,6 +56,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use netauth_cache::clean;
+use netauth_cache::trusted::{open_trusted, TrustRule};
 use netauth_cache::{CacheView, LazyCheck, CACHE_FILE_NAME};
 use netauth_core::blocking::BlockingClient;
 use netauth_core::config::refresh::RefreshSettings;
@@ -354,9 +355,11 @@ fn host_uid(user: &str) -> Option<u32> {
 }
 
 /// The user's entry in the cache at `path`, read as the NSS module reads
-/// it (trusted file, blocks checked when read).
+/// it (trusted file, mapped, blocks checked when read): sshd runs this for
+/// every key login, and a large cache is many megabytes.
 fn cached_user(path: &Path, user: &str) -> Result<Option<CachedUser>, String> {
-    let bytes = crate::refresh::read_cache(path).map_err(|e| {
+    let map = open_trusted(path, &TrustRule::CACHE).and_then(|t| t.map());
+    let bytes = map.map_err(|e| {
         if e.is_not_found() {
             format!(
                 "no cache at {} (run netauth-unix refresh): cannot tell which users are served",

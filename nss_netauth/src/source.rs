@@ -41,7 +41,7 @@
 //!   [`with_view`] and [`snapshot`] bind it to the thread-local state, the
 //!   process-wide slot and the coarse clock.
 
-use memmap2::{Mmap, MmapOptions};
+use memmap2::Mmap;
 use netauth_cache::trusted::{open_trusted, TrustRule};
 use netauth_cache::{CacheError, CacheView, LazyCheck, CACHE_PATH, REPLACED_MARK_OFFSET};
 use std::cell::RefCell;
@@ -199,16 +199,9 @@ impl Mapped {
             }
         })?;
         let meta = trusted.metadata().clone();
-        let file = trusted.into_file();
-        // The checked size (at most 4 GiB): `Mmap::map` would `fstat` the
-        // file again to learn it.
-        let len = usize::try_from(meta.size())
-            .map_err(|_| Unavailable::Refused(format!("{path}: too large to map")))?;
-        // SAFETY: the cache is only ever replaced by rename (write_atomic),
-        // never modified or truncated in place, and we map it read-only, so
-        // the bytes behind the slice do not change while it is mapped.
-        let map = unsafe { MmapOptions::new().len(len).map(&file) }
-            .map_err(|e| Unavailable::Refused(format!("{path}: mmap failed: {e}")))?;
+        let map = trusted
+            .map()
+            .map_err(|e| Unavailable::Refused(e.to_string()))?;
         let check =
             LazyCheck::new(&map).map_err(|e| Unavailable::Refused(format!("{path}: {e}")))?;
         Ok(Arc::new(Mapped {

@@ -288,16 +288,9 @@ pub fn cache_listing(user: &str) -> Listing {
 pub(crate) fn cache_listing_at(path: &std::path::Path, user: &str, owner: Owner) -> Listing {
     let unusable =
         |e: &dyn std::fmt::Display| Listing::Unusable(format!("{}: {e}", path.display()));
-    let file = match open_trusted(path, &TrustRule::CACHE.with_owner(owner)) {
-        Ok(trusted) => trusted.into_file(),
-        Err(e) => return Listing::Unusable(e.to_string()),
-    };
-    // SAFETY: the cache is only ever replaced by rename (write_atomic), never
-    // modified or truncated in place, and it is mapped read-only, so the
-    // bytes behind the slice do not change while it is mapped.
-    let map = match unsafe { memmap2::Mmap::map(&file) } {
+    let map = match open_trusted(path, &TrustRule::CACHE.with_owner(owner)).and_then(|t| t.map()) {
         Ok(map) => map,
-        Err(e) => return unusable(&e),
+        Err(e) => return Listing::Unusable(e.to_string()),
     };
     let listed = LazyCheck::new(&map).and_then(|check| {
         check
