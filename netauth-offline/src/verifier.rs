@@ -803,7 +803,8 @@ mod tests {
     #[test]
     fn concurrent_wrong_passwords_meet_the_exact_limit() {
         let (_tmp, s) = store();
-        let s = s.with_params(RACY);
+        // The checks take turns: on a loaded host the last may wait long.
+        let s = s.with_params(RACY).with_lock_wait(Duration::from_secs(30));
         s.store("alice", "alice-pw", 1000).unwrap();
         let outcomes = concurrent_wrong_checks(&s, 8, &POLICY);
         let mut wrong: Vec<u32> = outcomes
@@ -826,7 +827,8 @@ mod tests {
     #[test]
     fn concurrent_wrong_passwords_are_all_counted_without_a_limit() {
         let (_tmp, s) = store();
-        let s = s.with_params(RACY);
+        // The checks take turns: on a loaded host the last may wait long.
+        let s = s.with_params(RACY).with_lock_wait(Duration::from_secs(30));
         s.store("alice", "alice-pw", 1000).unwrap();
         let no_limit = OfflinePolicy {
             failed_attempts: 0,
