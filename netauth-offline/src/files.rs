@@ -1,10 +1,12 @@
 //! The private folder and its files: trusted reads, atomic 0600 writes.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use netauth_cache::trusted::{
     check_dir, create_dir_private, open_trusted, set_exact_mode, FolderRule, Owner, TrustError,
@@ -38,6 +40,8 @@ pub enum StoreError {
     },
     #[error("{}: damaged: {why}", path.display())]
     Damaged { path: PathBuf, why: String },
+    #[error("{}: busy: another process held the lock for more than {} ms", path.display(), waited.as_millis())]
+    Busy { path: PathBuf, waited: Duration },
     #[error("{0}")]
     Crypto(String),
 }
@@ -62,6 +66,37 @@ pub struct PrivateDir {
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// How often a lock held by another process is tried again.
+const LOCK_POLL: Duration = Duration::from_millis(5);
+/// Longest wait [`PrivateDir::lock`] accepts: a login must not hang.
+const MAX_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// An exclusive `flock` on a lock file of the folder, released when
+/// dropped (and by the kernel if the process dies). The descriptor is
+/// close-on-exec: a program the host process starts does not inherit it.
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Removes the lock file, still holding the lock, then releases it: for
+    /// a lock whose record is gone. A process waiting on the removed file
+    /// sees it is no longer the one at the path and locks the new one.
+    pub fn remove(self) -> Result<(), StoreError> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Io {
+                path: self.path.clone(),
+                action: "remove",
+                source,
+            }),
+        }
+    }
+}
 
 impl PrivateDir {
     pub fn new(path: impl Into<PathBuf>, owner: Owner) -> PrivateDir {
@@ -201,6 +236,74 @@ impl PrivateDir {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// Takes the exclusive lock on the lock file `name` (created empty,
+    /// mode 0600, when missing), waiting at most `wait` (a minute at most) for another
+    /// process to release it: then [`StoreError::Busy`]. The caller runs
+    /// inside sshd or login, so it never blocks in the kernel: it polls.
+    pub fn lock(&self, name: &str, wait: Duration) -> Result<FileLock, StoreError> {
+        self.check()?;
+        let path = self.path.join(name);
+        let io_error = |action, source| StoreError::Io {
+            path: path.clone(),
+            action,
+            source,
+        };
+        let wait = wait.min(MAX_LOCK_WAIT);
+        let deadline = Instant::now() + wait;
+        loop {
+            // O_NOFOLLOW: no planted link makes root create or open what it
+            // points to; O_NONBLOCK: nor may a FIFO hang the login.
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(FILE_MODE)
+                .custom_flags(
+                    libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
+                )
+                .open(&path)
+                .map_err(|e| {
+                    if e.raw_os_error() == Some(libc::ELOOP) {
+                        StoreError::Trust(TrustError::Link { path: path.clone() })
+                    } else {
+                        io_error("open the lock file", e)
+                    }
+                })?;
+            set_exact_mode(&file, &path, FILE_MODE, self.owner)?;
+            loop {
+                // SAFETY: flock only reads the descriptor number, which
+                // `file` keeps open for the call; no memory is shared.
+                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+                if rc == 0 {
+                    break;
+                }
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::WouldBlock {
+                    return Err(io_error("lock", err));
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(StoreError::Busy { path, waited: wait });
+                }
+                std::thread::sleep(LOCK_POLL.min(deadline - now));
+            }
+            // The holder may have removed the file (its record went) before
+            // releasing it: a lock on that one protects nothing any more.
+            let held = file.metadata().map_err(|e| io_error("inspect", e))?;
+            match std::fs::symlink_metadata(&path) {
+                Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                    return Ok(FileLock { _file: file, path });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("inspect", e)),
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Busy { path, waited: wait });
+            }
+        }
     }
 
     pub fn file_path(&self, name: &str) -> PathBuf {

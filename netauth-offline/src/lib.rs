@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `host.key` | 32 random bytes, the HMAC key of every verifier (made on first use) | 0600 |
 //! | `v-<SHA-256 of the user name, hex>` | one user's verifier, age and offline failure counter | 0600 |
+//! | `.lock.v-<same hex>` | empty; its `flock` serialises the logins of that user (goes with the record) | 0600 |
 //! | `state` | "offline until T", backoff, last good server, last error per server | 0600 |
 //!
 //! Every read goes through the trusted-file helper

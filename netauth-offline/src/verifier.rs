@@ -18,6 +18,17 @@
 //! failed=<wrong offline passwords since the last success>
 //! failed_at=<unix seconds of the last one>
 //! ```
+//!
+//! Concurrent logins of one user (many sshd connections at once) are
+//! serialised by an exclusive `flock` on the user's lock file,
+//! `.lock.v-<same hex>`, held from reading the record to writing it back in
+//! [`VerifierStore::check`] and around the writes of `store`, `forget` and
+//! `retain`: the failure counter loses no count, and no more than
+//! `failed_attempts` wrong passwords are judged before the lockout. A login
+//! waits at most [`LOCK_WAIT`] for the lock, then fails closed ("busy").
+//! Lock files are empty; one is made only for a user who has a record, and
+//! goes with the record (`forget`, `retain`, which also sweeps any left
+//! behind by a failed write).
 
 use std::fmt;
 use std::time::Duration;
@@ -27,7 +38,7 @@ use netauth_cache::trusted::Owner;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::files::{field as field_of, hex, unhex, PrivateDir, StoreError};
+use crate::files::{field as field_of, hex, unhex, FileLock, PrivateDir, StoreError};
 
 const MAGIC: &str = "netauth-offline-verifier 1";
 const HOST_KEY_FILE: &str = "host.key";
@@ -36,6 +47,13 @@ const SALT_BYTES: usize = 16;
 const OUTPUT_BYTES: usize = 32;
 /// Prefix of the record files.
 pub const RECORD_PREFIX: &str = "v-";
+/// Prefix of the lock files: `.lock.` and the record's name. It is not
+/// [`RECORD_PREFIX`] (record listings never see a lock) and holds no
+/// `.tmp.` (no temporary file of [`PrivateDir::write`] is named so).
+const LOCK_PREFIX: &str = ".lock.";
+/// Longest wait for another process's hold on a user's record: a login
+/// holds it for one Argon2id check (tens of ms).
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// How far in the future a record's `online_at` may be (clock skew) and
 /// still count.
 const MAX_AHEAD_S: u64 = 300;
@@ -211,11 +229,23 @@ impl Record {
 pub struct VerifierStore {
     dir: PrivateDir,
     params: VerifierParams,
+    lock_wait: Duration,
 }
 
 /// The file name of `user`'s record.
 pub fn record_name(user: &str) -> String {
     format!("{RECORD_PREFIX}{}", hex(&Sha256::digest(user.as_bytes())))
+}
+
+/// The file name of the lock of the record named `record_name`.
+fn lock_name(record_name: &str) -> String {
+    format!("{LOCK_PREFIX}{record_name}")
+}
+
+/// Nothing at `path` (an error other than "not found", such as a folder
+/// this process may not enter, is left to the trusted open to report).
+fn is_missing(path: &std::path::Path) -> bool {
+    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 fn random(bytes: &mut [u8]) -> Result<(), StoreError> {
@@ -234,7 +264,19 @@ impl VerifierStore {
         VerifierStore {
             dir: PrivateDir::new(dir, owner),
             params: VerifierParams::default(),
+            lock_wait: LOCK_WAIT,
         }
+    }
+
+    /// Waits at most `wait` (instead of [`LOCK_WAIT`]) for a record's lock.
+    pub fn with_lock_wait(mut self, wait: Duration) -> VerifierStore {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// The exclusive lock of the record named `record_name`.
+    fn lock(&self, record_name: &str) -> Result<FileLock, StoreError> {
+        self.dir.lock(&lock_name(record_name), self.lock_wait)
     }
 
     /// New verifiers made with `params` (existing ones keep theirs).
@@ -348,12 +390,16 @@ impl VerifierStore {
                 failed_at: 0,
             },
         };
+        // Argon2id ran before the lock: the lock is held for the write only.
+        self.dir.ensure()?;
+        let _lock = self.lock(&record_name(user))?;
         self.write_record(&record)
     }
 
     /// Checks `password` against `user`'s verifier under `policy` (the
     /// failure counter first, then the age, then the password) and counts
-    /// a wrong one.
+    /// a wrong one, holding the user's lock throughout; a lock another
+    /// process holds longer than the lock wait makes it `Unusable` (busy).
     pub fn check(
         &self,
         user: &str,
@@ -374,6 +420,13 @@ impl VerifierStore {
         now: u64,
         policy: &OfflinePolicy,
     ) -> Result<OfflineCheck, StoreError> {
+        let name = record_name(user);
+        // No lock file for a user without a record: anyone can type any
+        // name at a login prompt, and each would leave a file behind.
+        if is_missing(&self.dir.file_path(&name)) {
+            return Ok(OfflineCheck::NoVerifier);
+        }
+        let _lock = self.lock(&name)?;
         let Some(mut record) = self.read_record(user)? else {
             return Ok(OfflineCheck::NoVerifier);
         };
@@ -421,11 +474,20 @@ impl VerifierStore {
         }
     }
 
-    /// Removes `user`'s verifier; true when there was one.
+    /// Removes `user`'s verifier (and its lock file); true when there was
+    /// one. Without the lock (busy, untrusted folder) the record is still
+    /// removed, since the server no longer vouches for it, and the lock's
+    /// error returned.
     pub fn forget(&self, user: &str) -> Result<bool, StoreError> {
         let name = record_name(user);
-        let existed = crate::files::exists(&self.dir.file_path(&name));
+        let path = self.dir.file_path(&name);
+        if is_missing(&path) {
+            return Ok(false);
+        }
+        let lock = self.lock(&name);
+        let existed = crate::files::exists(&path);
         self.dir.remove(&name)?;
+        lock?.remove()?;
         Ok(existed)
     }
 
@@ -448,21 +510,58 @@ impl VerifierStore {
         if !crate::files::exists(&self.dir.path) {
             return Ok(0);
         }
-        let mut removed = 0;
-        for name in self.dir.list(RECORD_PREFIX)? {
-            let user = self
-                .dir
-                .read(&name)
+        let kept = |name: &str| {
+            self.dir
+                .read(name)
                 .ok()
                 .and_then(|bytes| Record::decode(&Zeroizing::new(bytes)).ok())
                 .filter(|r| record_name(&r.user) == name)
-                .map(|r| r.user);
-            if !user.as_deref().is_some_and(&keep) {
-                self.dir.remove(&name)?;
-                removed += 1;
+                .is_some_and(|r| keep(&r.user))
+        };
+        let mut removed = 0;
+        let mut lock_error = None;
+        for name in self.dir.list(RECORD_PREFIX)? {
+            if kept(&name) {
+                continue;
+            }
+            // Decided again under the lock: a login may have just replaced
+            // a damaged record. Without the lock the record goes anyway.
+            match self.lock(&name) {
+                Ok(lock) => {
+                    if kept(&name) {
+                        continue;
+                    }
+                    self.dir.remove(&name)?;
+                    lock.remove()?;
+                }
+                Err(e) => {
+                    self.dir.remove(&name)?;
+                    lock_error.get_or_insert(e);
+                }
+            }
+            removed += 1;
+        }
+        // Lock files whose record is gone (a write that failed, a record
+        // removed by hand).
+        for lock_file in self.dir.list(LOCK_PREFIX)? {
+            let Some(name) = lock_file.strip_prefix(LOCK_PREFIX) else {
+                continue;
+            };
+            if !is_missing(&self.dir.file_path(name)) {
+                continue;
+            }
+            match self.lock(name) {
+                Ok(lock) if is_missing(&self.dir.file_path(name)) => lock.remove()?,
+                Ok(_) => {}
+                Err(e) => {
+                    lock_error.get_or_insert(e);
+                }
             }
         }
-        Ok(removed)
+        match lock_error {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
     }
 }
 
@@ -670,5 +769,214 @@ mod tests {
             s.check("alice", "alice-pw", 1000, &POLICY),
             OfflineCheck::Unusable(why) if why.contains("argon2id")
         ));
+    }
+
+    /// Parameters that make a check last about a millisecond: wide enough
+    /// a window between reading and writing the record that concurrent
+    /// checks without the lock overlap in it.
+    const RACY: VerifierParams = VerifierParams {
+        m_kib: 1024,
+        t: 1,
+        p: 1,
+    };
+
+    /// `threads` wrong-password checks of alice, started together.
+    fn concurrent_wrong_checks(
+        s: &VerifierStore,
+        threads: usize,
+        policy: &OfflinePolicy,
+    ) -> Vec<OfflineCheck> {
+        let barrier = std::sync::Barrier::new(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        s.check("alice", "wrong", 1000, policy)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    #[test]
+    fn concurrent_wrong_passwords_meet_the_exact_limit() {
+        let (_tmp, s) = store();
+        // The checks take turns: on a loaded host the last may wait long.
+        let s = s.with_params(RACY).with_lock_wait(Duration::from_secs(30));
+        s.store("alice", "alice-pw", 1000).unwrap();
+        let outcomes = concurrent_wrong_checks(&s, 8, &POLICY);
+        let mut wrong: Vec<u32> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                OfflineCheck::Wrong { failed } => Some(*failed),
+                _ => None,
+            })
+            .collect();
+        wrong.sort_unstable();
+        let locked_out = outcomes
+            .iter()
+            .filter(|o| matches!(o, OfflineCheck::LockedOut { failed: 3, .. }))
+            .count();
+        assert_eq!(wrong, [1, 2, 3], "{outcomes:?}");
+        assert_eq!(locked_out, 5, "{outcomes:?}");
+        assert_eq!(s.info("alice").unwrap().unwrap().failed, 3);
+    }
+
+    #[test]
+    fn concurrent_wrong_passwords_are_all_counted_without_a_limit() {
+        let (_tmp, s) = store();
+        // The checks take turns: on a loaded host the last may wait long.
+        let s = s.with_params(RACY).with_lock_wait(Duration::from_secs(30));
+        s.store("alice", "alice-pw", 1000).unwrap();
+        let no_limit = OfflinePolicy {
+            failed_attempts: 0,
+            ..POLICY
+        };
+        let outcomes = concurrent_wrong_checks(&s, 8, &no_limit);
+        let mut wrong: Vec<u32> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                OfflineCheck::Wrong { failed } => Some(*failed),
+                _ => None,
+            })
+            .collect();
+        wrong.sort_unstable();
+        assert_eq!(wrong, (1..=8).collect::<Vec<_>>(), "{outcomes:?}");
+        assert_eq!(s.info("alice").unwrap().unwrap().failed, 8);
+    }
+
+    #[test]
+    fn a_held_lock_makes_the_store_busy_after_the_wait() {
+        let (_tmp, s) = store();
+        s.store("alice", "alice-pw", 1000).unwrap();
+        let wait = Duration::from_millis(100);
+        let s = s.with_lock_wait(wait);
+        let lock_path = s.dir().join(lock_name(&record_name("alice")));
+        // Another process's hold: a lock on a descriptor of its own.
+        let held = s
+            .dir
+            .lock(&lock_name(&record_name("alice")), Duration::ZERO);
+        let held = held.unwrap();
+        let started = std::time::Instant::now();
+        let outcome = s.check("alice", "wrong", 1000, &POLICY);
+        let waited = started.elapsed();
+        assert!(
+            matches!(&outcome, OfflineCheck::Unusable(why)
+                if why.contains("busy") && why.contains(&lock_path.display().to_string())),
+            "{outcome:?}"
+        );
+        assert!(waited >= wait && waited < LOCK_WAIT, "{waited:?}");
+        assert!(matches!(
+            s.store("alice", "new-pw", 1001),
+            Err(StoreError::Busy { .. })
+        ));
+        // Nothing was written while busy.
+        assert_eq!(s.info("alice").unwrap().unwrap().failed, 0);
+        assert_eq!(
+            s.check("alice", "alice-pw", 1000, &POLICY),
+            OfflineCheck::Unusable(format!(
+                "{}: busy: another process held the lock for more than 100 ms",
+                lock_path.display()
+            ))
+        );
+        // Forgetting is not held up: the record goes, the error is told.
+        assert!(matches!(s.forget("alice"), Err(StoreError::Busy { .. })));
+        assert!(s.info("alice").unwrap().is_none());
+        drop(held);
+        s.store("alice", "alice-pw", 1000).unwrap();
+        assert_eq!(
+            s.check("alice", "wrong", 1000, &POLICY),
+            OfflineCheck::Wrong { failed: 1 }
+        );
+    }
+
+    #[test]
+    fn a_lock_file_replaced_while_waiting_is_locked_again() {
+        let (_tmp, s) = store();
+        s.store("alice", "alice-pw", 1000).unwrap();
+        let name = lock_name(&record_name("alice"));
+        let first = s.dir.lock(&name, Duration::ZERO).unwrap();
+        let s = s.with_lock_wait(Duration::from_millis(600));
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| s.check("alice", "wrong", 1000, &POLICY));
+            std::thread::sleep(Duration::from_millis(150));
+            // The path now names another file, locked by someone else;
+            // then the first file is released: the waiter gets a lock on
+            // a file that is no longer the lock, and must not go on.
+            let second = s.dir.lock(".other", Duration::ZERO).unwrap();
+            std::fs::rename(s.dir().join(".other"), s.dir().join(&name)).unwrap();
+            drop(first);
+            let outcome = waiter.join().unwrap();
+            assert!(
+                matches!(&outcome, OfflineCheck::Unusable(why) if why.contains("busy")),
+                "{outcome:?}"
+            );
+            drop(second);
+        });
+        assert_eq!(s.info("alice").unwrap().unwrap().failed, 0);
+    }
+
+    #[test]
+    fn lock_files_are_private_and_never_records() {
+        let (_tmp, s) = store();
+        // A user without a record gets no lock file.
+        assert_eq!(
+            s.check("nobody", "pw", 1000, &POLICY),
+            OfflineCheck::NoVerifier
+        );
+        assert!(!s.forget("nobody").unwrap());
+        s.store("alice", "alice-pw", 1000).unwrap();
+        s.store("bob", "bob-pw", 1000).unwrap();
+        s.check("alice", "wrong", 1000, &POLICY);
+        let alice_lock = s.dir().join(lock_name(&record_name("alice")));
+        let bob_lock = s.dir().join(lock_name(&record_name("bob")));
+        let meta = std::fs::symlink_metadata(&alice_lock).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+        assert_eq!(meta.len(), 0);
+        let names: Vec<String> = std::fs::read_dir(s.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains(&record_name("nobody")) || n.contains(".tmp.")),
+            "{names:?}"
+        );
+        assert_eq!(s.count().unwrap(), 2);
+        assert_eq!(s.retain(|_| true).unwrap(), 0);
+        assert_eq!(s.count().unwrap(), 2);
+        assert!(alice_lock.exists() && bob_lock.exists());
+        // The lock goes with its record.
+        assert!(s.forget("alice").unwrap());
+        assert!(!alice_lock.exists());
+        assert_eq!(s.retain(|u| u != "bob").unwrap(), 1);
+        assert!(!bob_lock.exists());
+        // One left behind (its record removed by hand) is swept by retain.
+        s.store("carol", "carol-pw", 1000).unwrap();
+        std::fs::remove_file(s.dir().join(record_name("carol"))).unwrap();
+        let carol_lock = s.dir().join(lock_name(&record_name("carol")));
+        assert!(carol_lock.exists());
+        assert_eq!(s.retain(|_| true).unwrap(), 0);
+        assert!(!carol_lock.exists());
+        assert_eq!(s.count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_planted_link_as_lock_file_is_refused() {
+        let (tmp, s) = store();
+        s.store("alice", "alice-pw", 1000).unwrap();
+        let lock_path = s.dir().join(lock_name(&record_name("alice")));
+        std::fs::remove_file(&lock_path).unwrap();
+        let target = tmp.path().join("target");
+        std::os::unix::fs::symlink(&target, &lock_path).unwrap();
+        assert!(matches!(
+            s.check("alice", "alice-pw", 1000, &POLICY),
+            OfflineCheck::Unusable(why) if why.contains("symbolic link")
+        ));
+        assert!(!target.exists());
     }
 }
