@@ -198,7 +198,9 @@ use netauth_cache::clean::{self, LocalAccounts};
 use netauth_cache::trusted::{
     create_dir_private, read_trusted, set_exact_mode, Owner, TrustError, TrustRule,
 };
-use netauth_cache::{temp_file_prefix, CacheContent, CacheError, CacheView, CACHE_FILE_NAME};
+use netauth_cache::{
+    temp_file_prefix, CacheContent, CacheError, CacheView, WriteError, CACHE_FILE_NAME,
+};
 use netauth_core::client::{Client, ClientBuilder};
 pub use netauth_core::config::refresh::{
     LocalGroupNameClash, MissingPrimaryGroup, RefreshSettings,
@@ -737,15 +739,20 @@ pub(crate) fn install(
         generated_at,
         source: source_label,
     };
-    let bytes = netauth_cache::encode(&content)?;
-    let (users, groups) = (content.users.len(), content.groups.len());
-    drop(content);
-    netauth_cache::write_atomic(dir, CACHE_FILE_NAME, &bytes).map_err(|source| {
-        RefreshError::Write {
+    // Streamed to the temporary file: the whole file is never in memory
+    // next to the content.
+    let cache_bytes = netauth_cache::write_atomic_with(dir, CACHE_FILE_NAME, |file| {
+        netauth_cache::encode_to_file(&content, file)
+    })
+    .map_err(|e| match e {
+        WriteError::Invalid(e) => RefreshError::Encode(e),
+        WriteError::Io(source) => RefreshError::Write {
             dir: dir.clone(),
             source,
-        }
+        },
     })?;
+    let (users, groups) = (content.users.len(), content.groups.len());
+    drop(content);
 
     Ok(RefreshReport {
         users,
@@ -758,7 +765,7 @@ pub(crate) fn install(
         previous_users: previous.map(|p| p.0),
         previous_groups: previous.map(|p| p.1),
         cache_path,
-        cache_bytes: bytes.len(),
+        cache_bytes: cache_bytes as usize,
         duration: started.elapsed(),
         notices,
         snapshot: None,
