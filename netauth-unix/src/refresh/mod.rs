@@ -347,8 +347,10 @@ impl DirectorySource for ClientSource<'_> {
                 home: e.meta.home,
                 shell: e.meta.shell,
                 locked: e.meta.locked,
-                groups: e.meta.groups,
-                keys: e.meta.keys,
+                // Grown by pushes while decoding: the spare room of
+                // 100,000 small lists would stay until the mapping.
+                groups: shrunk(e.meta.groups),
+                keys: shrunk(e.meta.keys),
             })
             .collect())
     }
@@ -363,6 +365,11 @@ impl DirectorySource for ClientSource<'_> {
             })
             .collect())
     }
+}
+
+fn shrunk<T>(mut list: Vec<T>) -> Vec<T> {
+    list.shrink_to_fit();
+    list
 }
 
 /// The service name the refresh sends.
