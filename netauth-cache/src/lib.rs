@@ -192,7 +192,7 @@ mod writer;
 pub use reader::{CacheView, Gids, GroupRecord, Keys, LazyCheck, Members, UserRecord};
 pub use writer::{
     encode, encode_to_file, encode_with_block_size, mark_replaced, temp_file_prefix, write_atomic,
-    write_atomic_with, WriteError,
+    write_atomic_with, CacheSource, WriteError,
 };
 
 use std::collections::BTreeMap;

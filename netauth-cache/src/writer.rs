@@ -1,7 +1,7 @@
 //! Building a cache file: validation, encoding, atomic installation.
 
 use super::format::*;
-use super::{clean, CacheContent, CacheError, UnixGroup, UnixUser, MAX_NAME_LEN};
+use super::{clean, CacheContent, CacheError, UnixUser, MAX_NAME_LEN};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -14,6 +14,93 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// directory) and `(uid_t)-1` (means "no change" to chown and setreuid).
 fn reserved_id(id: u32) -> bool {
     id == 0 || id == u32::MAX
+}
+
+/// What the writer reads. [`CacheContent`] is one; a caller that holds
+/// its directory in another shape (the refresh: member lists and gid lists
+/// by user index instead of by name, for its peak memory) is another.
+/// Users and groups are read by position, in enumeration order.
+pub trait CacheSource {
+    /// The users, in enumeration order.
+    fn users(&self) -> &[UnixUser];
+    /// The gids `initgroups` adds for the user at `index` of [`users`](Self::users).
+    fn user_gids(&self, index: usize) -> &[u32];
+    /// The public keys of the user at `index`, each `TYPE:KEY`.
+    fn user_keys(&self, index: usize) -> &[String];
+    /// How many groups there are.
+    fn group_count(&self) -> usize;
+    /// The name and gid of the group at `index`.
+    fn group(&self, index: usize) -> (&str, u32);
+    /// The member names of the group at `index`.
+    fn members(&self, index: usize) -> impl Iterator<Item = &str> + Clone;
+    /// When the data was fetched, in seconds since the Unix epoch.
+    fn generated_at(&self) -> i64;
+    /// Which server the data came from.
+    fn source(&self) -> &str;
+    /// The rules of the source's own shape, given the set of user names:
+    /// [`CacheContent`] refuses a gid list or keys for a user it does not
+    /// hold.
+    fn check_shape(&self, user_names: &HashSet<&str>) -> Result<(), CacheError>;
+}
+
+impl CacheSource for CacheContent {
+    fn users(&self) -> &[UnixUser] {
+        &self.users
+    }
+    fn user_gids(&self, index: usize) -> &[u32] {
+        self.users
+            .get(index)
+            .and_then(|u| self.user_groups.get(&u.name))
+            .map_or(&[], Vec::as_slice)
+    }
+    fn user_keys(&self, index: usize) -> &[String] {
+        self.users
+            .get(index)
+            .and_then(|u| self.user_keys.get(&u.name))
+            .map_or(&[], Vec::as_slice)
+    }
+    fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+    fn group(&self, index: usize) -> (&str, u32) {
+        self.groups
+            .get(index)
+            .map_or(("", 0), |g| (g.name.as_str(), g.gid))
+    }
+    fn members(&self, index: usize) -> impl Iterator<Item = &str> + Clone {
+        self.groups
+            .get(index)
+            .map_or(&[][..], |g| g.members.as_slice())
+            .iter()
+            .map(String::as_str)
+    }
+    fn generated_at(&self) -> i64 {
+        self.generated_at
+    }
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn check_shape(&self, user_names: &HashSet<&str>) -> Result<(), CacheError> {
+        if let Some(user) = self
+            .user_groups
+            .keys()
+            .find(|u| !user_names.contains(u.as_str()))
+        {
+            return Err(CacheError::Invalid(format!(
+                "group list for unknown user {user:?}"
+            )));
+        }
+        if let Some(user) = self
+            .user_keys
+            .keys()
+            .find(|u| !user_names.contains(u.as_str()))
+        {
+            return Err(CacheError::Invalid(format!(
+                "keys for unknown user {user:?}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A probe chain longer than this makes the writer try another seed.
@@ -61,21 +148,23 @@ fn check_user(u: &UnixUser) -> Result<(), CacheError> {
     Ok(())
 }
 
-fn check_group(g: &UnixGroup) -> Result<(), CacheError> {
-    check_name("group", &g.name)?;
-    if reserved_id(g.gid) {
+fn check_group<'m>(
+    name: &str,
+    gid: u32,
+    members: impl Iterator<Item = &'m str>,
+) -> Result<(), CacheError> {
+    check_name("group", name)?;
+    if reserved_id(gid) {
         return Err(CacheError::Invalid(format!(
-            "group {:?} has the reserved gid {}",
-            g.name, g.gid
+            "group {name:?} has the reserved gid {gid}"
         )));
     }
     let mut seen = HashSet::new();
-    for m in &g.members {
+    for m in members {
         check_name("member", m)?;
-        if !seen.insert(m.as_str()) {
+        if !seen.insert(m) {
             return Err(CacheError::Invalid(format!(
-                "group {:?} lists member {m:?} twice",
-                g.name
+                "group {name:?} lists member {m:?} twice"
             )));
         }
     }
@@ -83,11 +172,11 @@ fn check_group(g: &UnixGroup) -> Result<(), CacheError> {
 }
 
 /// Checks every rule [`encode`] enforces, without encoding.
-pub(crate) fn validate(content: &CacheContent) -> Result<(), CacheError> {
-    check_field("source", "cache", &content.source)?;
+pub(crate) fn validate<C: CacheSource>(content: &C) -> Result<(), CacheError> {
+    check_field("source", "cache", content.source())?;
     let mut names = HashSet::new();
     let mut ids = HashSet::new();
-    for u in &content.users {
+    for u in content.users() {
         check_user(u)?;
         if !names.insert(u.name.as_str()) {
             return Err(CacheError::Invalid(format!(
@@ -101,57 +190,56 @@ pub(crate) fn validate(content: &CacheContent) -> Result<(), CacheError> {
     }
     let mut group_names = HashSet::new();
     let mut gids = HashSet::new();
-    for g in &content.groups {
-        check_group(g)?;
-        if !group_names.insert(g.name.as_str()) {
+    for index in 0..content.group_count() {
+        let (name, gid) = content.group(index);
+        check_group(name, gid, content.members(index))?;
+        if !group_names.insert(name) {
             return Err(CacheError::Invalid(format!(
-                "duplicate group name {:?}",
-                g.name
+                "duplicate group name {name:?}"
             )));
         }
-        if !gids.insert(g.gid) {
-            return Err(CacheError::Invalid(format!("duplicate gid {}", g.gid)));
+        if !gids.insert(gid) {
+            return Err(CacheError::Invalid(format!("duplicate gid {gid}")));
         }
     }
-    for (user, list) in &content.user_groups {
-        if !names.contains(user.as_str()) {
+    content.check_shape(&names)?;
+    for (index, u) in content.users().iter().enumerate() {
+        check_gid_list(&u.name, content.user_gids(index))?;
+        check_keys(&u.name, content.user_keys(index))?;
+    }
+    Ok(())
+}
+
+fn check_gid_list(user: &str, list: &[u32]) -> Result<(), CacheError> {
+    let mut seen = HashSet::new();
+    for &gid in list {
+        if reserved_id(gid) {
             return Err(CacheError::Invalid(format!(
-                "group list for unknown user {user:?}"
+                "group list of {user:?} has the reserved gid {gid}"
             )));
         }
-        let mut seen = HashSet::new();
-        for &gid in list {
-            if reserved_id(gid) {
-                return Err(CacheError::Invalid(format!(
-                    "group list of {user:?} has the reserved gid {gid}"
-                )));
-            }
-            if !seen.insert(gid) {
-                return Err(CacheError::Invalid(format!(
-                    "group list of {user:?} has gid {gid} twice"
-                )));
-            }
+        if !seen.insert(gid) {
+            return Err(CacheError::Invalid(format!(
+                "group list of {user:?} has gid {gid} twice"
+            )));
         }
     }
-    for (user, keys) in &content.user_keys {
-        if !names.contains(user.as_str()) {
+    Ok(())
+}
+
+fn check_keys(user: &str, keys: &[String]) -> Result<(), CacheError> {
+    if keys.len() > clean::MAX_KEYS_PER_USER {
+        return Err(CacheError::Invalid(format!(
+            "user {user:?} has {} keys, more than {}",
+            keys.len(),
+            clean::MAX_KEYS_PER_USER
+        )));
+    }
+    for key in keys {
+        if let Err(problem) = clean::check_key(key) {
             return Err(CacheError::Invalid(format!(
-                "keys for unknown user {user:?}"
+                "a key of {user:?} is refused: {problem}"
             )));
-        }
-        if keys.len() > clean::MAX_KEYS_PER_USER {
-            return Err(CacheError::Invalid(format!(
-                "user {user:?} has {} keys, more than {}",
-                keys.len(),
-                clean::MAX_KEYS_PER_USER
-            )));
-        }
-        for key in keys {
-            if let Err(problem) = clean::check_key(key) {
-                return Err(CacheError::Invalid(format!(
-                    "a key of {user:?} is refused: {problem}"
-                )));
-            }
         }
     }
     Ok(())
@@ -255,8 +343,8 @@ fn pinned_seed(attempt: usize) -> Option<u32> {
 /// Hash tables for both name sets and both id sets, re-seeding while a
 /// probe chain is long. `user_offsets` and `group_offsets` are where each
 /// record starts in its section.
-fn hash_tables(
-    content: &CacheContent,
+fn hash_tables<C: CacheSource>(
+    content: &C,
     user_offsets: &[u32],
     group_offsets: &[u32],
 ) -> Result<Indexes, CacheError> {
@@ -271,8 +359,10 @@ fn hash_tables(
             (h, h, offset)
         };
         let by_id = |id: u32, offset: u32| (id_hash(seed, id), id, offset);
-        let users = content.users.iter().zip(user_offsets.iter().copied());
-        let groups = content.groups.iter().zip(group_offsets.iter().copied());
+        let users = content.users().iter().zip(user_offsets.iter().copied());
+        let groups = (0..content.group_count())
+            .map(|index| content.group(index))
+            .zip(group_offsets.iter().copied());
         let tables = [
             users
                 .clone()
@@ -281,9 +371,9 @@ fn hash_tables(
             users.map(|(u, off)| by_id(u.uid, off)).collect(),
             groups
                 .clone()
-                .map(|(g, off)| by_name(&g.name, off))
+                .map(|((name, _), off)| by_name(name, off))
                 .collect(),
-            groups.map(|(g, off)| by_id(g.gid, off)).collect(),
+            groups.map(|((_, gid), off)| by_id(gid, off)).collect(),
         ];
         let mut longest = 0;
         let mut built = Vec::with_capacity(tables.len());
@@ -373,24 +463,32 @@ fn put_user_record(
 /// name's length (a byte: names are at most [`MAX_NAME_LEN`] bytes), then
 /// the member names each followed by a NUL, ready to copy into a caller's
 /// buffer.
-fn group_record_len(g: &UnixGroup) -> Result<usize, CacheError> {
-    g.members
-        .iter()
-        .try_fold(GROUP_HEAD_LEN + g.name.len(), |n, m| {
+fn group_record_len<'m>(
+    name: &str,
+    mut members: impl Iterator<Item = &'m str>,
+) -> Result<usize, CacheError> {
+    members
+        .try_fold(GROUP_HEAD_LEN + name.len(), |n, m| {
             n.checked_add(m.len() + 2)
         })
         .ok_or_else(too_large)
 }
 
-fn put_group_record(out: &mut Vec<u8>, g: &UnixGroup) -> Result<(), CacheError> {
-    let members_len = g.members.iter().map(|m| m.len() + 1).sum::<usize>();
-    put_u32(out, g.gid);
-    put_u32(out, to_u32(g.members.len())?);
+fn put_group_record<'m>(
+    out: &mut Vec<u8>,
+    (name, gid): (&str, u32),
+    members: impl Iterator<Item = &'m str> + Clone,
+) -> Result<(), CacheError> {
+    let (count, members_len) = members
+        .clone()
+        .fold((0usize, 0usize), |(c, n), m| (c + 1, n + m.len() + 1));
+    put_u32(out, gid);
+    put_u32(out, to_u32(count)?);
     put_u32(out, to_u32(members_len)?);
-    out.extend_from_slice(&field_len("name", &g.name, &g.name)?.to_le_bytes());
+    out.extend_from_slice(&field_len("name", name, name)?.to_le_bytes());
     out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(g.name.as_bytes());
-    for m in &g.members {
+    out.extend_from_slice(name.as_bytes());
+    for m in members.clone() {
         let len = u8::try_from(m.len()).map_err(|_| {
             CacheError::Invalid(format!(
                 "member name {m:?} is longer than {MAX_NAME_LEN} bytes"
@@ -398,7 +496,7 @@ fn put_group_record(out: &mut Vec<u8>, g: &UnixGroup) -> Result<(), CacheError> 
         })?;
         out.push(len);
     }
-    for m in &g.members {
+    for m in members {
         out.extend_from_slice(m.as_bytes());
         out.push(0);
     }
@@ -453,8 +551,8 @@ pub fn encode_with_block_size(
 /// [`encode_with_block_size`] without [`validate`]: writes what it is given,
 /// with right checksums. Tests use it to make the files a correct writer
 /// never writes (the reader must refuse their entries).
-pub(crate) fn encode_unchecked(
-    content: &CacheContent,
+pub(crate) fn encode_unchecked<C: CacheSource>(
+    content: &C,
     block_size: u32,
 ) -> Result<Vec<u8>, CacheError> {
     let mut out = Vec::new();
@@ -493,7 +591,7 @@ pub enum WriteError {
 /// whose peak memory would otherwise be the content plus the whole file.
 /// Returns the file's length. With [`write_atomic_with`], the cache is
 /// installed as [`write_atomic`] installs [`encode`]'s bytes.
-pub fn encode_to_file(content: &CacheContent, file: &mut File) -> Result<u64, WriteError> {
+pub fn encode_to_file<C: CacheSource>(content: &C, file: &mut File) -> Result<u64, WriteError> {
     use std::io::{Seek, SeekFrom};
     use std::os::unix::fs::FileExt;
     validate(content)?;
@@ -518,8 +616,8 @@ const STREAM_CHUNK: usize = 64 * 1024;
 /// area), then the data area and the CRC table are written; returns the
 /// header (and the zero padding up to the data area), which belongs at
 /// the start of the file.
-fn stream_unchecked<W: Write>(
-    content: &CacheContent,
+fn stream_unchecked<C: CacheSource, W: Write>(
+    content: &C,
     block_size: u32,
     out: &mut W,
     start: impl FnOnce(&mut W, &FileLayout) -> io::Result<()>,
@@ -616,22 +714,15 @@ struct Parts<'c> {
 }
 
 impl<'c> Parts<'c> {
-    fn gather(content: &'c CacheContent) -> Result<Self, CacheError> {
+    fn gather<C: CacheSource>(content: &'c C) -> Result<Self, CacheError> {
         let mut pool = Pool::default();
-        let source = pool.add(&content.source)?;
+        let source = pool.add(content.source())?;
         let mut keys = Vec::new();
-        let mut extras = Vec::with_capacity(content.users.len());
-        let listed = |map: &'c std::collections::BTreeMap<String, Vec<u32>>, name: &str| {
-            map.get(name).map(Vec::as_slice).unwrap_or(&[])
-        };
-        for u in &content.users {
-            let own = content
-                .user_keys
-                .get(&u.name)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
+        let mut extras = Vec::with_capacity(content.users().len());
+        for index in 0..content.users().len() {
+            let own = content.user_keys(index);
             extras.push(UserExtras {
-                gids: listed(&content.user_groups, &u.name),
+                gids: content.user_gids(index),
                 first_key: to_u32(keys.len() / STR_REF_LEN)?,
                 key_count: to_u32(own.len())?,
             });
@@ -640,10 +731,12 @@ impl<'c> Parts<'c> {
             }
         }
         let (user_offsets, users_len) =
-            record_offsets(content.users.iter().zip(&extras), |(u, x)| {
+            record_offsets(content.users().iter().zip(&extras), |(u, x)| {
                 user_record_len(u, x)
             })?;
-        let (group_offsets, groups_len) = record_offsets(content.groups.iter(), group_record_len)?;
+        let (group_offsets, groups_len) = record_offsets(0..content.group_count(), |index| {
+            group_record_len(content.group(index).0, content.members(index))
+        })?;
         let indexes = hash_tables(content, &user_offsets, &group_offsets)?;
         Ok(Parts {
             pool,
@@ -678,9 +771,9 @@ impl<'c> Parts<'c> {
 
 /// Writes every section at its place in `layout`, in section order, the
 /// records straight into the data stream.
-fn put_sections<W: Write>(
+fn put_sections<C: CacheSource, W: Write>(
     data: &mut DataStream<'_, W>,
-    content: &CacheContent,
+    content: &C,
     parts: &Parts<'_>,
     layout: &FileLayout,
 ) -> Result<(), WriteError> {
@@ -692,7 +785,7 @@ fn put_sections<W: Write>(
     start_section(data)?;
     put_chunked(data, &parts.pool.bytes, |out, b| out.push(*b))?;
     start_section(data)?;
-    for (u, x) in content.users.iter().zip(&parts.extras) {
+    for (u, x) in content.users().iter().zip(&parts.extras) {
         put_user_record(&mut data.pending, u, x)?;
         data.maybe_flush()?;
     }
@@ -703,8 +796,12 @@ fn put_sections<W: Write>(
     start_section(data)?;
     put_chunked(data, &parts.indexes.user_ids, put_slot)?;
     start_section(data)?;
-    for g in &content.groups {
-        put_group_record(&mut data.pending, g)?;
+    for index in 0..content.group_count() {
+        put_group_record(
+            &mut data.pending,
+            content.group(index),
+            content.members(index),
+        )?;
         data.maybe_flush()?;
     }
     start_section(data)?;
@@ -802,9 +899,9 @@ impl FileLayout {
 
 /// The fixed header and the section table; the CRCs are filled in by
 /// [`put_checksums`].
-fn put_header(
+fn put_header<C: CacheSource>(
     out: &mut Vec<u8>,
-    content: &CacheContent,
+    content: &C,
     layout: &FileLayout,
     seed: u32,
     source: (u32, u32),
@@ -815,10 +912,10 @@ fn put_header(
     put_u32(out, to_u32(layout.header_len)?);
     put_u32(out, to_u32(layout.sections.len())?);
     out.extend_from_slice(&(layout.file_len as u64).to_le_bytes());
-    out.extend_from_slice(&content.generated_at.to_le_bytes());
+    out.extend_from_slice(&content.generated_at().to_le_bytes());
     put_u32(out, seed);
-    put_u32(out, to_u32(content.users.len())?);
-    put_u32(out, to_u32(content.groups.len())?);
+    put_u32(out, to_u32(content.users().len())?);
+    put_u32(out, to_u32(content.group_count())?);
     put_ref(out, source);
     put_u32(out, 0); // replaced mark: not replaced
     put_u32(out, to_u32(layout.block_len)?);
