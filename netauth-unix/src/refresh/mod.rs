@@ -198,9 +198,7 @@ use netauth_cache::clean::{self, LocalAccounts};
 use netauth_cache::trusted::{
     create_dir_private, read_trusted, set_exact_mode, Owner, TrustError, TrustRule,
 };
-use netauth_cache::{
-    temp_file_prefix, CacheContent, CacheError, CacheView, WriteError, CACHE_FILE_NAME,
-};
+use netauth_cache::{temp_file_prefix, CacheError, CacheView, WriteError, CACHE_FILE_NAME};
 use netauth_core::client::{Client, ClientBuilder};
 pub use netauth_core::config::refresh::{
     LocalGroupNameClash, MissingPrimaryGroup, RefreshSettings,
@@ -725,11 +723,12 @@ pub(crate) fn install(
     } = prepared;
     let dir = &settings.cache_dir;
     let (entities_fetched, groups_fetched) = (entities.len(), groups.len());
-    let mapped =
-        build::map_directory_owned(entities, &groups, memberships, settings, &local, &shells);
+    // Member and gid lists by user index: no copy of a name per membership.
+    let mut mapped =
+        build::map_directory_indexed(entities, &groups, memberships, settings, &local, &shells);
     drop(groups);
     release_free_memory();
-    notices.extend(mapped.notices);
+    notices.append(&mut mapped.notices);
 
     if let (Some((users, groups)), false) = (previous, options.force) {
         let max = settings.max_shrink_percent;
@@ -738,14 +737,7 @@ pub(crate) fn install(
     }
 
     let (source_label, _) = clean::clean_gecos(server);
-    let content = CacheContent {
-        users: mapped.users,
-        groups: mapped.groups,
-        user_groups: mapped.user_groups,
-        user_keys: mapped.user_keys,
-        generated_at,
-        source: source_label,
-    };
+    let content = mapped.cache_source(generated_at, &source_label);
     // Streamed to the temporary file: the whole file is never in memory
     // next to the content.
     let cache_bytes = netauth_cache::write_atomic_with(dir, CACHE_FILE_NAME, |file| {
@@ -758,13 +750,17 @@ pub(crate) fn install(
             source,
         },
     })?;
-    let (users, groups) = (content.users.len(), content.groups.len());
-    drop(content);
+    let (users, groups, private_groups) = (
+        mapped.users.len(),
+        mapped.groups.len(),
+        mapped.private_groups,
+    );
+    drop(mapped);
 
     Ok(RefreshReport {
         users,
         groups,
-        private_groups: mapped.private_groups,
+        private_groups,
         entities_fetched,
         groups_fetched,
         entity_calls: 0,
