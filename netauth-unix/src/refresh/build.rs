@@ -802,7 +802,9 @@ fn map_users(
             let (gid, private) = match (primary, settings.missing_primary_group) {
                 (Some(gid), _) => (gid, false),
                 (None, MissingPrimaryGroup::Skip) => {
-                    return Err(SkipReason::NoPrimaryGroup(e.primary_group.clone()))
+                    return Err(SkipReason::NoPrimaryGroup(
+                        e.primary_group.as_deref().map(str::to_owned),
+                    ))
                 }
                 (None, MissingPrimaryGroup::Private) => {
                     let taken = uid < settings.min_gid
@@ -812,7 +814,9 @@ fn map_users(
                         || local.gids.contains(&uid)
                         || local.group_names.contains(&e.id);
                     if taken {
-                        return Err(SkipReason::PrivateGroupTaken(e.primary_group.clone()));
+                        return Err(SkipReason::PrivateGroupTaken(
+                            e.primary_group.as_deref().map(str::to_owned),
+                        ));
                     }
                     (uid, true)
                 }
@@ -1051,7 +1055,7 @@ mod tests {
             id: id.into(),
             number: Some(number),
             primary_group: Some(primary.into()),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
+            groups: groups.iter().map(|&g| g.into()).collect(),
             ..Default::default()
         }
     }

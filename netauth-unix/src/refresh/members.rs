@@ -78,9 +78,9 @@ impl GroupNames for Vec<&str> {
     }
 }
 
-impl GroupNames for &[String] {
+impl GroupNames for &[std::sync::Arc<str>] {
     fn each_name(&self, f: impl FnMut(&str)) {
-        self.iter().map(String::as_str).for_each(f);
+        self.iter().map(|name| &**name).for_each(f);
     }
 }
 

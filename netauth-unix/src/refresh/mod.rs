@@ -188,6 +188,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use build::{ClashOutcome, Notice, SkipReason};
@@ -325,7 +326,32 @@ impl<E: std::error::Error + Send + Sync + 'static> From<FetchError<E>> for Refre
 }
 
 /// The client as a directory source.
-pub(crate) struct ClientSource<'a>(pub(crate) &'a Client);
+pub(crate) struct ClientSource<'a> {
+    client: &'a Client,
+    /// Every group name the answers named so far, once: 100,000 entities
+    /// name the same few groups, and each entity would otherwise hold its
+    /// own copy of each name.
+    group_names: HashSet<Arc<str>>,
+}
+
+impl<'a> ClientSource<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        ClientSource {
+            client,
+            group_names: HashSet::new(),
+        }
+    }
+}
+
+/// The shared copy of `name` in `names`, added if it is new.
+fn shared_name(names: &mut HashSet<Arc<str>>, name: String) -> Arc<str> {
+    if let Some(known) = names.get(name.as_str()) {
+        return Arc::clone(known);
+    }
+    let name: Arc<str> = name.into();
+    names.insert(Arc::clone(&name));
+    name
+}
 
 impl DirectorySource for ClientSource<'_> {
     type Error = netauth_core::Error;
@@ -333,13 +359,14 @@ impl DirectorySource for ClientSource<'_> {
         &mut self,
         expression: &str,
     ) -> netauth_core::Result<Vec<SourceEntity>> {
-        let answer = self.0.entity_search(expression).await?;
+        let answer = self.client.entity_search(expression).await?;
+        let names = &mut self.group_names;
         Ok(answer
             .into_iter()
             .map(|e| SourceEntity {
                 id: e.id,
                 number: e.number,
-                primary_group: e.meta.primary_group,
+                primary_group: e.meta.primary_group.map(|g| shared_name(names, g)),
                 gecos: e.meta.gecos,
                 display_name: e.meta.display_name,
                 home: e.meta.home,
@@ -347,13 +374,19 @@ impl DirectorySource for ClientSource<'_> {
                 locked: e.meta.locked,
                 // Grown by pushes while decoding: the spare room of
                 // 100,000 small lists would stay until the mapping.
-                groups: shrunk(e.meta.groups),
+                groups: shrunk(
+                    e.meta
+                        .groups
+                        .into_iter()
+                        .map(|g| shared_name(names, g))
+                        .collect(),
+                ),
                 keys: shrunk(e.meta.keys),
             })
             .collect())
     }
     async fn search_groups(&mut self, expression: &str) -> netauth_core::Result<Vec<SourceGroup>> {
-        let answer = self.0.group_search(expression).await?;
+        let answer = self.client.group_search(expression).await?;
         Ok(answer
             .into_iter()
             .map(|g| SourceGroup {
@@ -406,7 +439,8 @@ pub async fn refresh(
     match client {
         Ok(client) => {
             let mut outcome =
-                refresh_and_record(&mut ClientSource(&client), &server, &settings, options).await;
+                refresh_and_record(&mut ClientSource::new(&client), &server, &settings, options)
+                    .await;
             if let Ok(report) = &mut outcome {
                 let answered = client.health().answered_by();
                 offline::after_success(&settings.cache_dir, answered.as_deref(), report);
