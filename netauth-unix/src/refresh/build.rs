@@ -940,6 +940,27 @@ fn served_members<'a>(
         .filter_map(|&ei| served_user.get(ei as usize).copied().flatten())
 }
 
+/// The served members of a served group (user indexes, in the order of
+/// their names, as the cache lists them), each given `gid` in its list.
+fn group_members(
+    effective: &[u32],
+    served_user: &[Option<usize>],
+    users: &[UnixUser],
+    user_gids: &mut [Vec<u32>],
+    gid: u32,
+) -> Vec<u32> {
+    let mut members = Vec::with_capacity(served_members(effective, served_user).count());
+    for ui in served_members(effective, served_user) {
+        if let (Some(_), Some(gids)) = (users.get(ui), user_gids.get_mut(ui)) {
+            members.push(ui as u32);
+            gids.push(gid);
+        }
+    }
+    // Served names are unique.
+    members.sort_unstable_by_key(|&i| users.get(i as usize).map(|u| u.name.as_str()));
+    members
+}
+
 /// Computes memberships over everything fetched (served or not), pushes
 /// the served groups with their served members to `out.groups`, and
 /// reports what name clashes cost. Returns, per served user, the gids of
@@ -983,16 +1004,7 @@ fn map_memberships(
             supplementary_lost.insert(gi, lost);
             continue;
         };
-        let mut members = Vec::with_capacity(served_members(effective, served_user).count());
-        for ui in served_members(effective, served_user) {
-            if let (Some(_), Some(gids)) = (out.users.get(ui), user_gids.get_mut(ui)) {
-                members.push(ui as u32);
-                gids.push(gid);
-            }
-        }
-        // By name (served names are unique), as the cache lists them.
-        let name = |i: &u32| out.users.get(*i as usize).map(|u| u.name.as_str());
-        members.sort_unstable_by(|a, b| name(a).cmp(&name(b)));
+        let members = group_members(effective, served_user, &out.users, &mut user_gids, gid);
         out.groups.push(IndexedGroup {
             name: served_as.clone(),
             gid,

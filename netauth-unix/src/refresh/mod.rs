@@ -335,7 +335,8 @@ pub(crate) struct ClientSource<'a> {
 }
 
 impl<'a> ClientSource<'a> {
-    pub(crate) fn new(client: &'a Client) -> Self {
+    /// The directory as `client` answers it.
+    pub(crate) fn of(client: &'a Client) -> Self {
         ClientSource {
             client,
             group_names: HashSet::new(),
@@ -439,7 +440,7 @@ pub async fn refresh(
     match client {
         Ok(client) => {
             let mut outcome =
-                refresh_and_record(&mut ClientSource::new(&client), &server, &settings, options)
+                refresh_and_record(&mut ClientSource::of(&client), &server, &settings, options)
                     .await;
             if let Ok(report) = &mut outcome {
                 let answered = client.health().answered_by();
