@@ -1,8 +1,11 @@
 //! The on-disk cache that the NSS module answers from.
 //!
-//! The refresh (`netauth-unix refresh`) builds a [`CacheContent`] from the
-//! NetAuth server, turns it into bytes with [`encode`] and installs them with
-//! [`write_atomic`] at [`CACHE_PATH`]. `libnss_netauth.so.2` maps that file
+//! The refresh (`netauth-unix refresh`) maps the NetAuth directory into a
+//! [`CacheSource`] (a [`CacheContent`] is one; the refresh's own holds
+//! member and gid lists by user index) and streams it with
+//! [`encode_to_file`] into the temporary file of [`write_atomic_with`],
+//! which installs it at [`CACHE_PATH`]; [`encode`] gives the same bytes in
+//! memory and [`write_atomic`] installs them. `libnss_netauth.so.2` maps that file
 //! and answers `getpwnam`, `getgrgid`, `initgroups` and friends through a
 //! [`CacheView`], without a network call and without parsing the whole file.
 //!
@@ -190,7 +193,10 @@ pub mod trusted;
 mod writer;
 
 pub use reader::{CacheView, Gids, GroupRecord, Keys, LazyCheck, Members, UserRecord};
-pub use writer::{encode, encode_with_block_size, mark_replaced, temp_file_prefix, write_atomic};
+pub use writer::{
+    encode, encode_to_file, encode_with_block_size, mark_replaced, temp_file_prefix, write_atomic,
+    write_atomic_with, CacheSource, WriteError,
+};
 
 use std::collections::BTreeMap;
 

@@ -1263,3 +1263,61 @@ fn id_lookups_read_a_few_blocks() {
     assert!(view.user_by_uid(99).unwrap().is_none());
     assert!(view.group_by_gid(99).unwrap().is_none());
 }
+
+/// The streaming writer of a refresh writes, byte for byte, the file
+/// `encode` returns (same seed), and `write_atomic_with` installs it.
+#[test]
+fn encode_to_file_writes_what_encode_returns() {
+    let mut big = sample();
+    for i in 0..3000u32 {
+        let mut u = user(&format!("user{i}"), 100_000 + i * 3, 1000);
+        u.gecos = "x".repeat(i as usize % 300);
+        big.users.push(u);
+        if i % 7 == 0 {
+            big.user_groups
+                .insert(format!("user{i}"), vec![1000, 2000 + i]);
+        }
+    }
+    for i in 0..400u32 {
+        big.groups.push(UnixGroup {
+            name: format!("group{i}"),
+            gid: 50_000 - i,
+            members: (0..i % 13).map(|m| format!("user{}", m * 31 + i)).collect(),
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for content in [CacheContent::default(), sample(), big] {
+        super::writer::PINNED_SEED.with(|s| s.set(Some(0x5eed)));
+        let expected = encode(&content).unwrap();
+        let len = crate::write_atomic_with(dir.path(), "nss.cache", |file| {
+            crate::encode_to_file(&content, file)
+        })
+        .unwrap();
+        super::writer::PINNED_SEED.with(|s| s.set(None));
+        let written = std::fs::read(dir.path().join("nss.cache")).unwrap();
+        assert_eq!(len, expected.len() as u64);
+        assert!(written == expected, "the streamed file differs");
+        assert_eq!(
+            CacheView::parse(&written).unwrap().to_content().unwrap(),
+            content
+        );
+    }
+}
+
+/// Content the writer refuses leaves no file behind, neither the cache
+/// nor a temporary file.
+#[test]
+fn encode_to_file_refuses_what_encode_refuses_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = sample();
+    bad.users[1].name = "alice".to_owned();
+    let err = crate::write_atomic_with(dir.path(), "nss.cache", |file| {
+        crate::encode_to_file(&bad, file)
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, crate::WriteError::Invalid(e) if *e == encode(&bad).unwrap_err()),
+        "{err:?}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

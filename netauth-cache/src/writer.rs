@@ -1,7 +1,7 @@
 //! Building a cache file: validation, encoding, atomic installation.
 
 use super::format::*;
-use super::{clean, CacheContent, CacheError, UnixGroup, UnixUser, MAX_NAME_LEN};
+use super::{clean, CacheContent, CacheError, UnixUser, MAX_NAME_LEN};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -14,6 +14,93 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// directory) and `(uid_t)-1` (means "no change" to chown and setreuid).
 fn reserved_id(id: u32) -> bool {
     id == 0 || id == u32::MAX
+}
+
+/// What the writer reads. [`CacheContent`] is one; a caller that holds
+/// its directory in another shape (the refresh: member lists and gid lists
+/// by user index instead of by name, for its peak memory) is another.
+/// Users and groups are read by position, in enumeration order.
+pub trait CacheSource {
+    /// The users, in enumeration order.
+    fn users(&self) -> &[UnixUser];
+    /// The gids `initgroups` adds for the user at `index` of [`users`](Self::users).
+    fn user_gids(&self, index: usize) -> &[u32];
+    /// The public keys of the user at `index`, each `TYPE:KEY`.
+    fn user_keys(&self, index: usize) -> &[String];
+    /// How many groups there are.
+    fn group_count(&self) -> usize;
+    /// The name and gid of the group at `index`.
+    fn group(&self, index: usize) -> (&str, u32);
+    /// The member names of the group at `index`.
+    fn members(&self, index: usize) -> impl Iterator<Item = &str> + Clone;
+    /// When the data was fetched, in seconds since the Unix epoch.
+    fn generated_at(&self) -> i64;
+    /// Which server the data came from.
+    fn source(&self) -> &str;
+    /// The rules of the source's own shape, given the set of user names:
+    /// [`CacheContent`] refuses a gid list or keys for a user it does not
+    /// hold.
+    fn check_shape(&self, user_names: &HashSet<&str>) -> Result<(), CacheError>;
+}
+
+impl CacheSource for CacheContent {
+    fn users(&self) -> &[UnixUser] {
+        &self.users
+    }
+    fn user_gids(&self, index: usize) -> &[u32] {
+        self.users
+            .get(index)
+            .and_then(|u| self.user_groups.get(&u.name))
+            .map_or(&[], Vec::as_slice)
+    }
+    fn user_keys(&self, index: usize) -> &[String] {
+        self.users
+            .get(index)
+            .and_then(|u| self.user_keys.get(&u.name))
+            .map_or(&[], Vec::as_slice)
+    }
+    fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+    fn group(&self, index: usize) -> (&str, u32) {
+        self.groups
+            .get(index)
+            .map_or(("", 0), |g| (g.name.as_str(), g.gid))
+    }
+    fn members(&self, index: usize) -> impl Iterator<Item = &str> + Clone {
+        self.groups
+            .get(index)
+            .map_or(&[][..], |g| g.members.as_slice())
+            .iter()
+            .map(String::as_str)
+    }
+    fn generated_at(&self) -> i64 {
+        self.generated_at
+    }
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn check_shape(&self, user_names: &HashSet<&str>) -> Result<(), CacheError> {
+        if let Some(user) = self
+            .user_groups
+            .keys()
+            .find(|u| !user_names.contains(u.as_str()))
+        {
+            return Err(CacheError::Invalid(format!(
+                "group list for unknown user {user:?}"
+            )));
+        }
+        if let Some(user) = self
+            .user_keys
+            .keys()
+            .find(|u| !user_names.contains(u.as_str()))
+        {
+            return Err(CacheError::Invalid(format!(
+                "keys for unknown user {user:?}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A probe chain longer than this makes the writer try another seed.
@@ -61,21 +148,23 @@ fn check_user(u: &UnixUser) -> Result<(), CacheError> {
     Ok(())
 }
 
-fn check_group(g: &UnixGroup) -> Result<(), CacheError> {
-    check_name("group", &g.name)?;
-    if reserved_id(g.gid) {
+fn check_group<'m>(
+    name: &str,
+    gid: u32,
+    members: impl Iterator<Item = &'m str>,
+) -> Result<(), CacheError> {
+    check_name("group", name)?;
+    if reserved_id(gid) {
         return Err(CacheError::Invalid(format!(
-            "group {:?} has the reserved gid {}",
-            g.name, g.gid
+            "group {name:?} has the reserved gid {gid}"
         )));
     }
     let mut seen = HashSet::new();
-    for m in &g.members {
+    for m in members {
         check_name("member", m)?;
-        if !seen.insert(m.as_str()) {
+        if !seen.insert(m) {
             return Err(CacheError::Invalid(format!(
-                "group {:?} lists member {m:?} twice",
-                g.name
+                "group {name:?} lists member {m:?} twice"
             )));
         }
     }
@@ -83,11 +172,11 @@ fn check_group(g: &UnixGroup) -> Result<(), CacheError> {
 }
 
 /// Checks every rule [`encode`] enforces, without encoding.
-pub(crate) fn validate(content: &CacheContent) -> Result<(), CacheError> {
-    check_field("source", "cache", &content.source)?;
+pub(crate) fn validate<C: CacheSource>(content: &C) -> Result<(), CacheError> {
+    check_field("source", "cache", content.source())?;
     let mut names = HashSet::new();
     let mut ids = HashSet::new();
-    for u in &content.users {
+    for u in content.users() {
         check_user(u)?;
         if !names.insert(u.name.as_str()) {
             return Err(CacheError::Invalid(format!(
@@ -101,57 +190,56 @@ pub(crate) fn validate(content: &CacheContent) -> Result<(), CacheError> {
     }
     let mut group_names = HashSet::new();
     let mut gids = HashSet::new();
-    for g in &content.groups {
-        check_group(g)?;
-        if !group_names.insert(g.name.as_str()) {
+    for index in 0..content.group_count() {
+        let (name, gid) = content.group(index);
+        check_group(name, gid, content.members(index))?;
+        if !group_names.insert(name) {
             return Err(CacheError::Invalid(format!(
-                "duplicate group name {:?}",
-                g.name
+                "duplicate group name {name:?}"
             )));
         }
-        if !gids.insert(g.gid) {
-            return Err(CacheError::Invalid(format!("duplicate gid {}", g.gid)));
+        if !gids.insert(gid) {
+            return Err(CacheError::Invalid(format!("duplicate gid {gid}")));
         }
     }
-    for (user, list) in &content.user_groups {
-        if !names.contains(user.as_str()) {
+    content.check_shape(&names)?;
+    for (index, u) in content.users().iter().enumerate() {
+        check_gid_list(&u.name, content.user_gids(index))?;
+        check_keys(&u.name, content.user_keys(index))?;
+    }
+    Ok(())
+}
+
+fn check_gid_list(user: &str, list: &[u32]) -> Result<(), CacheError> {
+    let mut seen = HashSet::new();
+    for &gid in list {
+        if reserved_id(gid) {
             return Err(CacheError::Invalid(format!(
-                "group list for unknown user {user:?}"
+                "group list of {user:?} has the reserved gid {gid}"
             )));
         }
-        let mut seen = HashSet::new();
-        for &gid in list {
-            if reserved_id(gid) {
-                return Err(CacheError::Invalid(format!(
-                    "group list of {user:?} has the reserved gid {gid}"
-                )));
-            }
-            if !seen.insert(gid) {
-                return Err(CacheError::Invalid(format!(
-                    "group list of {user:?} has gid {gid} twice"
-                )));
-            }
+        if !seen.insert(gid) {
+            return Err(CacheError::Invalid(format!(
+                "group list of {user:?} has gid {gid} twice"
+            )));
         }
     }
-    for (user, keys) in &content.user_keys {
-        if !names.contains(user.as_str()) {
+    Ok(())
+}
+
+fn check_keys(user: &str, keys: &[String]) -> Result<(), CacheError> {
+    if keys.len() > clean::MAX_KEYS_PER_USER {
+        return Err(CacheError::Invalid(format!(
+            "user {user:?} has {} keys, more than {}",
+            keys.len(),
+            clean::MAX_KEYS_PER_USER
+        )));
+    }
+    for key in keys {
+        if let Err(problem) = clean::check_key(key) {
             return Err(CacheError::Invalid(format!(
-                "keys for unknown user {user:?}"
+                "a key of {user:?} is refused: {problem}"
             )));
-        }
-        if keys.len() > clean::MAX_KEYS_PER_USER {
-            return Err(CacheError::Invalid(format!(
-                "user {user:?} has {} keys, more than {}",
-                keys.len(),
-                clean::MAX_KEYS_PER_USER
-            )));
-        }
-        for key in keys {
-            if let Err(problem) = clean::check_key(key) {
-                return Err(CacheError::Invalid(format!(
-                    "a key of {user:?} is refused: {problem}"
-                )));
-            }
         }
     }
     Ok(())
@@ -233,11 +321,30 @@ struct Indexes {
     group_ids: Vec<(u32, u32)>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests pin the seeds (the first one, then one more per attempt) to
+    /// compare two files byte for byte.
+    pub(crate) static PINNED_SEED: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+fn pinned_seed(attempt: usize) -> Option<u32> {
+    #[cfg(test)]
+    return PINNED_SEED
+        .with(|s| s.get())
+        .map(|s| s.wrapping_add(attempt as u32));
+    #[cfg(not(test))]
+    {
+        let _ = attempt;
+        None
+    }
+}
+
 /// Hash tables for both name sets and both id sets, re-seeding while a
 /// probe chain is long. `user_offsets` and `group_offsets` are where each
 /// record starts in its section.
-fn hash_tables(
-    content: &CacheContent,
+fn hash_tables<C: CacheSource>(
+    content: &C,
     user_offsets: &[u32],
     group_offsets: &[u32],
 ) -> Result<Indexes, CacheError> {
@@ -246,14 +353,16 @@ fn hash_tables(
     for attempt in 0..SEED_ATTEMPTS {
         let mut hasher = random.build_hasher();
         hasher.write_usize(attempt);
-        let seed = hasher.finish() as u32;
+        let seed = pinned_seed(attempt).unwrap_or(hasher.finish() as u32);
         let by_name = |name: &str, offset: u32| {
             let h = name_hash(seed, name.as_bytes());
             (h, h, offset)
         };
         let by_id = |id: u32, offset: u32| (id_hash(seed, id), id, offset);
-        let users = content.users.iter().zip(user_offsets.iter().copied());
-        let groups = content.groups.iter().zip(group_offsets.iter().copied());
+        let users = content.users().iter().zip(user_offsets.iter().copied());
+        let groups = (0..content.group_count())
+            .map(|index| content.group(index))
+            .zip(group_offsets.iter().copied());
         let tables = [
             users
                 .clone()
@@ -262,9 +371,9 @@ fn hash_tables(
             users.map(|(u, off)| by_id(u.uid, off)).collect(),
             groups
                 .clone()
-                .map(|(g, off)| by_name(&g.name, off))
+                .map(|((name, _), off)| by_name(name, off))
                 .collect(),
-            groups.map(|(g, off)| by_id(g.gid, off)).collect(),
+            groups.map(|((_, gid), off)| by_id(gid, off)).collect(),
         ];
         let mut longest = 0;
         let mut built = Vec::with_capacity(tables.len());
@@ -354,24 +463,32 @@ fn put_user_record(
 /// name's length (a byte: names are at most [`MAX_NAME_LEN`] bytes), then
 /// the member names each followed by a NUL, ready to copy into a caller's
 /// buffer.
-fn group_record_len(g: &UnixGroup) -> Result<usize, CacheError> {
-    g.members
-        .iter()
-        .try_fold(GROUP_HEAD_LEN + g.name.len(), |n, m| {
+fn group_record_len<'m>(
+    name: &str,
+    mut members: impl Iterator<Item = &'m str>,
+) -> Result<usize, CacheError> {
+    members
+        .try_fold(GROUP_HEAD_LEN + name.len(), |n, m| {
             n.checked_add(m.len() + 2)
         })
         .ok_or_else(too_large)
 }
 
-fn put_group_record(out: &mut Vec<u8>, g: &UnixGroup) -> Result<(), CacheError> {
-    let members_len = g.members.iter().map(|m| m.len() + 1).sum::<usize>();
-    put_u32(out, g.gid);
-    put_u32(out, to_u32(g.members.len())?);
+fn put_group_record<'m>(
+    out: &mut Vec<u8>,
+    (name, gid): (&str, u32),
+    members: impl Iterator<Item = &'m str> + Clone,
+) -> Result<(), CacheError> {
+    let (count, members_len) = members
+        .clone()
+        .fold((0usize, 0usize), |(c, n), m| (c + 1, n + m.len() + 1));
+    put_u32(out, gid);
+    put_u32(out, to_u32(count)?);
     put_u32(out, to_u32(members_len)?);
-    out.extend_from_slice(&field_len("name", &g.name, &g.name)?.to_le_bytes());
+    out.extend_from_slice(&field_len("name", name, name)?.to_le_bytes());
     out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(g.name.as_bytes());
-    for m in &g.members {
+    out.extend_from_slice(name.as_bytes());
+    for m in members.clone() {
         let len = u8::try_from(m.len()).map_err(|_| {
             CacheError::Invalid(format!(
                 "member name {m:?} is longer than {MAX_NAME_LEN} bytes"
@@ -379,18 +496,11 @@ fn put_group_record(out: &mut Vec<u8>, g: &UnixGroup) -> Result<(), CacheError> 
         })?;
         out.push(len);
     }
-    for m in &g.members {
+    for m in members {
         out.extend_from_slice(m.as_bytes());
         out.push(0);
     }
     Ok(())
-}
-
-fn put_slots(out: &mut Vec<u8>, slots: &[(u32, u32)]) {
-    for &(key, offset_plus_one) in slots {
-        put_u32(out, key);
-        put_u32(out, offset_plus_one);
-    }
 }
 
 /// Where each record starts in its section, and the section's length.
@@ -441,29 +551,150 @@ pub fn encode_with_block_size(
 /// [`encode_with_block_size`] without [`validate`]: writes what it is given,
 /// with right checksums. Tests use it to make the files a correct writer
 /// never writes (the reader must refuse their entries).
-///
-/// The file is written into one buffer allocated at its final size: the
-/// records straight into their sections, so that the peak memory of a
-/// refresh is the content plus one file, not the content plus every
-/// section plus the file they are copied into.
-pub(crate) fn encode_unchecked(
-    content: &CacheContent,
+pub(crate) fn encode_unchecked<C: CacheSource>(
+    content: &C,
     block_size: u32,
 ) -> Result<Vec<u8>, CacheError> {
+    let mut out = Vec::new();
+    let header = stream_unchecked(content, block_size, &mut out, |out, layout| {
+        // The header's place, filled in once the data is written.
+        out.reserve_exact(layout.file_len);
+        out.resize(layout.data_start, 0);
+        Ok(())
+    })
+    .map_err(|e| match e {
+        WriteError::Invalid(e) => e,
+        WriteError::Io(e) => CacheError::Invalid(format!("cannot encode the cache: {e}")),
+    })?;
+    if let Some(place) = out.get_mut(..header.len()) {
+        place.copy_from_slice(&header);
+    }
+    Ok(out)
+}
+
+/// Why [`encode_to_file`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The content breaks a rule of the writer (see [`encode`]).
+    #[error(transparent)]
+    Invalid(#[from] CacheError),
+    /// The file could not be written.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Validates `content` and writes it to `file` (empty, at offset 0) as
+/// [`encode`] would, byte for byte, without ever holding the whole file:
+/// the data area goes out block by block as its records are made (its
+/// CRCs are kept, 4 bytes a block), then the CRC table, and the header,
+/// which holds the CRCs of the table, last, at offset 0. For a refresh,
+/// whose peak memory would otherwise be the content plus the whole file.
+/// Returns the file's length. With [`write_atomic_with`], the cache is
+/// installed as [`write_atomic`] installs [`encode`]'s bytes.
+pub fn encode_to_file<C: CacheSource>(content: &C, file: &mut File) -> Result<u64, WriteError> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+    validate(content)?;
+    let mut out = io::BufWriter::with_capacity(STREAM_CHUNK, &mut *file);
+    let mut file_len = 0;
+    let header = stream_unchecked(content, super::BLOCK_SIZE, &mut out, |out, layout| {
+        file_len = layout.file_len as u64;
+        out.seek(SeekFrom::Start(layout.data_start as u64))?;
+        Ok(())
+    })?;
+    out.flush()?;
+    drop(out);
+    file.write_all_at(&header, 0)?;
+    Ok(file_len)
+}
+
+/// How much of the data area waits in memory before it is written out.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+/// Encodes `content` to `out` without validating it: `start` is called
+/// with the layout once it is known (to put `out` at the start of the data
+/// area), then the data area and the CRC table are written; returns the
+/// header (and the zero padding up to the data area), which belongs at
+/// the start of the file.
+fn stream_unchecked<C: CacheSource, W: Write>(
+    content: &C,
+    block_size: u32,
+    out: &mut W,
+    start: impl FnOnce(&mut W, &FileLayout) -> io::Result<()>,
+) -> Result<Vec<u8>, WriteError> {
     let parts = Parts::gather(content)?;
     let layout = FileLayout::new(&parts.section_lens(), block_size)?;
-    let mut out = Vec::with_capacity(layout.file_len);
-    put_header(&mut out, content, &layout, parts.indexes.seed, parts.source)?;
-    out.resize(layout.data_start, 0);
-    put_sections(&mut out, content, &parts, &layout)?;
-    if out.len() > layout.crc_table {
-        return Err(CacheError::Invalid(
-            "a record is longer than its computed length".to_owned(),
-        ));
+    start(out, &layout)?;
+    let mut data = DataStream {
+        out,
+        pending: Vec::with_capacity(STREAM_CHUNK + MAX_FIELD_LEN * 4),
+        at: layout.data_start,
+        block_len: layout.block_len,
+        crcs: Vec::with_capacity(layout.block_count),
+    };
+    put_sections(&mut data, content, &parts, &layout)?;
+    let (seed, source) = (parts.indexes.seed, parts.source);
+    drop(parts);
+    data.pad_to(layout.crc_table)?;
+    data.flush_blocks()?;
+    let mut table = Vec::with_capacity(layout.file_len - layout.crc_table);
+    data.crcs.iter().for_each(|&crc| put_u32(&mut table, crc));
+    table.resize(layout.file_len - layout.crc_table, 0);
+    data.out.write_all(&table)?;
+    let mut header = Vec::with_capacity(layout.data_start);
+    put_header(&mut header, content, &layout, seed, source)?;
+    header.resize(layout.data_start, 0);
+    put_checksums(&mut header, &table, &layout);
+    Ok(header)
+}
+
+/// The data area on its way to the file: whole blocks are written out with
+/// their CRCs kept, the rest waits in `pending`.
+struct DataStream<'w, W> {
+    out: &'w mut W,
+    pending: Vec<u8>,
+    /// The file offset of `pending`'s first byte.
+    at: usize,
+    block_len: usize,
+    /// The CRC of each block written so far.
+    crcs: Vec<u32>,
+}
+
+impl<W: Write> DataStream<'_, W> {
+    /// The file offset of the next byte.
+    fn pos(&self) -> usize {
+        self.at + self.pending.len()
     }
-    out.resize(layout.file_len, 0);
-    put_checksums(&mut out, &layout);
-    Ok(out)
+
+    /// Zero bytes up to the file offset `to`.
+    fn pad_to(&mut self, to: usize) -> Result<(), CacheError> {
+        let gap = to.checked_sub(self.pos()).ok_or_else(|| {
+            CacheError::Invalid("a record is longer than its computed length".to_owned())
+        })?;
+        self.pending.resize(self.pending.len() + gap, 0);
+        Ok(())
+    }
+
+    /// Writes out the whole blocks waiting, once there are enough of them.
+    fn maybe_flush(&mut self) -> io::Result<()> {
+        if self.pending.len() >= STREAM_CHUNK {
+            self.flush_blocks()?;
+        }
+        Ok(())
+    }
+
+    /// Writes out every whole block waiting.
+    fn flush_blocks(&mut self) -> io::Result<()> {
+        let whole = self.pending.len() / self.block_len * self.block_len;
+        let (blocks, _) = self.pending.split_at(whole);
+        for block in blocks.chunks_exact(self.block_len) {
+            self.crcs.push(crc32fast::hash(block));
+        }
+        self.out.write_all(blocks)?;
+        self.pending.drain(..whole);
+        self.at += whole;
+        Ok(())
+    }
 }
 
 /// What the file holds besides the records themselves, gathered before
@@ -483,22 +714,15 @@ struct Parts<'c> {
 }
 
 impl<'c> Parts<'c> {
-    fn gather(content: &'c CacheContent) -> Result<Self, CacheError> {
+    fn gather<C: CacheSource>(content: &'c C) -> Result<Self, CacheError> {
         let mut pool = Pool::default();
-        let source = pool.add(&content.source)?;
+        let source = pool.add(content.source())?;
         let mut keys = Vec::new();
-        let mut extras = Vec::with_capacity(content.users.len());
-        let listed = |map: &'c std::collections::BTreeMap<String, Vec<u32>>, name: &str| {
-            map.get(name).map(Vec::as_slice).unwrap_or(&[])
-        };
-        for u in &content.users {
-            let own = content
-                .user_keys
-                .get(&u.name)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
+        let mut extras = Vec::with_capacity(content.users().len());
+        for index in 0..content.users().len() {
+            let own = content.user_keys(index);
             extras.push(UserExtras {
-                gids: listed(&content.user_groups, &u.name),
+                gids: content.user_gids(index),
                 first_key: to_u32(keys.len() / STR_REF_LEN)?,
                 key_count: to_u32(own.len())?,
             });
@@ -507,10 +731,12 @@ impl<'c> Parts<'c> {
             }
         }
         let (user_offsets, users_len) =
-            record_offsets(content.users.iter().zip(&extras), |(u, x)| {
+            record_offsets(content.users().iter().zip(&extras), |(u, x)| {
                 user_record_len(u, x)
             })?;
-        let (group_offsets, groups_len) = record_offsets(content.groups.iter(), group_record_len)?;
+        let (group_offsets, groups_len) = record_offsets(0..content.group_count(), |index| {
+            group_record_len(content.group(index).0, content.members(index))
+        })?;
         let indexes = hash_tables(content, &user_offsets, &group_offsets)?;
         Ok(Parts {
             pool,
@@ -544,47 +770,68 @@ impl<'c> Parts<'c> {
 }
 
 /// Writes every section at its place in `layout`, in section order, the
-/// records straight into the file's buffer.
-fn put_sections(
-    out: &mut Vec<u8>,
-    content: &CacheContent,
+/// records straight into the data stream.
+fn put_sections<C: CacheSource, W: Write>(
+    data: &mut DataStream<'_, W>,
+    content: &C,
     parts: &Parts<'_>,
     layout: &FileLayout,
-) -> Result<(), CacheError> {
-    let mut section = 0;
-    let mut start_section = |out: &mut Vec<u8>| {
-        let at = layout.sections.get(section).map_or(out.len(), |s| s.0);
-        out.resize(at, 0);
-        section += 1;
+) -> Result<(), WriteError> {
+    let mut sections = layout.sections.iter();
+    let mut start_section = |data: &mut DataStream<'_, W>| match sections.next() {
+        Some(&(at, _)) => data.pad_to(at),
+        None => Ok(()),
     };
-    start_section(out);
-    out.extend_from_slice(&parts.pool.bytes);
-    start_section(out);
-    for (u, x) in content.users.iter().zip(&parts.extras) {
-        put_user_record(out, u, x)?;
+    start_section(data)?;
+    put_chunked(data, &parts.pool.bytes, |out, b| out.push(*b))?;
+    start_section(data)?;
+    for (u, x) in content.users().iter().zip(&parts.extras) {
+        put_user_record(&mut data.pending, u, x)?;
+        data.maybe_flush()?;
     }
-    start_section(out);
-    parts.user_offsets.iter().for_each(|&off| put_u32(out, off));
-    start_section(out);
-    put_slots(out, &parts.indexes.user_names);
-    start_section(out);
-    put_slots(out, &parts.indexes.user_ids);
-    start_section(out);
-    for g in &content.groups {
-        put_group_record(out, g)?;
+    start_section(data)?;
+    put_chunked(data, &parts.user_offsets, |out, &off| put_u32(out, off))?;
+    start_section(data)?;
+    put_chunked(data, &parts.indexes.user_names, put_slot)?;
+    start_section(data)?;
+    put_chunked(data, &parts.indexes.user_ids, put_slot)?;
+    start_section(data)?;
+    for index in 0..content.group_count() {
+        put_group_record(
+            &mut data.pending,
+            content.group(index),
+            content.members(index),
+        )?;
+        data.maybe_flush()?;
     }
-    start_section(out);
-    parts
-        .group_offsets
-        .iter()
-        .for_each(|&off| put_u32(out, off));
-    start_section(out);
-    put_slots(out, &parts.indexes.group_names);
-    start_section(out);
-    put_slots(out, &parts.indexes.group_ids);
-    start_section(out);
-    out.extend_from_slice(&parts.keys);
+    start_section(data)?;
+    put_chunked(data, &parts.group_offsets, |out, &off| put_u32(out, off))?;
+    start_section(data)?;
+    put_chunked(data, &parts.indexes.group_names, put_slot)?;
+    start_section(data)?;
+    put_chunked(data, &parts.indexes.group_ids, put_slot)?;
+    start_section(data)?;
+    put_chunked(data, &parts.keys, |out, b| out.push(*b))?;
     Ok(())
+}
+
+/// Writes `items` with `put`, a chunk at a time, so that a large section
+/// never waits whole in memory.
+fn put_chunked<W: Write, T>(
+    data: &mut DataStream<'_, W>,
+    items: &[T],
+    mut put: impl FnMut(&mut Vec<u8>, &T),
+) -> io::Result<()> {
+    for chunk in items.chunks(4096) {
+        chunk.iter().for_each(|item| put(&mut data.pending, item));
+        data.maybe_flush()?;
+    }
+    Ok(())
+}
+
+fn put_slot(out: &mut Vec<u8>, &(key, offset_plus_one): &(u32, u32)) {
+    put_u32(out, key);
+    put_u32(out, offset_plus_one);
 }
 
 /// Where the parts of a file go, computed from its sections' lengths.
@@ -652,9 +899,9 @@ impl FileLayout {
 
 /// The fixed header and the section table; the CRCs are filled in by
 /// [`put_checksums`].
-fn put_header(
+fn put_header<C: CacheSource>(
     out: &mut Vec<u8>,
-    content: &CacheContent,
+    content: &C,
     layout: &FileLayout,
     seed: u32,
     source: (u32, u32),
@@ -665,10 +912,10 @@ fn put_header(
     put_u32(out, to_u32(layout.header_len)?);
     put_u32(out, to_u32(layout.sections.len())?);
     out.extend_from_slice(&(layout.file_len as u64).to_le_bytes());
-    out.extend_from_slice(&content.generated_at.to_le_bytes());
+    out.extend_from_slice(&content.generated_at().to_le_bytes());
     put_u32(out, seed);
-    put_u32(out, to_u32(content.users.len())?);
-    put_u32(out, to_u32(content.groups.len())?);
+    put_u32(out, to_u32(content.users().len())?);
+    put_u32(out, to_u32(content.group_count())?);
     put_ref(out, source);
     put_u32(out, 0); // replaced mark: not replaced
     put_u32(out, to_u32(layout.block_len)?);
@@ -681,19 +928,12 @@ fn put_header(
     Ok(())
 }
 
-/// Fills in the CRC of every data block (the CRC table after the data
-/// area), of every block of that table (in the header) and of the header.
-fn put_checksums(out: &mut [u8], layout: &FileLayout) {
-    let (head, rest) = out.split_at_mut(layout.data_start.min(out.len()));
-    let (data, table) = rest.split_at_mut((layout.crc_table - layout.data_start).min(rest.len()));
-    for (block, field) in data
-        .chunks(layout.block_len)
-        .zip(table.chunks_exact_mut(BLOCK_CRC_LEN))
-    {
-        field.copy_from_slice(&crc32fast::hash(block).to_le_bytes());
-    }
+/// Fills in the header's CRC of every block of the CRC `table` (which
+/// holds the CRC of every data block) and the header's own CRC; `header`
+/// runs up to the data area.
+fn put_checksums(header: &mut [u8], table: &[u8], layout: &FileLayout) {
     let level_one = HEADER_FIXED_LEN + layout.sections.len() * SECTION_ENTRY_LEN;
-    if let Some(fields) = head.get_mut(level_one..layout.header_len) {
+    if let Some(fields) = header.get_mut(level_one..layout.header_len) {
         for (block, field) in table
             .chunks(table_block_len(layout.block_len))
             .zip(fields.chunks_exact_mut(BLOCK_CRC_LEN))
@@ -705,8 +945,8 @@ fn put_checksums(out: &mut [u8], layout: &FileLayout) {
         table.len(),
         layout.crc_blocks * table_block_len(layout.block_len)
     );
-    if let Some(crc) = header_crc(out, layout.data_start) {
-        if let Some(field) = out.get_mut(H_CRC..H_CRC + 4) {
+    if let Some(crc) = header_crc(header, layout.data_start) {
+        if let Some(field) = header.get_mut(H_CRC..H_CRC + 4) {
             field.copy_from_slice(&crc.to_le_bytes());
         }
     }
@@ -773,11 +1013,23 @@ pub fn temp_file_prefix(file_name: &str) -> String {
 /// The temporary file is removed on error. Its mode is exactly 0644,
 /// whatever the umask.
 pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(dir, file_name, |file| file.write_all(bytes))
+}
+
+/// [`write_atomic`] with the content written by `write` into the temporary
+/// file (empty, at offset 0), e.g. by [`encode_to_file`]: the file is
+/// installed only if `write` succeeds, and removed if it fails.
+pub fn write_atomic_with<T, E: From<io::Error>>(
+    dir: &Path,
+    file_name: &str,
+    write: impl FnOnce(&mut File) -> Result<T, E>,
+) -> Result<T, E> {
     if file_name.is_empty() || file_name.contains('/') || file_name == "." || file_name == ".." {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("invalid cache file name {file_name:?}"),
-        ));
+        )
+        .into());
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -798,7 +1050,7 @@ pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> io::Result<()>
         // The umask may have narrowed the mode; the cache must be
         // world-readable for every process that resolves names.
         file.set_permissions(fs::Permissions::from_mode(0o644))?;
-        file.write_all(bytes)?;
+        let written = write(&mut file)?;
         file.sync_all()?;
         // Before the rename, so that no reader can see the new file while
         // the old one is still unmarked: a writer killed after the mark
@@ -808,7 +1060,8 @@ pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> io::Result<()>
         // then notice the new file at their next periodic look.
         let _ = mark_replaced(dir, file_name);
         fs::rename(&tmp_path, dir.join(file_name))?;
-        File::open(dir)?.sync_all()
+        File::open(dir)?.sync_all()?;
+        Ok(written)
     })();
     if result.is_err() {
         // After a successful rename this finds nothing, which is fine.

@@ -6,7 +6,7 @@ use std::fmt;
 use super::members::{self, MembershipInput, MembershipIssue, Memberships};
 use super::model::{SourceEntity, SourceGroup};
 use netauth_cache::clean::{self, KeyProblem, LocalAccounts, NameProblem};
-use netauth_cache::{UnixGroup, UnixUser};
+use netauth_cache::{CacheError, CacheSource, UnixGroup, UnixUser};
 use netauth_core::config::refresh::{LocalGroupNameClash, MissingPrimaryGroup, RefreshSettings};
 
 /// Why an entity or group is not served.
@@ -298,6 +298,151 @@ pub struct Mapped {
     pub notices: Vec<Notice>,
 }
 
+/// The mapped directory as the refresh hands it to the writer: what
+/// [`Mapped`] holds, with each group's members and each user's gids by
+/// user index instead of by name, so that a member or a gid list costs 4
+/// bytes a name instead of a copy of it (at 100,000 users, most of the
+/// refresh's memory). [`MappedIndexed::into_mapped`] gives the [`Mapped`].
+#[derive(Debug, Default)]
+pub struct MappedIndexed {
+    /// Sorted by uid.
+    pub users: Vec<UnixUser>,
+    /// Sorted by gid; user-private groups included.
+    pub groups: Vec<IndexedGroup>,
+    /// Per user (indexed like `users`), the sorted gids of the served
+    /// groups it is an effective member of.
+    pub user_gids: Vec<Vec<u32>>,
+    /// As [`Mapped::user_keys`].
+    pub user_keys: BTreeMap<String, Vec<String>>,
+    pub private_groups: usize,
+    pub notices: Vec<Notice>,
+}
+
+/// A served group with its members as indexes into
+/// [`MappedIndexed::users`], in the order of their names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedGroup {
+    pub name: String,
+    pub gid: u32,
+    pub members: Vec<u32>,
+}
+
+impl MappedIndexed {
+    /// The same directory with member and gid lists by name.
+    pub fn into_mapped(self) -> Mapped {
+        let name = |i: &u32| {
+            self.users
+                .get(*i as usize)
+                .map(|u| u.name.clone())
+                .unwrap_or_default()
+        };
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| UnixGroup {
+                name: g.name.clone(),
+                gid: g.gid,
+                members: g.members.iter().map(name).collect(),
+            })
+            .collect();
+        let user_groups = self
+            .users
+            .iter()
+            .zip(&self.user_gids)
+            .filter(|(_, gids)| !gids.is_empty())
+            .map(|(u, gids)| (u.name.clone(), gids.clone()))
+            .collect();
+        Mapped {
+            users: self.users,
+            groups,
+            user_groups,
+            user_keys: self.user_keys,
+            private_groups: self.private_groups,
+            notices: self.notices,
+        }
+    }
+
+    /// What the writer reads: this directory, with when and where it was
+    /// fetched.
+    pub fn cache_source<'a>(&'a self, generated_at: i64, source: &'a str) -> IndexedSource<'a> {
+        IndexedSource {
+            mapped: self,
+            generated_at,
+            source,
+        }
+    }
+}
+
+/// [`MappedIndexed`] as the cache writer reads it.
+pub struct IndexedSource<'a> {
+    mapped: &'a MappedIndexed,
+    generated_at: i64,
+    source: &'a str,
+}
+
+impl CacheSource for IndexedSource<'_> {
+    fn users(&self) -> &[UnixUser] {
+        &self.mapped.users
+    }
+    fn user_gids(&self, index: usize) -> &[u32] {
+        self.mapped.user_gids.get(index).map_or(&[], Vec::as_slice)
+    }
+    fn user_keys(&self, index: usize) -> &[String] {
+        self.mapped
+            .users
+            .get(index)
+            .and_then(|u| self.mapped.user_keys.get(&u.name))
+            .map_or(&[], Vec::as_slice)
+    }
+    fn group_count(&self) -> usize {
+        self.mapped.groups.len()
+    }
+    fn group(&self, index: usize) -> (&str, u32) {
+        self.mapped
+            .groups
+            .get(index)
+            .map_or(("", 0), |g| (g.name.as_str(), g.gid))
+    }
+    fn members(&self, index: usize) -> impl Iterator<Item = &str> + Clone {
+        let users = &self.mapped.users;
+        self.mapped
+            .groups
+            .get(index)
+            .map_or(&[][..], |g| g.members.as_slice())
+            .iter()
+            .map(move |&i| users.get(i as usize).map_or("", |u| u.name.as_str()))
+    }
+    fn generated_at(&self) -> i64 {
+        self.generated_at
+    }
+    fn source(&self) -> &str {
+        self.source
+    }
+    fn check_shape(&self, user_names: &HashSet<&str>) -> Result<(), CacheError> {
+        let members_known = self.mapped.groups.iter().all(|g| {
+            g.members
+                .iter()
+                .all(|&i| (i as usize) < self.mapped.users.len())
+        });
+        if !members_known || self.mapped.user_gids.len() > self.mapped.users.len() {
+            return Err(CacheError::Invalid(
+                "a member or gid list refers to no user".to_owned(),
+            ));
+        }
+        if let Some(user) = self
+            .mapped
+            .user_keys
+            .keys()
+            .find(|u| !user_names.contains(u.as_str()))
+        {
+            return Err(CacheError::Invalid(format!(
+                "keys for unknown user {user:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Numbers claimed more than once.
 fn duplicated<I: IntoIterator<Item = T>, T: std::hash::Hash + Eq>(items: I) -> HashSet<T> {
     let mut seen = HashSet::new();
@@ -398,19 +543,32 @@ pub fn map_directory_with(
 /// move into the users rather than being copied, and they are freed before
 /// the member lists are built. Same output as the borrowing versions.
 pub fn map_directory_owned(
-    mut entities: Vec<SourceEntity>,
+    entities: Vec<SourceEntity>,
     groups: &[SourceGroup],
     membership: Option<Memberships>,
     settings: &RefreshSettings,
     local: &LocalAccounts,
     shells: &HashSet<String>,
 ) -> Mapped {
+    map_directory_indexed(entities, groups, membership, settings, local, shells).into_mapped()
+}
+
+/// [`map_directory_owned`] with member and gid lists by user index (see
+/// [`MappedIndexed`]): what the refresh writes from.
+pub fn map_directory_indexed(
+    mut entities: Vec<SourceEntity>,
+    groups: &[SourceGroup],
+    membership: Option<Memberships>,
+    settings: &RefreshSettings,
+    local: &LocalAccounts,
+    shells: &HashSet<String>,
+) -> MappedIndexed {
     let membership = membership.unwrap_or_else(|| effective_memberships(&entities, groups));
     // Only the memberships needed the direct groups.
     for e in &mut entities {
         e.groups = Vec::new();
     }
-    let mut out = Mapped::default();
+    let mut out = MappedIndexed::default();
     let group_verdicts = judge_groups(groups, settings, local, &mut out.notices);
     let served = map_users(
         &mut entities,
@@ -424,32 +582,65 @@ pub fn map_directory_owned(
     drop(entities);
     out.users = served.users;
     out.user_keys = served.user_keys;
-    let user_gids = map_memberships(
+    out.user_gids = map_memberships(
         &membership,
         groups,
         &group_verdicts,
         &served.user_of_entity,
         &mut out,
     );
+    drop(membership);
     report_local_group_members(&out.users, local, &mut out.notices);
 
     out.private_groups = served.private_groups.len();
-    out.groups.extend(served.private_groups);
+    out.groups
+        .extend(served.private_groups.into_iter().map(|g| IndexedGroup {
+            name: g.name,
+            gid: g.gid,
+            members: Vec::new(),
+        }));
     // Gids and uids are unique here (duplicates were skipped): an unstable
     // sort gives the same order without a stable sort's scratch copy.
     out.groups.sort_unstable_by_key(|g| g.gid);
-
-    for (user, mut gids) in out.users.iter().zip(user_gids) {
-        if gids.is_empty() {
-            continue;
-        }
+    for gids in &mut out.user_gids {
         gids.sort_unstable();
         gids.dedup();
         gids.shrink_to_fit();
-        out.user_groups.insert(user.name.clone(), gids);
     }
-    out.users.sort_unstable_by_key(|u| u.uid);
+    sort_users_by_uid(&mut out);
     out
+}
+
+/// Sorts the users by uid, their gid lists with them, and points every
+/// member index at the user's new place (member lists keep their order).
+fn sort_users_by_uid(out: &mut MappedIndexed) {
+    let mut order: Vec<u32> = (0..out.users.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| out.users.get(i as usize).map(|u| u.uid));
+    // new_place[old index] = new index.
+    let mut new_place = vec![0u32; order.len()];
+    for (new, &old) in order.iter().enumerate() {
+        if let Some(slot) = new_place.get_mut(old as usize) {
+            *slot = new as u32;
+        }
+    }
+    drop(order);
+    for g in &mut out.groups {
+        for m in &mut g.members {
+            *m = new_place.get(*m as usize).copied().unwrap_or(*m);
+        }
+    }
+    // In place, by cycles: the element at `i` belongs at `new_place[i]`.
+    for i in 0..new_place.len() {
+        while let Some(&target) = new_place.get(i) {
+            let target = target as usize;
+            if target == i {
+                break;
+            }
+            out.users.swap(i, target);
+            out.user_gids.swap(i, target);
+            new_place.swap(i, target);
+        }
+    }
 }
 
 /// What became of each fetched group, decided before any user is mapped.
@@ -611,7 +802,9 @@ fn map_users(
             let (gid, private) = match (primary, settings.missing_primary_group) {
                 (Some(gid), _) => (gid, false),
                 (None, MissingPrimaryGroup::Skip) => {
-                    return Err(SkipReason::NoPrimaryGroup(e.primary_group.clone()))
+                    return Err(SkipReason::NoPrimaryGroup(
+                        e.primary_group.as_deref().map(str::to_owned),
+                    ))
                 }
                 (None, MissingPrimaryGroup::Private) => {
                     let taken = uid < settings.min_gid
@@ -621,7 +814,9 @@ fn map_users(
                         || local.gids.contains(&uid)
                         || local.group_names.contains(&e.id);
                     if taken {
-                        return Err(SkipReason::PrivateGroupTaken(e.primary_group.clone()));
+                        return Err(SkipReason::PrivateGroupTaken(
+                            e.primary_group.as_deref().map(str::to_owned),
+                        ));
                     }
                     (uid, true)
                 }
@@ -729,10 +924,8 @@ pub(crate) fn effective_memberships(
             .iter()
             .map(|g| g.expansions.iter().map(String::as_str).collect())
             .collect(),
-        entity_direct_groups: entities
-            .iter()
-            .map(|e| e.groups.iter().map(String::as_str).collect())
-            .collect(),
+        // Each entity's own list, lent: no copy per entity.
+        entity_direct_groups: entities.iter().map(|e| e.groups.as_slice()).collect(),
     })
 }
 
@@ -747,6 +940,27 @@ fn served_members<'a>(
         .filter_map(|&ei| served_user.get(ei as usize).copied().flatten())
 }
 
+/// The served members of a served group (user indexes, in the order of
+/// their names, as the cache lists them), each given `gid` in its list.
+fn group_members(
+    effective: &[u32],
+    served_user: &[Option<usize>],
+    users: &[UnixUser],
+    user_gids: &mut [Vec<u32>],
+    gid: u32,
+) -> Vec<u32> {
+    let mut members = Vec::with_capacity(served_members(effective, served_user).count());
+    for ui in served_members(effective, served_user) {
+        if let (Some(_), Some(gids)) = (users.get(ui), user_gids.get_mut(ui)) {
+            members.push(ui as u32);
+            gids.push(gid);
+        }
+    }
+    // Served names are unique.
+    members.sort_unstable_by_key(|&i| users.get(i as usize).map(|u| u.name.as_str()));
+    members
+}
+
 /// Computes memberships over everything fetched (served or not), pushes
 /// the served groups with their served members to `out.groups`, and
 /// reports what name clashes cost. Returns, per served user, the gids of
@@ -756,7 +970,7 @@ fn map_memberships(
     groups: &[SourceGroup],
     group_verdicts: &GroupVerdicts<'_>,
     served_user: &[Option<usize>],
-    out: &mut Mapped,
+    out: &mut MappedIndexed,
 ) -> Vec<Vec<u32>> {
     out.notices
         .extend(membership.issues.iter().cloned().map(Notice::Expansion));
@@ -790,18 +1004,11 @@ fn map_memberships(
             supplementary_lost.insert(gi, lost);
             continue;
         };
-        let mut names = Vec::with_capacity(served_members(effective, served_user).count());
-        for ui in served_members(effective, served_user) {
-            if let (Some(user), Some(gids)) = (out.users.get(ui), user_gids.get_mut(ui)) {
-                names.push(user.name.clone());
-                gids.push(gid);
-            }
-        }
-        names.sort_unstable();
-        out.groups.push(UnixGroup {
+        let members = group_members(effective, served_user, &out.users, &mut user_gids, gid);
+        out.groups.push(IndexedGroup {
             name: served_as.clone(),
             gid,
-            members: names,
+            members,
         });
     }
     // By name, whatever the answer order.
@@ -860,7 +1067,7 @@ mod tests {
             id: id.into(),
             number: Some(number),
             primary_group: Some(primary.into()),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
+            groups: groups.iter().map(|&g| g.into()).collect(),
             ..Default::default()
         }
     }
@@ -1675,6 +1882,56 @@ mod tests {
             e.number = None;
         }
         (entities, groups)
+    }
+
+    /// What the refresh writes (the mapping by user index, streamed by the
+    /// writer) is the cache of the mapping by name: every user, group,
+    /// member, gid list and key, in order, under both policies, and a
+    /// directory in shuffled answer order too.
+    #[test]
+    fn the_indexed_mapping_writes_the_cache_of_the_mapping() {
+        let (mut entities, mut groups) = golden_directory();
+        let local = LocalAccounts::parse(
+            "root:x:0:0::/root:/bin/bash\nlocaluser:x:1500:1500::/home/l:/bin/sh\n",
+            "root:x:0:\nlocalgroup:x:1600:user03,user04\nusers:x:100:\nnetauth-taken:x:1700:\n",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        for reversed in [false, true] {
+            if reversed {
+                entities.reverse();
+                groups.reverse();
+            }
+            for (missing, clash) in [
+                (MissingPrimaryGroup::Skip, LocalGroupNameClash::Omit),
+                (MissingPrimaryGroup::Private, LocalGroupNameClash::Rename),
+            ] {
+                let s = RefreshSettings {
+                    missing_primary_group: missing,
+                    local_group_name_clash: clash,
+                    ..RefreshSettings::default()
+                };
+                let by_name = map_directory(&entities, &groups, &s, &local, &shells());
+                let indexed =
+                    map_directory_indexed(entities.clone(), &groups, None, &s, &local, &shells());
+                assert!(indexed.groups.iter().any(|g| g.members.len() > 5));
+                netauth_cache::write_atomic_with(dir.path(), "nss.cache", |file| {
+                    netauth_cache::encode_to_file(&indexed.cache_source(7, "src"), file)
+                })
+                .unwrap();
+                let bytes = std::fs::read(dir.path().join("nss.cache")).unwrap();
+                let expected = netauth_cache::CacheContent {
+                    users: by_name.users,
+                    groups: by_name.groups,
+                    user_groups: by_name.user_groups,
+                    user_keys: by_name.user_keys,
+                    generated_at: 7,
+                    source: "src".into(),
+                };
+                let view = netauth_cache::CacheView::parse(&bytes).unwrap();
+                assert_eq!(view.to_content().unwrap(), expected);
+                assert_eq!(indexed.notices, by_name.notices);
+            }
+        }
     }
 
     /// The whole mapped output of [`golden_directory`] under two policies,

@@ -56,13 +56,32 @@ pub enum MembershipIssue {
 
 /// The input: groups (by index) with their expansions, and each entity's
 /// direct memberships (by group index).
-pub struct MembershipInput<'a> {
+pub struct MembershipInput<'a, D = Vec<&'a str>> {
     /// Group names; the index is the group's id in the rest of the input.
     pub group_names: Vec<&'a str>,
     /// Raw `Group.Expansions` per group (same indexing as `group_names`).
     pub group_expansions: Vec<Vec<&'a str>>,
     /// Per entity (index = entity id), the group names it is a direct member of.
-    pub entity_direct_groups: Vec<Vec<&'a str>>,
+    pub entity_direct_groups: Vec<D>,
+}
+
+/// One entity's direct groups, by name, however the caller holds them:
+/// the refresh lends each entity's own list (a slice) rather than a list
+/// of 100,000 new vectors.
+pub trait GroupNames {
+    fn each_name(&self, f: impl FnMut(&str));
+}
+
+impl GroupNames for Vec<&str> {
+    fn each_name(&self, f: impl FnMut(&str)) {
+        self.iter().copied().for_each(f);
+    }
+}
+
+impl GroupNames for &[std::sync::Arc<str>] {
+    fn each_name(&self, f: impl FnMut(&str)) {
+        self.iter().map(|name| &**name).for_each(f);
+    }
 }
 
 /// Effective members of every group, as sorted, deduplicated entity indexes.
@@ -90,7 +109,7 @@ impl Memberships {
 }
 
 /// Computes the effective members of every group.
-pub fn compute(input: &MembershipInput<'_>) -> Memberships {
+pub fn compute<D: GroupNames>(input: &MembershipInput<'_, D>) -> Memberships {
     let mut issues = Vec::new();
     let index = index_by_name(&input.group_names);
     let direct = direct_members(input, &index);
@@ -115,22 +134,25 @@ fn index_by_name<'a>(group_names: &[&'a str]) -> HashMap<&'a str, u32> {
 }
 
 /// Direct members (entity indexes) per group, unsorted.
-fn direct_members(input: &MembershipInput<'_>, index: &HashMap<&str, u32>) -> Vec<Vec<u32>> {
+fn direct_members<D: GroupNames>(
+    input: &MembershipInput<'_, D>,
+    index: &HashMap<&str, u32>,
+) -> Vec<Vec<u32>> {
     let mut direct: Vec<Vec<u32>> = vec![Vec::new(); input.group_names.len()];
     for (e, groups) in input.entity_direct_groups.iter().enumerate() {
-        for g in groups {
+        groups.each_name(|g| {
             if let Some(list) = index.get(g).and_then(|&gi| direct.get_mut(gi as usize)) {
                 list.push(e as u32);
             }
-        }
+        });
     }
     direct
 }
 
 /// Per group, its well-formed expansions to known groups; the others are
 /// reported.
-fn expansion_edges(
-    input: &MembershipInput<'_>,
+fn expansion_edges<D>(
+    input: &MembershipInput<'_, D>,
     index: &HashMap<&str, u32>,
     issues: &mut Vec<MembershipIssue>,
 ) -> Vec<Vec<(ExpansionMode, u32)>> {
@@ -162,8 +184,8 @@ fn expansion_edges(
 
 /// Drops (and reports) every edge inside a strongly connected component,
 /// which leaves the graph acyclic.
-fn drop_cycle_edges(
-    input: &MembershipInput<'_>,
+fn drop_cycle_edges<D>(
+    input: &MembershipInput<'_, D>,
     edges: &mut [Vec<(ExpansionMode, u32)>],
     issues: &mut Vec<MembershipIssue>,
 ) {

@@ -188,6 +188,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use build::{ClashOutcome, Notice, SkipReason};
@@ -198,7 +199,7 @@ use netauth_cache::clean::{self, LocalAccounts};
 use netauth_cache::trusted::{
     create_dir_private, read_trusted, set_exact_mode, Owner, TrustError, TrustRule,
 };
-use netauth_cache::{temp_file_prefix, CacheContent, CacheError, CacheView, CACHE_FILE_NAME};
+use netauth_cache::{temp_file_prefix, CacheError, CacheView, WriteError, CACHE_FILE_NAME};
 use netauth_core::client::{Client, ClientBuilder};
 pub use netauth_core::config::refresh::{
     LocalGroupNameClash, MissingPrimaryGroup, RefreshSettings,
@@ -325,7 +326,33 @@ impl<E: std::error::Error + Send + Sync + 'static> From<FetchError<E>> for Refre
 }
 
 /// The client as a directory source.
-pub(crate) struct ClientSource<'a>(pub(crate) &'a Client);
+pub(crate) struct ClientSource<'a> {
+    client: &'a Client,
+    /// Every group name the answers named so far, once: 100,000 entities
+    /// name the same few groups, and each entity would otherwise hold its
+    /// own copy of each name.
+    group_names: HashSet<Arc<str>>,
+}
+
+impl<'a> ClientSource<'a> {
+    /// The directory as `client` answers it.
+    pub(crate) fn of(client: &'a Client) -> Self {
+        ClientSource {
+            client,
+            group_names: HashSet::new(),
+        }
+    }
+}
+
+/// The shared copy of `name` in `names`, added if it is new.
+fn shared_name(names: &mut HashSet<Arc<str>>, name: String) -> Arc<str> {
+    if let Some(known) = names.get(name.as_str()) {
+        return Arc::clone(known);
+    }
+    let name: Arc<str> = name.into();
+    names.insert(Arc::clone(&name));
+    name
+}
 
 impl DirectorySource for ClientSource<'_> {
     type Error = netauth_core::Error;
@@ -333,25 +360,34 @@ impl DirectorySource for ClientSource<'_> {
         &mut self,
         expression: &str,
     ) -> netauth_core::Result<Vec<SourceEntity>> {
-        let answer = self.0.entity_search(expression).await?;
+        let answer = self.client.entity_search(expression).await?;
+        let names = &mut self.group_names;
         Ok(answer
             .into_iter()
             .map(|e| SourceEntity {
                 id: e.id,
                 number: e.number,
-                primary_group: e.meta.primary_group,
+                primary_group: e.meta.primary_group.map(|g| shared_name(names, g)),
                 gecos: e.meta.gecos,
                 display_name: e.meta.display_name,
                 home: e.meta.home,
                 shell: e.meta.shell,
                 locked: e.meta.locked,
-                groups: e.meta.groups,
-                keys: e.meta.keys,
+                // Grown by pushes while decoding: the spare room of
+                // 100,000 small lists would stay until the mapping.
+                groups: shrunk(
+                    e.meta
+                        .groups
+                        .into_iter()
+                        .map(|g| shared_name(names, g))
+                        .collect(),
+                ),
+                keys: shrunk(e.meta.keys),
             })
             .collect())
     }
     async fn search_groups(&mut self, expression: &str) -> netauth_core::Result<Vec<SourceGroup>> {
-        let answer = self.0.group_search(expression).await?;
+        let answer = self.client.group_search(expression).await?;
         Ok(answer
             .into_iter()
             .map(|g| SourceGroup {
@@ -361,6 +397,11 @@ impl DirectorySource for ClientSource<'_> {
             })
             .collect())
     }
+}
+
+fn shrunk<T>(mut list: Vec<T>) -> Vec<T> {
+    list.shrink_to_fit();
+    list
 }
 
 /// The service name the refresh sends.
@@ -399,7 +440,8 @@ pub async fn refresh(
     match client {
         Ok(client) => {
             let mut outcome =
-                refresh_and_record(&mut ClientSource(&client), &server, &settings, options).await;
+                refresh_and_record(&mut ClientSource::of(&client), &server, &settings, options)
+                    .await;
             if let Ok(report) = &mut outcome {
                 let answered = client.health().answered_by();
                 offline::after_success(&settings.cache_dir, answered.as_deref(), report);
@@ -716,11 +758,12 @@ pub(crate) fn install(
     } = prepared;
     let dir = &settings.cache_dir;
     let (entities_fetched, groups_fetched) = (entities.len(), groups.len());
-    let mapped =
-        build::map_directory_owned(entities, &groups, memberships, settings, &local, &shells);
+    // Member and gid lists by user index: no copy of a name per membership.
+    let mut mapped =
+        build::map_directory_indexed(entities, &groups, memberships, settings, &local, &shells);
     drop(groups);
     release_free_memory();
-    notices.extend(mapped.notices);
+    notices.append(&mut mapped.notices);
 
     if let (Some((users, groups)), false) = (previous, options.force) {
         let max = settings.max_shrink_percent;
@@ -729,28 +772,30 @@ pub(crate) fn install(
     }
 
     let (source_label, _) = clean::clean_gecos(server);
-    let content = CacheContent {
-        users: mapped.users,
-        groups: mapped.groups,
-        user_groups: mapped.user_groups,
-        user_keys: mapped.user_keys,
-        generated_at,
-        source: source_label,
-    };
-    let bytes = netauth_cache::encode(&content)?;
-    let (users, groups) = (content.users.len(), content.groups.len());
-    drop(content);
-    netauth_cache::write_atomic(dir, CACHE_FILE_NAME, &bytes).map_err(|source| {
-        RefreshError::Write {
+    let content = mapped.cache_source(generated_at, &source_label);
+    // Streamed to the temporary file: the whole file is never in memory
+    // next to the content.
+    let cache_bytes = netauth_cache::write_atomic_with(dir, CACHE_FILE_NAME, |file| {
+        netauth_cache::encode_to_file(&content, file)
+    })
+    .map_err(|e| match e {
+        WriteError::Invalid(e) => RefreshError::Encode(e),
+        WriteError::Io(source) => RefreshError::Write {
             dir: dir.clone(),
             source,
-        }
+        },
     })?;
+    let (users, groups, private_groups) = (
+        mapped.users.len(),
+        mapped.groups.len(),
+        mapped.private_groups,
+    );
+    drop(mapped);
 
     Ok(RefreshReport {
         users,
         groups,
-        private_groups: mapped.private_groups,
+        private_groups,
         entities_fetched,
         groups_fetched,
         entity_calls: 0,
@@ -758,7 +803,7 @@ pub(crate) fn install(
         previous_users: previous.map(|p| p.0),
         previous_groups: previous.map(|p| p.1),
         cache_path,
-        cache_bytes: bytes.len(),
+        cache_bytes: cache_bytes as usize,
         duration: started.elapsed(),
         notices,
         snapshot: None,

@@ -146,7 +146,7 @@ pub fn publish(
             .request_timeout(Duration::from_millis(settings.request_timeout_ms))
             .build()
             .map_err(|e| RefreshError::Client(Box::new(e)))?;
-        let fetched = fetch::fetch_all(&mut ClientSource(&client), settings.search_cap).await?;
+        let fetched = fetch::fetch_all(&mut ClientSource::of(&client), settings.search_cap).await?;
         Ok::<_, RefreshError>(fetched)
     });
     drop(runtime);

@@ -294,13 +294,13 @@ fn entity_key(
 ) -> (
     &str,
     Option<i32>,
-    &Option<String>,
+    &Option<std::sync::Arc<str>>,
     &Option<String>,
     &Option<String>,
     &Option<String>,
     &Option<String>,
     bool,
-    &[String],
+    &[std::sync::Arc<str>],
     &[String],
 ) {
     (
@@ -383,13 +383,13 @@ impl From<&SourceEntity> for WireEntity {
         WireEntity {
             id: e.id.clone(),
             number: e.number,
-            primary_group: e.primary_group.clone(),
+            primary_group: e.primary_group.as_deref().map(str::to_owned),
             gecos: e.gecos.clone(),
             display_name: e.display_name.clone(),
             home: e.home.clone(),
             shell: e.shell.clone(),
             locked: e.locked,
-            groups: e.groups.clone(),
+            groups: e.groups.iter().map(|g| g.to_string()).collect(),
             keys: e.keys.clone(),
         }
     }
@@ -400,13 +400,13 @@ impl From<WireEntity> for SourceEntity {
         SourceEntity {
             id: e.id,
             number: e.number,
-            primary_group: e.primary_group,
+            primary_group: e.primary_group.map(Into::into),
             gecos: e.gecos,
             display_name: e.display_name,
             home: e.home,
             shell: e.shell,
             locked: e.locked,
-            groups: e.groups,
+            groups: e.groups.into_iter().map(Into::into).collect(),
             keys: e.keys,
         }
     }

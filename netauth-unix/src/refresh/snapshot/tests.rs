@@ -7,9 +7,9 @@ fn entity(id: &str, number: i32, groups: &[&str]) -> SourceEntity {
     SourceEntity {
         id: id.to_owned(),
         number: Some(number),
-        primary_group: Some("staff".to_owned()),
+        primary_group: Some("staff".into()),
         gecos: Some(format!("{id} \"quoted\" \u{e9}")),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
+        groups: groups.iter().map(|&g| g.into()).collect(),
         keys: vec!["ssh-ed25519:AAAA b".to_owned(), "ssh-rsa:BBBB".to_owned()],
         locked: id == "carol",
         ..Default::default()

@@ -50,7 +50,7 @@ impl Env {
             .map(|i| SourceEntity {
                 id: format!("u{i}"),
                 number: Some(5000 + i as i32),
-                primary_group: Some("staff".to_owned()),
+                primary_group: Some("staff".into()),
                 ..Default::default()
             })
             .collect();
