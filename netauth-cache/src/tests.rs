@@ -1268,8 +1268,9 @@ fn id_lookups_read_a_few_blocks() {
 /// `encode` returns (same seed), and `write_atomic_with` installs it.
 #[test]
 fn encode_to_file_writes_what_encode_returns() {
+    // Over 2 MiB in all, so that the file goes out in more than one write.
     let mut big = sample();
-    for i in 0..3000u32 {
+    for i in 0..9_000u32 {
         let mut u = user(&format!("user{i}"), 100_000 + i * 3, 1000);
         u.gecos = "x".repeat(i as usize % 300);
         big.users.push(u);
@@ -1296,6 +1297,9 @@ fn encode_to_file_writes_what_encode_returns() {
         super::writer::PINNED_SEED.with(|s| s.set(None));
         let written = std::fs::read(dir.path().join("nss.cache")).unwrap();
         assert_eq!(len, expected.len() as u64);
+        if content.users.len() > 5_000 {
+            assert!(written.len() > 2 * 1024 * 1024, "{}", written.len());
+        }
         assert!(written == expected, "the streamed file differs");
         assert_eq!(
             CacheView::parse(&written).unwrap().to_content().unwrap(),

@@ -592,15 +592,15 @@ pub enum WriteError {
 /// Returns the file's length. With [`write_atomic_with`], the cache is
 /// installed as [`write_atomic`] installs [`encode`]'s bytes.
 pub fn encode_to_file<C: CacheSource>(content: &C, file: &mut File) -> Result<u64, WriteError> {
-    use std::io::{Seek, SeekFrom};
     use std::os::unix::fs::FileExt;
     validate(content)?;
-    let mut out = io::BufWriter::with_capacity(STREAM_CHUNK, &mut *file);
+    let mut out = AlignedWrites::new(&mut *file);
     let mut file_len = 0;
     let header = stream_unchecked(content, super::BLOCK_SIZE, &mut out, |out, layout| {
         file_len = layout.file_len as u64;
-        out.seek(SeekFrom::Start(layout.data_start as u64))?;
-        Ok(())
+        // Zeros where the header goes, so that the writes stay aligned to
+        // the start of the file; the header overwrites them at the end.
+        out.write_all(&vec![0; layout.data_start])
     })?;
     out.flush()?;
     drop(out);
@@ -610,6 +610,51 @@ pub fn encode_to_file<C: CacheSource>(content: &C, file: &mut File) -> Result<u6
 
 /// How much of the data area waits in memory before it is written out.
 const STREAM_CHUNK: usize = 64 * 1024;
+
+/// The size and alignment of [`AlignedWrites`]' writes: a huge page.
+const LARGE_WRITE: usize = 2 * 1024 * 1024;
+
+/// A writer that passes its bytes on in writes of exactly [`LARGE_WRITE`]
+/// bytes (the last one shorter), each at a multiple of it from where it
+/// started. The page cache keeps what one large write wrote in large
+/// folios, which the kernel then maps into every reader 2 MiB at a time,
+/// one TLB entry where 4 KiB writes would need 512 (measured: a 21 MB
+/// cache written in 2 MiB writes is mapped with huge entries, in 64 KiB
+/// writes with none).
+struct AlignedWrites<W: Write> {
+    out: W,
+    pending: Vec<u8>,
+}
+
+impl<W: Write> AlignedWrites<W> {
+    fn new(out: W) -> Self {
+        AlignedWrites {
+            out,
+            pending: Vec::with_capacity(LARGE_WRITE + STREAM_CHUNK),
+        }
+    }
+}
+
+impl<W: Write> Write for AlignedWrites<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= LARGE_WRITE {
+            let mut written = 0;
+            for chunk in self.pending.chunks_exact(LARGE_WRITE) {
+                self.out.write_all(chunk)?;
+                written += chunk.len();
+            }
+            self.pending.drain(..written);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.pending)?;
+        self.pending.clear();
+        self.out.flush()
+    }
+}
 
 /// Encodes `content` to `out` without validating it: `start` is called
 /// with the layout once it is known (to put `out` at the start of the data
@@ -1068,4 +1113,49 @@ pub fn write_atomic_with<T, E: From<io::Error>>(
         let _ = fs::remove_file(&tmp_path);
     }
     result
+}
+
+#[cfg(test)]
+mod aligned_writes_tests {
+    use super::{AlignedWrites, LARGE_WRITE};
+    use std::io::Write;
+
+    /// Records each write it is given.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<usize>,
+        bytes: Vec<u8>,
+    }
+
+    impl Write for Recorder {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.writes.push(bytes.len());
+            self.bytes.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_write_but_the_last_is_one_whole_large_write() {
+        let mut recorder = Recorder::default();
+        let mut expected = Vec::new();
+        {
+            let mut out = AlignedWrites::new(&mut recorder);
+            // Pieces of uneven sizes, as the data stream hands them on.
+            for i in 0..200usize {
+                let piece = vec![(i % 251) as u8; 4096 + i * 613];
+                out.write_all(&piece).unwrap();
+                expected.extend_from_slice(&piece);
+            }
+            out.flush().unwrap();
+        }
+        assert_eq!(recorder.bytes, expected);
+        let (last, whole) = recorder.writes.split_last().unwrap();
+        assert!(whole.len() >= 2, "{:?}", recorder.writes);
+        assert!(whole.iter().all(|&n| n == LARGE_WRITE), "{whole:?}");
+        assert!(*last <= LARGE_WRITE);
+    }
 }
