@@ -480,8 +480,8 @@ mkdir -p /var/lib/netauth
 if [ -f "$NB_SCRATCH/nss.cache" ]; then
   # On the scratch folder's disk file system, as on a host (a page fault
   # on tmpfs costs this kind of machine about three times as much), and
-  # written in large writes as the refresh writes it (one write of the
-  # whole file): the page cache then holds it in large folios, which the
+  # written in large writes as the refresh writes it (2 MiB at a time):
+  # the page cache then holds it in large folios, which the
   # kernel maps 2 MiB at a time. `cp` copies with copy_file_range, which
   # leaves 4 KiB pages and a TLB miss in most lookups.
   rm -rf "$NB_SCRATCH/cache"
