@@ -194,8 +194,8 @@ mod writer;
 
 pub use reader::{CacheView, Gids, GroupRecord, Keys, LazyCheck, Members, UserRecord};
 pub use writer::{
-    encode, encode_to_file, encode_with_block_size, mark_replaced, temp_file_prefix, write_atomic,
-    write_atomic_with, CacheSource, WriteError,
+    encode, encode_to_file, encode_with_block_size, mark_replaced, refuse_unknown_users,
+    temp_file_prefix, write_atomic, write_atomic_with, CacheSource, WriteError,
 };
 
 use std::collections::BTreeMap;

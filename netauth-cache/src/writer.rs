@@ -81,25 +81,23 @@ impl CacheSource for CacheContent {
         &self.source
     }
     fn check_shape(&self, user_names: &HashSet<&str>) -> Result<(), CacheError> {
-        if let Some(user) = self
-            .user_groups
-            .keys()
-            .find(|u| !user_names.contains(u.as_str()))
-        {
-            return Err(CacheError::Invalid(format!(
-                "group list for unknown user {user:?}"
-            )));
-        }
-        if let Some(user) = self
-            .user_keys
-            .keys()
-            .find(|u| !user_names.contains(u.as_str()))
-        {
-            return Err(CacheError::Invalid(format!(
-                "keys for unknown user {user:?}"
-            )));
-        }
-        Ok(())
+        refuse_unknown_users(&self.user_groups, user_names, "group list")?;
+        refuse_unknown_users(&self.user_keys, user_names, "keys")
+    }
+}
+
+/// Refuses lists kept by user name (`what`, for the error: "keys", "group
+/// list") for a user not among `user_names`.
+pub fn refuse_unknown_users<V>(
+    lists: &std::collections::BTreeMap<String, V>,
+    user_names: &HashSet<&str>,
+    what: &str,
+) -> Result<(), CacheError> {
+    match lists.keys().find(|u| !user_names.contains(u.as_str())) {
+        Some(user) => Err(CacheError::Invalid(format!(
+            "{what} for unknown user {user:?}"
+        ))),
+        None => Ok(()),
     }
 }
 

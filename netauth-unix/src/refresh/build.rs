@@ -429,17 +429,7 @@ impl CacheSource for IndexedSource<'_> {
                 "a member or gid list refers to no user".to_owned(),
             ));
         }
-        if let Some(user) = self
-            .mapped
-            .user_keys
-            .keys()
-            .find(|u| !user_names.contains(u.as_str()))
-        {
-            return Err(CacheError::Invalid(format!(
-                "keys for unknown user {user:?}"
-            )));
-        }
-        Ok(())
+        netauth_cache::refuse_unknown_users(&self.mapped.user_keys, user_names, "keys")
     }
 }
 
