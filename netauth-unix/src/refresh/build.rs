@@ -1874,6 +1874,27 @@ mod tests {
         (entities, groups)
     }
 
+    /// The host accounts the golden directory is mapped against.
+    fn golden_local_accounts() -> LocalAccounts {
+        LocalAccounts::parse(
+            "root:x:0:0::/root:/bin/bash\nlocaluser:x:1500:1500::/home/l:/bin/sh\n",
+            "root:x:0:\nlocalgroup:x:1600:user03,user04\nusers:x:100:\nnetauth-taken:x:1700:\n",
+        )
+    }
+
+    /// The two policies the golden directory is mapped under.
+    fn golden_policies() -> [RefreshSettings; 2] {
+        [
+            (MissingPrimaryGroup::Skip, LocalGroupNameClash::Omit),
+            (MissingPrimaryGroup::Private, LocalGroupNameClash::Rename),
+        ]
+        .map(|(missing, clash)| RefreshSettings {
+            missing_primary_group: missing,
+            local_group_name_clash: clash,
+            ..RefreshSettings::default()
+        })
+    }
+
     /// What the refresh writes (the mapping by user index, streamed by the
     /// writer) is the cache of the mapping by name: every user, group,
     /// member, gid list and key, in order, under both policies, and a
@@ -1881,25 +1902,14 @@ mod tests {
     #[test]
     fn the_indexed_mapping_writes_the_cache_of_the_mapping() {
         let (mut entities, mut groups) = golden_directory();
-        let local = LocalAccounts::parse(
-            "root:x:0:0::/root:/bin/bash\nlocaluser:x:1500:1500::/home/l:/bin/sh\n",
-            "root:x:0:\nlocalgroup:x:1600:user03,user04\nusers:x:100:\nnetauth-taken:x:1700:\n",
-        );
+        let local = golden_local_accounts();
         let dir = tempfile::tempdir().unwrap();
         for reversed in [false, true] {
             if reversed {
                 entities.reverse();
                 groups.reverse();
             }
-            for (missing, clash) in [
-                (MissingPrimaryGroup::Skip, LocalGroupNameClash::Omit),
-                (MissingPrimaryGroup::Private, LocalGroupNameClash::Rename),
-            ] {
-                let s = RefreshSettings {
-                    missing_primary_group: missing,
-                    local_group_name_clash: clash,
-                    ..RefreshSettings::default()
-                };
+            for s in golden_policies() {
                 let by_name = map_directory(&entities, &groups, &s, &local, &shells());
                 let indexed =
                     map_directory_indexed(entities.clone(), &groups, None, &s, &local, &shells());
@@ -1931,21 +1941,11 @@ mod tests {
     #[test]
     fn mapped_output_matches_the_recorded_golden_copy() {
         let (entities, groups) = golden_directory();
-        let local = LocalAccounts::parse(
-            "root:x:0:0::/root:/bin/bash\nlocaluser:x:1500:1500::/home/l:/bin/sh\n",
-            "root:x:0:\nlocalgroup:x:1600:user03,user04\nusers:x:100:\nnetauth-taken:x:1700:\n",
-        );
+        let local = golden_local_accounts();
         let mut text = String::new();
-        for (missing, clash) in [
-            (MissingPrimaryGroup::Skip, LocalGroupNameClash::Omit),
-            (MissingPrimaryGroup::Private, LocalGroupNameClash::Rename),
-        ] {
-            let s = RefreshSettings {
-                missing_primary_group: missing,
-                local_group_name_clash: clash,
-                ..RefreshSettings::default()
-            };
+        for s in golden_policies() {
             let m = map_directory(&entities, &groups, &s, &local, &shells());
+            let (missing, clash) = (s.missing_primary_group, s.local_group_name_clash);
             text.push_str(&format!("{missing:?} {clash:?}\n{m:#?}\n"));
         }
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
