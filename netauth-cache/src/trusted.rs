@@ -312,12 +312,6 @@ impl TrustedFile {
         &self.path
     }
 
-    /// The open file, e.g. to map it. Its size was checked; a mapping
-    /// covers what the file holds when it is made.
-    pub fn into_file(self) -> File {
-        self.file
-    }
-
     /// The file mapped read-only, as long as it was when checked (no second
     /// `fstat`). For cache files, which are only ever replaced by rename
     /// (never modified or truncated in place), so the bytes behind the map
