@@ -19,7 +19,7 @@ use super::{
 };
 use netauth_cache::clean::LocalAccounts;
 use netauth_cache::trusted::{open_trusted, read_trusted, Owner, TrustRule};
-use netauth_cache::{CacheView, LazyCheck, CACHE_PATH};
+use netauth_cache::{LazyCheck, CACHE_PATH};
 use netauth_core::blocking::BlockingClient;
 use netauth_core::client::ClientBuilder;
 use netauth_core::config::{Config, TokenCacheKind};
@@ -239,6 +239,13 @@ impl Backend for NetAuthBackend {
     }
 
     fn forget_secret(&mut self, user: &str) -> Result<(), String> {
+        // Said plainly, rather than as the permission error the attempt
+        // would meet: the verifier stays until a root process deletes it.
+        if !self.offline.root {
+            return Err(
+                "cached credentials are root's only, and this process is not root".to_owned(),
+            );
+        }
         self.offline
             .verifiers
             .forget(user)
@@ -323,11 +330,18 @@ pub(crate) fn cached_account(
     now: SystemTime,
     owner: Owner,
 ) -> CacheAnswer {
-    let bytes = match read_trusted(path, &TrustRule::CACHE.with_owner(owner)) {
-        Ok(bytes) => bytes,
+    // Mapped and checked as NSS checks it: the header now, then the blocks
+    // this user's record and groups lie in. Reading and checking the whole
+    // file would cost an offline login a second at a million users.
+    let map = match open_trusted(path, &TrustRule::CACHE.with_owner(owner)).and_then(|t| t.map()) {
+        Ok(map) => map,
         Err(e) => return CacheAnswer::Unusable(e.to_string()),
     };
-    let view = match CacheView::parse(&bytes) {
+    let check = match LazyCheck::new(&map) {
+        Ok(check) => check,
+        Err(e) => return CacheAnswer::Unusable(format!("{}: {e}", path.display())),
+    };
+    let view = match check.view(&map) {
         Ok(view) => view,
         Err(e) => return CacheAnswer::Unusable(format!("{}: {e}", path.display())),
     };
@@ -443,6 +457,52 @@ mod tests {
             cached_account(&path, "alice", now, ME),
             CacheAnswer::Unusable(_)
         ));
+    }
+
+    /// The file is mapped and only the blocks a user's answer lies in are
+    /// checked, as NSS does: damage in another user's record leaves this
+    /// user's answer alone, damage in this user's own record makes it
+    /// unusable.
+    #[test]
+    fn cache_lookup_checks_the_blocks_of_its_user_only() {
+        let users: Vec<UnixUser> = (0..20)
+            .map(|i| UnixUser {
+                // Longer than a block: every record has blocks of its own.
+                gecos: "g".repeat(400),
+                ..user(&format!("user{i:02}"), 3000 + i, false)
+            })
+            .collect();
+        let content = CacheContent {
+            users,
+            groups: vec![UnixGroup {
+                name: "users".into(),
+                gid: 5000,
+                members: vec![],
+            }],
+            user_groups: BTreeMap::new(),
+            user_keys: Default::default(),
+            generated_at: 1_000_000,
+            source: "test".into(),
+        };
+        let mut bytes = encode(&content).unwrap();
+        let home = b"/home/user17";
+        let at = bytes
+            .windows(home.len())
+            .position(|w| w == home)
+            .expect("user17's home is in the file");
+        bytes[at + 1] ^= 0x20;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nss.cache");
+        write_0644(&path, &bytes);
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert!(matches!(
+            cached_account(&path, "user03", now, ME),
+            CacheAnswer::Present { locked: false, .. }
+        ));
+        match cached_account(&path, "user17", now, ME) {
+            CacheAnswer::Unusable(why) => assert!(why.contains("nss.cache"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
