@@ -530,11 +530,27 @@ struct Stats {
     samples: usize,
 }
 
-const ROWS: [(&str, &str); 8] = [
+const ROWS: [(&str, &str); 12] = [
     ("getpwnam_r", "`getpwnam_r`, random existing user"),
     ("getpwuid_r", "`getpwuid_r`, random existing uid"),
     ("getgrnam_r", "`getgrnam_r`, random existing group"),
     ("getgrouplist", "`getgrouplist`, random existing user"),
+    (
+        "getpwnam_r-first",
+        "`getpwnam_r`, each user's first in the process ³",
+    ),
+    (
+        "getpwuid_r-first",
+        "`getpwuid_r`, each uid's first in the process ³",
+    ),
+    (
+        "getgrnam_r-first",
+        "`getgrnam_r`, each group's first in the process ³",
+    ),
+    (
+        "getgrouplist-first",
+        "`getgrouplist`, each user's first in the process ³",
+    ),
     ("getpwent", "full `getpwent_r` loop (all users) ¹"),
     ("getgrent", "full `getgrent_r` loop (all groups) ¹"),
     ("first", "first `getpwnam_r` in a fresh process ²"),
@@ -791,7 +807,11 @@ fn report(
         s,
         "\n¹ Whole loop per sample; the p99 column is the slowest loop. \
          ² One process per sample; the first row is timed inside the process (glibc reads \
-         nsswitch.conf, loads the module, the module opens its data), the second by the parent.\n"
+         nsswitch.conf, loads the module, the module opens its data), the second by the parent. \
+         ³ Before the warm lookups of the rows above, nss_netauth and the floor look up every key \
+         once, in a random order, timed (nss_netauth checks each block of its file when a lookup \
+         first reads it, once per process); nss_files and libnss-cache keep nothing per process, \
+         so they skip it.\n"
     );
     let _ = writeln!(
         s,
@@ -805,8 +825,8 @@ fn report(
     if !counted.is_empty() {
         let _ = writeln!(
             s,
-            "\nInstructions per lookup under callgrind ({} warm lookups per operation after as \
-             many for warm-up; the first lookup of a fresh process counted once):\n",
+            "\nInstructions per lookup under callgrind ({} warm lookups per operation, after one \
+             lookup of every key; the first lookup of a fresh process counted once):\n",
             o.callgrind
         );
         let counted_variants: Vec<Variant> = o
@@ -1299,15 +1319,50 @@ struct Round {
     seed: u64,
 }
 
-/// Up to `max_calls` timed calls of `op` on random keys below `keys`, or
-/// as many as fit in `budget`, after a warm-up of a tenth of that.
+/// Every key below `keys` in a random order: a process's first lookup of
+/// each.
+fn permutation(keys: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys).collect();
+    for i in (1..keys).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    order
+}
+
+/// Timings of one operation: `first` of each key's first lookup in the
+/// process (empty if not asked for), `warm` of lookups after every key
+/// was looked up once.
+struct Timed {
+    first: Vec<u64>,
+    warm: Vec<u64>,
+}
+
+/// With `every_key`, first one timed lookup of every key below `keys` in
+/// a random order. nss_netauth checks each block of its file (CRC) when a
+/// lookup first reads it, once per process; random keys from a directory
+/// of a million would otherwise mostly be first lookups, and the warm
+/// figure would not be warm. Then up to `max_calls` timed calls of `op` on
+/// random keys, or as many as fit in `budget`, after a warm-up of a tenth
+/// of that.
 fn time_random(
     what: &str,
     keys: usize,
     round: &Round,
+    every_key: bool,
     mut op: impl FnMut(usize) -> bool,
-) -> Result<Vec<u64>, Failure> {
+) -> Result<Timed, Failure> {
     let mut rng = Rng(round.seed ^ (what.len() as u64) << 32 | 1);
+    let mut first = Vec::new();
+    if every_key {
+        first.reserve(keys);
+        for key in permutation(keys, &mut rng) {
+            let t0 = Instant::now();
+            let found = op(key);
+            let t1 = Instant::now();
+            ensure!(found, "{what}: first lookup of key {key} failed");
+            first.push((t1 - t0).as_nanos() as u64);
+        }
+    }
     let warm_until = Instant::now() + round.budget / 10;
     for n in 0.. {
         ensure!(op(rng.below(keys)), "{what}: a warm-up lookup failed");
@@ -1315,20 +1370,28 @@ fn time_random(
             break;
         }
     }
-    let mut samples = Vec::with_capacity(round.max_calls);
+    let mut warm = Vec::with_capacity(round.max_calls);
     let start = Instant::now();
-    while samples.len() < round.max_calls {
+    while warm.len() < round.max_calls {
         let key = rng.below(keys);
         let t0 = Instant::now();
         let found = op(key);
         let t1 = Instant::now();
         ensure!(found, "{what}: lookup of key {key} failed");
-        samples.push((t1 - t0).as_nanos() as u64);
+        warm.push((t1 - t0).as_nanos() as u64);
         if t1 - start > round.budget {
             break;
         }
     }
-    Ok(samples)
+    Ok(Timed { first, warm })
+}
+
+/// Prints both sets of [`Timed`]: `OP` and `OP-first`.
+fn print_timed(op: &str, timed: &Timed) {
+    if !timed.first.is_empty() {
+        print_samples(&format!("{op}-first"), &timed.first);
+    }
+    print_samples(op, &timed.warm);
 }
 
 /// Whole loops of `op`: at least one, at most `max_loops`, within the budget.
@@ -1380,20 +1443,26 @@ fn measure(
     let names: Vec<CString> = content.users.iter().map(|u| c(&u.name)).collect();
     let group_names: Vec<CString> = content.groups.iter().map(|g| c(&g.name)).collect();
     let n = content.users.len();
-    let samples = time_random("getpwnam_r", n, round, |i| glibc.getpwnam_raw(&names[i]))?;
-    print_samples("getpwnam_r", &samples);
-    let samples = time_random("getpwuid_r", n, round, |i| {
+    // nss_files and libnss-cache keep nothing per process (each lookup
+    // reads the files again), and a pass over every key would take them
+    // minutes: only nss_netauth and the floor make it.
+    let every_key = matches!(variant, Variant::Netauth | Variant::Floor);
+    let timed = time_random("getpwnam_r", n, round, every_key, |i| {
+        glibc.getpwnam_raw(&names[i])
+    })?;
+    print_timed("getpwnam_r", &timed);
+    let timed = time_random("getpwuid_r", n, round, every_key, |i| {
         glibc.getpwuid_raw(content.users[i].uid)
     })?;
-    print_samples("getpwuid_r", &samples);
-    let samples = time_random("getgrnam_r", group_names.len(), round, |i| {
+    print_timed("getpwuid_r", &timed);
+    let timed = time_random("getgrnam_r", group_names.len(), round, every_key, |i| {
         glibc.getgrnam_raw(&group_names[i])
     })?;
-    print_samples("getgrnam_r", &samples);
-    let samples = time_random("getgrouplist", n, round, |i| {
+    print_timed("getgrnam_r", &timed);
+    let timed = time_random("getgrouplist", n, round, every_key, |i| {
         Glibc::getgrouplist_raw(&names[i], content.users[i].gid)
     })?;
-    print_samples("getgrouplist", &samples);
+    print_timed("getgrouplist", &timed);
     if variant != Variant::Floor {
         let samples = time_loops(round, || glibc.all_passwd(false).0 == n)?;
         print_samples("getpwent", &samples);
@@ -1522,31 +1591,32 @@ fn group_name_at(groups: u32, g: u32) -> String {
 }
 
 /// `count OP N USERS GROUPS`, run under callgrind: `N` lookups of random
-/// existing keys (as many again before, to warm up), collected only inside
-/// [`counted_lookups`]. For `first`, the process's one first lookup.
+/// existing keys, after one lookup of every key (as the warm rows of the
+/// timings), collected only inside [`counted_lookups`]. For `first`, the
+/// process's one first lookup.
 fn count(op: &str, n: u32, users: u32, groups: u32) -> Result<(), Failure> {
     let mut glibc = Glibc::new();
     let mut rng = Rng(0x5eed_0000_0000_0001);
     let user_names: Vec<CString> = (0..users).map(|i| c(&format!("user{i}"))).collect();
     let group_names: Vec<CString> = (0..groups).map(|g| c(&group_name_at(groups, g))).collect();
-    let lookup = |glibc: &mut Glibc, rng: &mut Rng| -> bool {
-        let i = rng.below(users as usize);
+    let keys = if op == "getgrnam_r" { groups } else { users } as usize;
+    let lookup = |glibc: &mut Glibc, i: usize| -> bool {
         match op {
             "getpwnam_r" | "first" => glibc.getpwnam_raw(&user_names[i]),
             "getpwuid_r" => glibc.getpwuid_raw(FIRST_UID + i as u32),
-            "getgrnam_r" => glibc.getgrnam_raw(&group_names[rng.below(groups as usize)]),
+            "getgrnam_r" => glibc.getgrnam_raw(&group_names[i]),
             _ => Glibc::getgrouplist_raw(&user_names[i], FIRST_GID),
         }
     };
     if op != "first" {
-        for _ in 0..n {
-            ensure!(
-                lookup(&mut glibc, &mut rng),
-                "{op}: a warm-up lookup failed"
-            );
+        for i in permutation(keys, &mut rng) {
+            ensure!(lookup(&mut glibc, i), "{op}: a warm-up lookup failed");
         }
     }
-    let found = counted_lookups(n, || lookup(&mut glibc, &mut rng));
+    let found = counted_lookups(n, || {
+        let i = rng.below(keys);
+        lookup(&mut glibc, i)
+    });
     ensure!(found == n, "{op}: {} of {n} lookups failed", n - found);
     Ok(())
 }
