@@ -20,6 +20,8 @@
 //!     lookup; nss_netauth and the floor only): repeatable where
 //!     wall-clock time is not. NSS_BENCH_KEEP_CALLGRIND=DIR keeps the
 //!     callgrind files there, for `callgrind_annotate`.
+//!     NSS_BENCH_HOT_KEYS=N times lookups of the first N keys only (their
+//!     entries then stay in the CPU caches): a lookup without its misses.
 //! nss_bench count OP N        N lookups of OP, for callgrind
 //! nss_bench measure VARIANT USERS GROUPS MS CALLS LOOPS FRESH SEED check|no-check
 //!     one round of one module, inside its namespace
@@ -803,6 +805,13 @@ fn report(
         samples("getpwent"),
         samples("first")
     );
+    if let Some(hot) = hot_keys() {
+        let _ = writeln!(
+            s,
+            "\nNSS_BENCH_HOT_KEYS={hot}: the lookups above used only the first {hot} keys of each \
+             kind, whose entries stay in the CPU caches."
+        );
+    }
     let _ = writeln!(
         s,
         "\n¹ Whole loop per sample; the p99 column is the slowest loop. \
@@ -1352,6 +1361,7 @@ fn time_random(
     mut op: impl FnMut(usize) -> bool,
 ) -> Result<Timed, Failure> {
     let mut rng = Rng(round.seed ^ (what.len() as u64) << 32 | 1);
+    let keys = hot_keys().map_or(keys, |hot| hot.min(keys));
     let mut first = Vec::new();
     if every_key {
         first.reserve(keys);
@@ -1384,6 +1394,14 @@ fn time_random(
         }
     }
     Ok(Timed { first, warm })
+}
+
+/// `NSS_BENCH_HOT_KEYS`, if set: how many keys the timed lookups use.
+fn hot_keys() -> Option<usize> {
+    std::env::var("NSS_BENCH_HOT_KEYS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
 }
 
 /// Prints both sets of [`Timed`]: `OP` and `OP-first`.
