@@ -796,9 +796,21 @@ fn scan_member_list(list: &[u8]) -> (bool, usize) {
         bad |= chunk_bad != 0;
         nuls += usize::from(chunk_nuls);
     }
-    for &b in chunks.remainder() {
-        bad |= bad_in_member_list(b);
-        nuls += usize::from(b == 0);
+    // The tail goes through the same chunk code, padded with a byte that
+    // is neither bad nor NUL: a byte-by-byte tail cost more than a chunk.
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut padded = [b'a'; LANES];
+        for (dst, &src) in padded.iter_mut().zip(tail) {
+            *dst = src;
+        }
+        let (mut chunk_bad, mut chunk_nuls) = (0u8, 0u8);
+        for &b in &padded {
+            chunk_bad |= u8::from(bad_in_member_list(b));
+            chunk_nuls += u8::from(b == 0);
+        }
+        bad |= chunk_bad != 0;
+        nuls += usize::from(chunk_nuls);
     }
     (bad, nuls)
 }
@@ -1412,6 +1424,30 @@ impl<'a> CacheView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan finds a bad byte and counts NULs wherever they lie: in a
+    /// whole chunk or in the padded tail, for lists of every length around
+    /// one and two chunks.
+    #[test]
+    fn member_list_scan_sees_every_position() {
+        for len in [1, 2, 31, 32, 33, 40, 63, 64, 65, 95] {
+            let clean = vec![b'a'; len];
+            assert_eq!(scan_member_list(&clean), (false, 0), "len {len}");
+            for at in 0..len {
+                let mut list = clean.clone();
+                list[at] = b':';
+                assert_eq!(scan_member_list(&list), (true, 0), "len {len}, ':' at {at}");
+                list[at] = 0;
+                assert_eq!(
+                    scan_member_list(&list),
+                    (false, 1),
+                    "len {len}, NUL at {at}"
+                );
+            }
+            let nuls = vec![0u8; len];
+            assert_eq!(scan_member_list(&nuls), (false, len), "len {len} of NULs");
+        }
+    }
 
     /// The member list check forbids exactly the bytes a name may not hold.
     #[test]

@@ -106,13 +106,12 @@ impl<'b> Packer<'b> {
             .ok_or(PackError::TooSmall)?;
         let base = self.base();
         let (start, space) = self.take(bytes)?;
-        let mut chunks = space.chunks_exact_mut(size_of::<usize>());
-        let values = offsets
-            .take(count)
-            .map(|off| base.wrapping_add(off))
-            .chain(std::iter::repeat(0));
-        for (chunk, value) in chunks.by_ref().zip(values) {
-            for (dst, src) in chunk.iter_mut().zip(value.to_ne_bytes()) {
+        // One slot per name, then the NULL; a name missing from `offsets`
+        // leaves a NULL too, never an unwritten slot.
+        let mut offsets = offsets.take(count);
+        for slot in space.chunks_exact_mut(size_of::<usize>()) {
+            let value = offsets.next().map_or(0, |off| base.wrapping_add(off));
+            for (dst, src) in slot.iter_mut().zip(value.to_ne_bytes()) {
                 dst.write(src);
             }
         }
