@@ -429,6 +429,37 @@ check "and leaves both files untouched (same bytes, same modification times)" \
     bash -c 'cmp -s "$1" "$2/snapshot.json" && [ "$(stat -c "%n %y %s" "$2"/snapshot.json*)" = "$(cat "$3")" ]' \
     _ "$WORK/snapshot.first" "$ROOT$state_dir" "$WORK/published.stat"
 
+section "the publish unit's own comment: another folder by a drop-in"
+# The lines the comment gives, as an admin would copy them.
+dropin="$(sed -n 's/^#   //p' "$publish_unit")"
+mkdir_cmd="$(grep -o 'install -d -m 0755 [^)]*' "$publish_unit" || true)"
+printf '%s\n%s\n' "$mkdir_cmd" "$dropin"
+check "the comment gives the folder's install -d and a drop-in clearing ExecStart" \
+    bash -c '[ -n "$1" ] && [ "$(grep -c "^ExecStart=" <<<"$2")" = 2 ] && grep -qx "ExecStart=" <<<"$2"' _ "$mkdir_cmd" "$dropin"
+other_dir="${mkdir_cmd##* }"
+in_root sh -c "$mkdir_cmd" || true
+mkdir -p "$ROOT/etc/systemd/system/netauth-unix-publish.service.d"
+printf '%s\n' "$dropin" >"$ROOT/etc/systemd/system/netauth-unix-publish.service.d/override.conf"
+in_root systemd-analyze verify netauth-unix-publish.service >"$WORK/verify-dropin.out" 2>&1 || true
+cat "$WORK/verify-dropin.out"
+check "systemd-analyze verify accepts the service with the drop-in, silently" \
+    bash -c '! grep -q netauth "$1"' _ "$WORK/verify-dropin.out"
+in_root systemd-analyze cat-config systemd/system/netauth-unix-publish.service >"$WORK/publish.cat" 2>&1 || true
+# The effective command: the last ExecStart= after the last empty one.
+effective_cmd="$(awk '/^ExecStart=$/{cmd=""; next} /^ExecStart=/{cmd=substr($0, 11)} END{print cmd}' "$WORK/publish.cat")"
+echo "effective ExecStart=$effective_cmd"
+check "with the drop-in, the one command publishes into $other_dir, which is writable in the sandbox" \
+    bash -c '[ "$(grep -c "^ExecStart=/" "$1")" = 2 ] && [ "$2" = "/usr/sbin/netauth-unix publish --out $3" ] && grep -qx "ReadWritePaths=$3" "$1"' \
+    _ "$WORK/publish.cat" "$effective_cmd" "$other_dir"
+publish_ok=0
+in_root sh -c "umask 0022 && exec $effective_cmd" >"$WORK/publish-other.out" 2>&1 && publish_ok=1
+cat "$WORK/publish-other.out"
+check "that command publishes there (root's folder made by the comment's install -d)" \
+    bash -c '[ "$1" = 1 ] && [ "$(stat -c %a "$2/snapshot.json" 2>/dev/null)" = 644 ] && [ -s "$2/snapshot.json.sig" ]' \
+    _ "$publish_ok" "$ROOT$other_dir"
+rm -r "$ROOT/etc/systemd/system/netauth-unix-publish.service.d"
+[ -z "$other_dir" ] || rm -rf "${ROOT:?}$other_dir"
+
 section "the man page's nginx block serves the folder; a host refreshes from it"
 nginx_block="$(zcat "$ROOT/usr/share/man/man8/netauth-unix.8.gz" \
     | awk '/^\.\\" nginx-example/{on=1; next} on && /^\.fi/{exit} on' | sed -e 's/\\-/-/g' -e 's/\\e/\\/g' || true)"
