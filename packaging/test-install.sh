@@ -56,6 +56,8 @@ rpm_files="$(rpm -qpl "$RPM")"
 echo "$rpm_files"
 expected_rpm_files='/etc/netauth/config.toml
 /etc/ssh/sshd_config.d/netauth.conf
+/usr/lib/systemd/system/netauth-unix-publish.service
+/usr/lib/systemd/system/netauth-unix-publish.timer
 /usr/lib/systemd/system/netauth-unix-refresh.service
 /usr/lib/systemd/system/netauth-unix-refresh.timer
 /usr/lib64/libnss_netauth.so.2
@@ -80,6 +82,19 @@ check "rpm %post presets the timer on first install" grep -q 'systemctl --no-rel
 check "rpm %post refreshes at once on upgrade, without blocking" grep -q 'systemctl --no-block start netauth-unix-refresh.service' <<<"$rpm_scripts"
 check "rpm %preun disables and stops the timer on erase" grep -q 'systemctl --no-reload disable --now netauth-unix-refresh.timer' <<<"$rpm_scripts"
 check "rpm %postun try-restarts the timer on upgrade" grep -q 'systemctl try-restart netauth-unix-refresh.timer' <<<"$rpm_scripts"
+# The publish timer is for the publishing host only: nothing may preset,
+# enable or start it on install; erase takes it away if the admin enabled it.
+rpm_post="$(rpm -qp --qf '%{POSTIN}' "$RPM")"
+rpm_preun="$(rpm -qp --qf '%{PREUN}' "$RPM")"
+rpm_postun="$(rpm -qp --qf '%{POSTUN}' "$RPM")"
+check "rpm %post presets, enables and starts nothing of the publish units" \
+    bash -c '! grep -v "^[[:space:]]*#" <<<"$1" | grep -q netauth-unix-publish' _ "$rpm_post"
+check "rpm %preun disables and stops the publish timer and service on erase" \
+    grep -q -E '^[[:space:]]+systemctl --no-reload disable --now netauth-unix-publish.timer netauth-unix-publish.service ' <<<"$rpm_preun"
+check "rpm %postun try-restarts the publish timer on upgrade (only if running)" \
+    grep -q -E 'systemctl try-restart .*netauth-unix-publish.timer' <<<"$rpm_postun"
+check "rpm %postun deletes the published snapshot on erase" \
+    grep -q -x '    rm -rf /var/lib/netauth-publish' <<<"$rpm_postun"
 check "rpm scriptlets leave nsswitch.conf and pam.d to authselect" \
     bash -c '! grep -q -E "nsswitch.conf|/etc/pam.d|pam-auth-update" <<<"$1"' _ "$rpm_scripts"
 check "rpm requires libpam" grep -q '^libpam.so.0()(64bit)$' <<<"$(rpm -qp --requires "$RPM")"
@@ -92,6 +107,14 @@ section "isolated root: overlay of / in a private mount namespace"
 WORK="$(mktemp -d /tmp/netauth-pkgtest.XXXXXX)"
 SERVER_PID=
 SYSLOG_PID=
+NGINX_PID=
+stop_nginx() {
+    if [ -n "${NGINX_PID:-}" ]; then
+        kill -QUIT "$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
+        NGINX_PID=
+    fi
+}
 stop_server() {
     if [ -n "${SERVER_PID:-}" ]; then
         kill "$SERVER_PID" 2>/dev/null || true
@@ -100,6 +123,7 @@ stop_server() {
     fi
 }
 cleanup() {
+    stop_nginx
     stop_server
     [ -z "${SYSLOG_PID:-}" ] || kill "$SYSLOG_PID" 2>/dev/null || true
     # The mounts vanish with the namespace; drop the empty mount point too.
@@ -222,7 +246,8 @@ in_root dpkg -L netauth-unix | grep -v -E '/$|^/\.$' | sort
 for path in /usr/sbin/netauth-unix /lib/x86_64-linux-gnu/libnss_netauth.so.2 \
     /lib/x86_64-linux-gnu/security/pam_netauth.so /etc/netauth/config.toml \
     /usr/share/pam-configs/netauth /usr/lib/systemd/system/netauth-unix-refresh.service \
-    /usr/lib/systemd/system/netauth-unix-refresh.timer /usr/share/man/man8/netauth-unix.8.gz \
+    /usr/lib/systemd/system/netauth-unix-refresh.timer /usr/lib/systemd/system/netauth-unix-publish.service \
+    /usr/lib/systemd/system/netauth-unix-publish.timer /usr/share/man/man8/netauth-unix.8.gz \
     /usr/share/doc/netauth-unix/copyright /usr/share/doc/netauth-unix/changelog.Debian.gz; do
     check "installed: $path" test -e "$ROOT$path"
 done
@@ -271,14 +296,35 @@ check "sshd's effective configuration is unchanged by the install" cmp -s "$WORK
 
 section "systemd units"
 check "timer enabled (timers.target.wants link)" test -L "$ROOT/etc/systemd/system/timers.target.wants/netauth-unix-refresh.timer"
+# The publish timer is for the publishing host only: two installs (the
+# guide's and the reinstall above) must not have enabled it.
+check "publish timer installed but not enabled (no timers.target.wants link)" \
+    test ! -e "$ROOT/etc/systemd/system/timers.target.wants/netauth-unix-publish.timer" -a ! -L "$ROOT/etc/systemd/system/timers.target.wants/netauth-unix-publish.timer"
+# systemctl reads the unit files offline here (no systemd in the root).
+check "systemctl is-enabled: refresh timer enabled" \
+    test "$(in_root systemctl is-enabled netauth-unix-refresh.timer 2>&1)" = enabled
+check "systemctl is-enabled: publish timer disabled" \
+    test "$(in_root systemctl is-enabled netauth-unix-publish.timer 2>&1)" = disabled
+check "systemctl is-enabled: publish service static (runs only from its timer)" \
+    test "$(in_root systemctl is-enabled netauth-unix-publish.service 2>&1)" = static
+# The snippets cargo-deb wrote: the publish timer is never enabled, only
+# kept enabled on upgrades where the admin enabled it; removal stops it.
+postinst_publish="$(grep -E 'deb-systemd-helper (enable|--quiet was-enabled|debian-installed) netauth-unix-publish' "$ROOT/var/lib/dpkg/info/netauth-unix.postinst" || true)"
+printf '%s\n' "$postinst_publish"
+check "postinst enables the publish timer only where it was enabled before" \
+    bash -c 'grep -q "debian-installed netauth-unix-publish.timer" <<<"$1" && grep -q "was-enabled netauth-unix-publish.timer" <<<"$1"' _ "$postinst_publish"
+check "prerm stops the publish units on removal" \
+    awk '/\[ "\$1" = remove \]/{r=1} r && /deb-systemd-invoke stop .*netauth-unix-publish.timer/{f=1} /^fi/{r=0} END{exit !f}' "$ROOT/var/lib/dpkg/info/netauth-unix.prerm"
 # systemd-analyze verify needs no systemd running as PID 1 (it loads the
 # units offline, checks ExecStart= is executable and Documentation= man
 # pages exist): it runs here, inside the root, on the installed files.
-in_root systemd-analyze verify /usr/lib/systemd/system/netauth-unix-refresh.service \
-    /usr/lib/systemd/system/netauth-unix-refresh.timer >"$WORK/verify.out" 2>&1 || true
+units="/usr/lib/systemd/system/netauth-unix-refresh.service /usr/lib/systemd/system/netauth-unix-refresh.timer
+/usr/lib/systemd/system/netauth-unix-publish.service /usr/lib/systemd/system/netauth-unix-publish.timer"
+# shellcheck disable=SC2086 # one word per unit
+in_root systemd-analyze verify $units >"$WORK/verify.out" 2>&1 || true
 cat "$WORK/verify.out"
-check "systemd-analyze verify accepts both units" \
-    in_root systemd-analyze verify /usr/lib/systemd/system/netauth-unix-refresh.service /usr/lib/systemd/system/netauth-unix-refresh.timer
+# shellcheck disable=SC2086
+check "systemd-analyze verify accepts the four units" in_root systemd-analyze verify $units
 check "systemd-analyze verify said nothing about them" \
     bash -c '! grep -q netauth-unix "$1"' _ "$WORK/verify.out"
 
@@ -316,6 +362,180 @@ grep -v -E '^#|^$' "$ROOT/etc/netauth/config.toml"
 check "netauth-unix refresh" in_root netauth-unix refresh
 in_root netauth-unix status || true
 check "cache written under /var/lib/netauth" test -s "$ROOT/var/lib/netauth/nss.cache"
+
+section "publish: the unit's ExecStart, run in the root"
+publish_unit="$ROOT/usr/lib/systemd/system/netauth-unix-publish.service"
+publish_cmd="$(sed -n 's/^ExecStart=//p' "$publish_unit")"
+echo "ExecStart=$publish_cmd"
+check "the publish service has one ExecStart" test "$(grep -c '^ExecStart=' "$publish_unit")" = 1
+# systemd makes StateDirectory= (under /var/lib, with StateDirectoryMode=)
+# before ExecStart: the command must write exactly there, and that folder
+# must be the one the sandbox lets it write.
+state_dir="/var/lib/$(sed -n 's/^StateDirectory=//p' "$publish_unit")"
+check "ExecStart writes into StateDirectory $state_dir (mode 0755), its only ReadWritePaths" \
+    bash -c '[ "$1" = "/usr/sbin/netauth-unix publish --out $2" ] && [ "$(sed -n "s/^ReadWritePaths=//p" "$3")" = "$2" ] && grep -qx "StateDirectoryMode=0755" "$3"' \
+    _ "$publish_cmd" "$state_dir" "$publish_unit"
+# Everything from NoNewPrivileges= on, comments and the writable folder left out.
+hardening() { sed -n '/^NoNewPrivileges=/,$p' "$1" | grep -v -E '^(#|$|ReadWritePaths=)' || true; }
+hardening "$publish_unit" >"$WORK/hardening.publish"
+hardening "$ROOT/usr/lib/systemd/system/netauth-unix-refresh.service" >"$WORK/hardening.refresh"
+check "the publish service is hardened as the refresh service is (but for the folder)" \
+    bash -c '[ "$(wc -l <"$1")" -ge 25 ] && diff -u "$2" "$1"' _ "$WORK/hardening.publish" "$WORK/hardening.refresh"
+exposure() { # unit: systemd's own score of its sandbox (lower is tighter)
+    in_root systemd-analyze security --offline=yes "/usr/lib/systemd/system/$1" 2>/dev/null \
+        | sed -n 's/^.*Overall exposure level for [^:]*: \([0-9.]*\) .*$/\1/p' || true
+}
+publish_exposure="$(exposure netauth-unix-publish.service)"
+refresh_exposure="$(exposure netauth-unix-refresh.service)"
+echo "systemd-analyze security: publish $publish_exposure, refresh $refresh_exposure"
+check "systemd-analyze security scores the publish sandbox no worse than the refresh's" \
+    awk -v p="$publish_exposure" -v r="$refresh_exposure" 'BEGIN { exit !(p != "" && r != "" && p + 0 <= r + 0) }'
+in_root netauth-unix keygen >"$WORK/keygen.out" 2>"$WORK/keygen.err" || true
+cat "$WORK/keygen.err" "$WORK/keygen.out"
+publisher_key_line="$(grep -E '^publisher_key = "ed25519:[A-Za-z0-9+/=]+"$' "$WORK/keygen.out" || true)"
+check "keygen printed the hosts' publisher_key line" test -n "$publisher_key_line"
+check "the private key is root's, mode 0600" test "$(stat -c %U:%a "$ROOT/etc/netauth/publisher.key" 2>/dev/null)" = root:600
+check "the output folder does not exist before the first run" test ! -e "$ROOT$state_dir"
+# shellcheck disable=SC2086 # the unit's command line, word by word as systemd splits it
+run_publish() { in_root sh -c "umask 0022 && exec $publish_cmd"; }
+publish_ok=0
+run_publish >"$WORK/publish.out" 2>&1 && publish_ok=1
+cat "$WORK/publish.out"
+check "the unit's ExecStart publishes (test server, key from keygen)" test "$publish_ok" = 1
+check "it says it published" grep -q "^netauth-unix: published snapshot .* in $state_dir: " "$WORK/publish.out"
+check "$state_dir: root's, mode 0755" test "$(stat -c %U:%a "$ROOT$state_dir" 2>/dev/null)" = root:755
+check "$state_dir/snapshot.json: root's, mode 0644" test "$(stat -c %U:%a "$ROOT$state_dir/snapshot.json" 2>/dev/null)" = root:644
+check "$state_dir/snapshot.json.sig: root's, mode 0644" test "$(stat -c %U:%a "$ROOT$state_dir/snapshot.json.sig" 2>/dev/null)" = root:644
+check "the folder holds the two files and publish's lock (0600), nothing else" \
+    test "$(cd "$ROOT$state_dir" 2>/dev/null && stat -c '%n %a' -- .[!.]* * 2>/dev/null | sort | tr '\n' ' ')" = ".publish.lock 600 snapshot.json 644 snapshot.json.sig 644 "
+check "the snapshot holds the test directory (alice, nx-engineering)" \
+    bash -c 'grep -q "\"alice\"" "$1" && grep -q "\"nx-engineering\"" "$1"' _ "$ROOT$state_dir/snapshot.json" 2>/dev/null
+# The web server reads the folder as its own user; the key must stay out of
+# its reach.
+as_www_cat() { chroot --userspec=www-data:www-data "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin cat "$@" >/dev/null; }
+check "the web server's user (www-data) reads both files" \
+    as_www_cat "$state_dir/snapshot.json" "$state_dir/snapshot.json.sig"
+check "the web server's user cannot read the private key" \
+    bash -c '! chroot --userspec=www-data:www-data "$1" /usr/bin/env -i PATH=/usr/bin:/bin cat /etc/netauth/publisher.key >/dev/null 2>&1' _ "$ROOT"
+# (|| true: a missing file fails the checks below, not the script.)
+stat -c '%n %y %s' "$ROOT$state_dir"/snapshot.json* >"$WORK/published.stat" || true
+cp "$ROOT$state_dir/snapshot.json" "$WORK/snapshot.first" || true
+publish_ok=0
+run_publish >"$WORK/publish2.out" 2>&1 && publish_ok=1
+cat "$WORK/publish2.out"
+check "a second run succeeds and says the unchanged snapshot was kept" \
+    bash -c '[ "$1" = 1 ] && grep -q "^netauth-unix: unchanged, kept snapshot " "$2"' _ "$publish_ok" "$WORK/publish2.out"
+check "and leaves both files untouched (same bytes, same modification times)" \
+    bash -c 'cmp -s "$1" "$2/snapshot.json" && [ "$(stat -c "%n %y %s" "$2"/snapshot.json*)" = "$(cat "$3")" ]' \
+    _ "$WORK/snapshot.first" "$ROOT$state_dir" "$WORK/published.stat"
+
+section "the publish unit's own comment: another folder by a drop-in"
+# The lines the comment gives, as an admin would copy them.
+dropin="$(sed -n 's/^#   //p' "$publish_unit")"
+mkdir_cmd="$(grep -o 'install -d -m 0755 [^)]*' "$publish_unit" || true)"
+printf '%s\n%s\n' "$mkdir_cmd" "$dropin"
+check "the comment gives the folder's install -d and a drop-in clearing ExecStart" \
+    bash -c '[ -n "$1" ] && [ "$(grep -c "^ExecStart=" <<<"$2")" = 2 ] && grep -qx "ExecStart=" <<<"$2"' _ "$mkdir_cmd" "$dropin"
+other_dir="${mkdir_cmd##* }"
+in_root sh -c "$mkdir_cmd" || true
+mkdir -p "$ROOT/etc/systemd/system/netauth-unix-publish.service.d"
+printf '%s\n' "$dropin" >"$ROOT/etc/systemd/system/netauth-unix-publish.service.d/override.conf"
+in_root systemd-analyze verify netauth-unix-publish.service >"$WORK/verify-dropin.out" 2>&1 || true
+cat "$WORK/verify-dropin.out"
+check "systemd-analyze verify accepts the service with the drop-in, silently" \
+    bash -c '! grep -q netauth "$1"' _ "$WORK/verify-dropin.out"
+in_root systemd-analyze cat-config systemd/system/netauth-unix-publish.service >"$WORK/publish.cat" 2>&1 || true
+# The effective command: the last ExecStart= after the last empty one.
+effective_cmd="$(awk '/^ExecStart=$/{cmd=""; next} /^ExecStart=/{cmd=substr($0, 11)} END{print cmd}' "$WORK/publish.cat")"
+echo "effective ExecStart=$effective_cmd"
+check "with the drop-in, the one command publishes into $other_dir, which is writable in the sandbox" \
+    bash -c '[ "$(grep -c "^ExecStart=/" "$1")" = 2 ] && [ "$2" = "/usr/sbin/netauth-unix publish --out $3" ] && grep -qx "ReadWritePaths=$3" "$1"' \
+    _ "$WORK/publish.cat" "$effective_cmd" "$other_dir"
+publish_ok=0
+in_root sh -c "umask 0022 && exec $effective_cmd" >"$WORK/publish-other.out" 2>&1 && publish_ok=1
+cat "$WORK/publish-other.out"
+check "that command publishes there (root's folder made by the comment's install -d)" \
+    bash -c '[ "$1" = 1 ] && [ "$(stat -c %a "$2/snapshot.json" 2>/dev/null)" = 644 ] && [ -s "$2/snapshot.json.sig" ]' \
+    _ "$publish_ok" "$ROOT$other_dir"
+rm -r "$ROOT/etc/systemd/system/netauth-unix-publish.service.d"
+[ -z "$other_dir" ] || rm -rf "${ROOT:?}$other_dir"
+
+section "the man page's nginx block serves the folder; a host refreshes from it"
+nginx_block="$(zcat "$ROOT/usr/share/man/man8/netauth-unix.8.gz" \
+    | awk '/^\.\\" nginx-example/{on=1; next} on && /^\.fi/{exit} on' | sed -e 's/\\-/-/g' -e 's/\\e/\\/g' || true)"
+printf '%s\n' "$nginx_block"
+check "the installed man page has the nginx block for $state_dir" grep -q -F "alias $state_dir/;" <<<"$nginx_block"
+NGINX_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+mkdir -p "$ROOT/tmp/nginx"
+# Debian's nginx, run by hand in the root (never its service), workers as
+# www-data as Debian's configuration has them.
+cat >"$ROOT/tmp/nginx/nginx.conf" <<NGINX
+daemon off;
+master_process on;
+worker_processes 1;
+user www-data www-data;
+pid /tmp/nginx/nginx.pid;
+error_log /tmp/nginx/error.log info;
+events { worker_connections 16; }
+http {
+    log_format fleet '\$request_method \$uri \$status';
+    access_log /tmp/nginx/access.log fleet;
+    client_body_temp_path /tmp/nginx/body;
+    proxy_temp_path /tmp/nginx/proxy;
+    fastcgi_temp_path /tmp/nginx/fastcgi;
+    uwsgi_temp_path /tmp/nginx/uwsgi;
+    scgi_temp_path /tmp/nginx/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+$nginx_block
+    }
+}
+NGINX
+chroot "$ROOT" /usr/sbin/nginx -p /tmp/nginx -c /tmp/nginx/nginx.conf -e /tmp/nginx/error.log \
+    >"$WORK/nginx.out" 2>&1 &
+NGINX_PID=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break
+    sleep 0.1
+done
+HOST="$ROOT/root/fleet-host"
+mkdir -m 0700 "$HOST"
+# A host that never talks to NetAuth for its refresh (the server it names is
+# a closed port), with its own cache folder.
+cat >"$HOST/config.toml" <<HOSTCONF
+[core]
+server = "127.0.0.1"
+port = 9
+[tls]
+pwn_me = true
+[unix]
+cache_dir = "/root/fleet-host/cache"
+[unix.refresh]
+source = "http://127.0.0.1:$NGINX_PORT/netauth/"
+$publisher_key_line
+HOSTCONF
+host_ok=0
+in_root netauth-unix refresh --config /root/fleet-host/config.toml >"$WORK/host-refresh.out" 2>&1 && host_ok=1
+cat "$WORK/host-refresh.out"
+check "a host refreshes from the snapshot nginx serves" test "$host_ok" = 1
+check "its cache was written" test -s "$HOST/cache/nss.cache"
+host_ok=0
+in_root netauth-unix refresh --config /root/fleet-host/config.toml >>"$WORK/host-refresh.out" 2>&1 && host_ok=1
+cat "$ROOT/tmp/nginx/access.log" 2>/dev/null || cat "$ROOT/tmp/nginx/error.log" || true
+check "nginx (as www-data) served snapshot.json and its signature" \
+    bash -c 'grep -qx "GET /netauth/snapshot.json 200" "$1" && grep -qx "GET /netauth/snapshot.json.sig 200" "$1"' _ "$ROOT/tmp/nginx/access.log"
+check "the second refresh: 304 Not Modified (the unchanged publish kept the ETag)" \
+    bash -c '[ "$1" = 1 ] && [ "$(tail -n 1 "$2")" = "GET /netauth/snapshot.json 304" ]' _ "$host_ok" "$ROOT/tmp/nginx/access.log"
+stop_nginx
+rm -rf "$HOST" "$ROOT/tmp/nginx"
+
+section "publish timer enabled by the admin, then an upgrade"
+in_root systemctl enable netauth-unix-publish.timer || true
+check "systemctl enable made the timers.target.wants link" \
+    test -L "$ROOT/etc/systemd/system/timers.target.wants/netauth-unix-publish.timer"
+in_root dpkg -i /tmp/netauth-unix.deb >"$WORK/upgrade-enabled.log" 2>&1 || cat "$WORK/upgrade-enabled.log"
+check "an upgrade keeps the admin's choice (publish timer still enabled)" \
+    test "$(in_root systemctl is-enabled netauth-unix-publish.timer 2>&1)" = enabled
 
 section "NSS through the installed module"
 in_root getent passwd alice bob || true
@@ -438,6 +658,16 @@ check "nsswitch.conf as before" diff -u "$WORK/before/nsswitch.conf" "$ROOT/etc/
 echo "--- diff -ru before/pam.d after-remove/pam.d"
 check "/etc/pam.d as before" diff -ru "$WORK/before/pam.d" "$ROOT/etc/pam.d"
 check "pam_netauth.so gone" test ! -e "$ROOT/lib/x86_64-linux-gnu/security/pam_netauth.so"
+# The admin enabled the publish timer above. As for every Debian unit (the
+# refresh timer too), removal keeps that choice for a reinstall but masks
+# the unit, so nothing can start it while the package is gone; purge drops
+# both (below). prerm stopped it on a running systemd (checked above).
+ls -l "$ROOT/etc/systemd/system" "$ROOT/etc/systemd/system/timers.target.wants" 2>/dev/null || true
+check "removal masked the publish timer (nothing starts it while the package is gone)" \
+    test "$(readlink "$ROOT/etc/systemd/system/netauth-unix-publish.timer")" = /dev/null
+check "removal masked the refresh timer as well" \
+    test "$(readlink "$ROOT/etc/systemd/system/netauth-unix-refresh.timer")" = /dev/null
+check "the published snapshot stays until purge" test -s "$ROOT/var/lib/netauth-publish/snapshot.json"
 
 section "dpkg --purge (twice)"
 in_root dpkg --purge netauth-unix
@@ -448,6 +678,12 @@ check "nsswitch.conf as before" diff -u "$WORK/before/nsswitch.conf" "$ROOT/etc/
 echo "--- diff -ru before/pam.d after-purge/pam.d"
 check "/etc/pam.d as before" diff -ru "$WORK/before/pam.d" "$ROOT/etc/pam.d"
 check "cache folder removed" test ! -e "$ROOT/var/lib/netauth"
+check "published snapshot folder removed" test ! -e "$ROOT/var/lib/netauth-publish"
+check "no enablement link or mask of the publish timer left (the admin had enabled it)" \
+    bash -c 'for l in "$1/timers.target.wants/netauth-unix-publish.timer" "$1/netauth-unix-publish.timer"; do
+                 [ ! -e "$l" ] && [ ! -L "$l" ] || exit 1; done' _ "$ROOT/etc/systemd/system"
+check "systemctl: the publish timer is gone" \
+    bash -c '! in_root systemctl is-enabled netauth-unix-publish.timer >/dev/null 2>&1'
 check "conffile config.toml removed" test ! -e "$ROOT/etc/netauth/config.toml"
 # dpkg keeps what the admin put there (the server certificate); the admin
 # deletes it.
