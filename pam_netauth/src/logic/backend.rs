@@ -332,7 +332,8 @@ pub(crate) fn cached_account(
 ) -> CacheAnswer {
     // Mapped and checked as NSS checks it: the header now, then the blocks
     // this user's record and groups lie in. Reading and checking the whole
-    // file would cost an offline login a second at a million users.
+    // file would make an offline login read and checksum some 200 MB at a
+    // million users.
     let map = match open_trusted(path, &TrustRule::CACHE.with_owner(owner)).and_then(|t| t.map()) {
         Ok(map) => map,
         Err(e) => return CacheAnswer::Unusable(e.to_string()),
