@@ -422,22 +422,6 @@ fn next_entry<T>(
     }
 }
 
-/// The gids `initgroups` should add: the user's list without `skip` (the
-/// primary group glibc adds itself) and without gids already present.
-fn gids_to_add(
-    listed: impl Iterator<Item = u32>,
-    skip: u32,
-    present: &[libc::gid_t],
-) -> Vec<libc::gid_t> {
-    let mut out: Vec<libc::gid_t> = Vec::new();
-    for gid in listed {
-        if gid != skip && !present.contains(&gid) && !out.contains(&gid) {
-            out.push(gid);
-        }
-    }
-    out
-}
-
 /// The size to grow the gid array to when it is full, or `None` when it may
 /// not grow (`limit` > 0 is the caller's maximum).
 fn grown_size(size: c_long, limit: c_long) -> Option<c_long> {
@@ -446,6 +430,75 @@ fn grown_size(size: c_long, limit: c_long) -> Option<c_long> {
         (size < limit).then_some(doubled.min(limit))
     } else {
         Some(doubled)
+    }
+}
+
+/// glibc's gid array during `initgroups_dyn`: `groups` is NULL (with
+/// `capacity` 0) or a malloc'd array of `capacity` gids whose first `used`
+/// are set; `limit` > 0 caps its growth.
+struct GidArray {
+    groups: *mut libc::gid_t,
+    used: c_long,
+    capacity: c_long,
+    limit: c_long,
+}
+
+impl GidArray {
+    /// The gids set so far.
+    fn set(&self) -> &[libc::gid_t] {
+        match usize::try_from(self.used) {
+            // SAFETY: the first `used` entries of the array are set (the
+            // type's invariant; `used` ≤ `capacity`, checked at entry and
+            // kept by `push`).
+            Ok(n) if !self.groups.is_null() => unsafe {
+                std::slice::from_raw_parts(self.groups, n)
+            },
+            _ => &[],
+        }
+    }
+
+    /// Appends each listed gid that is not `skip` (the primary group glibc
+    /// adds itself) and not in the array yet, growing it as glibc expects.
+    /// A full array that may not grow ends the list (success: glibc asked
+    /// for at most `limit`); a failed `realloc` is TRYAGAIN with ENOMEM.
+    fn append_new(&mut self, listed: impl Iterator<Item = u32>, skip: u32) -> Outcome {
+        for gid in listed {
+            if gid == skip || self.set().contains(&gid) {
+                continue;
+            }
+            if self.used == self.capacity {
+                match self.grow() {
+                    Some(true) => {}
+                    Some(false) => return Outcome::TryAgain(libc::ENOMEM),
+                    None => break,
+                }
+            }
+            let Ok(at) = usize::try_from(self.used) else {
+                break;
+            };
+            // SAFETY: used < capacity, and the array holds `capacity` gids.
+            unsafe { self.groups.add(at).write(gid) };
+            self.used += 1;
+        }
+        Outcome::Success
+    }
+
+    /// Doubles the array with `realloc`: `None` when it may not grow,
+    /// `Some(false)` when the allocation failed (the array is unchanged).
+    fn grow(&mut self) -> Option<bool> {
+        let new_capacity = grown_size(self.capacity, self.limit)?;
+        let bytes = usize::try_from(new_capacity)
+            .ok()?
+            .checked_mul(std::mem::size_of::<libc::gid_t>())?;
+        // SAFETY: `groups` is NULL or the malloc'd array glibc gave us;
+        // glibc frees whatever is left in *groupsp.
+        let grown = unsafe { libc::realloc(self.groups.cast(), bytes) }.cast::<libc::gid_t>();
+        if grown.is_null() {
+            return Some(false);
+        }
+        self.groups = grown;
+        self.capacity = new_capacity;
+        Some(true)
     }
 }
 
@@ -475,57 +528,32 @@ pub unsafe extern "C" fn _nss_netauth_initgroups_dyn(
             return Outcome::Unavailable(libc::EINVAL);
         }
         // SAFETY: the three pointers are valid (checked non-NULL; contract).
-        let (mut used, mut capacity, mut groups) = unsafe { (*start, *size, *groupsp) };
+        let (used, capacity, groups) = unsafe { (*start, *size, *groupsp) };
         if used < 0 || capacity < used || (groups.is_null() && capacity > 0) {
             return Outcome::Unavailable(libc::EINVAL);
         }
-        let present: &[libc::gid_t] = if groups.is_null() {
-            &[]
-        } else {
-            // SAFETY: the first `used` entries of the array are set.
-            unsafe { std::slice::from_raw_parts(groups, used as usize) }
+        let mut array = GidArray {
+            groups,
+            used,
+            capacity,
+            limit,
         };
         let found = source::with_view(|view| match view.groups_of_user(name) {
-            Ok(Some(gids)) => Ok(gids_to_add(gids, skip_group, present)),
+            // Straight into glibc's array: no list of our own to allocate.
+            Ok(Some(gids)) => Ok(array.append_new(gids, skip_group)),
             Ok(None) => Err(Outcome::NotFound),
             Err(_) => Err(Outcome::Unavailable(libc::ENOENT)),
         });
-        let add = match found {
-            Ok(Ok(add)) => add,
+        let outcome = match found {
+            Ok(Ok(outcome)) => outcome,
             Ok(Err(outcome)) => return outcome,
             Err(unavailable) => return unavailable.into(),
         };
-        let mut outcome = Outcome::Success;
-        for gid in add {
-            if used == capacity {
-                let Some(new_capacity) = grown_size(capacity, limit) else {
-                    break;
-                };
-                let Some(bytes) = usize::try_from(new_capacity)
-                    .ok()
-                    .and_then(|n| n.checked_mul(std::mem::size_of::<libc::gid_t>()))
-                else {
-                    break;
-                };
-                // SAFETY: `groups` is NULL or the malloc'd array glibc gave
-                // us; glibc frees whatever we leave in *groupsp.
-                let grown = unsafe { libc::realloc(groups.cast(), bytes) }.cast::<libc::gid_t>();
-                if grown.is_null() {
-                    outcome = Outcome::TryAgain(libc::ENOMEM);
-                    break;
-                }
-                groups = grown;
-                capacity = new_capacity;
-            }
-            // SAFETY: used < capacity, the array holds `capacity` gids.
-            unsafe { groups.add(used as usize).write(gid) };
-            used += 1;
-        }
         // SAFETY: the three pointers are valid (checked above).
         unsafe {
-            *groupsp = groups;
-            *size = capacity;
-            *start = used;
+            *groupsp = array.groups;
+            *size = array.capacity;
+            *start = array.used;
         }
         outcome
     })
@@ -562,13 +590,69 @@ mod tests {
         assert!(matches!(next_entry(6, entries), Ok(None)));
     }
 
+    /// A gid array as glibc hands it over: malloc'd, `set` first.
+    fn glibc_array(set: &[libc::gid_t], capacity: usize, limit: c_long) -> GidArray {
+        // SAFETY: a plain allocation, filled below within its size.
+        let groups = unsafe { libc::malloc(capacity.max(1) * 4) }.cast::<libc::gid_t>();
+        assert!(!groups.is_null());
+        for (i, &gid) in set.iter().enumerate() {
+            // SAFETY: i < set.len() ≤ capacity.
+            unsafe { groups.add(i).write(gid) };
+        }
+        GidArray {
+            groups,
+            used: set.len() as c_long,
+            capacity: capacity as c_long,
+            limit,
+        }
+    }
+
+    fn free(array: GidArray) {
+        // SAFETY: allocated by malloc/realloc above.
+        unsafe { libc::free(array.groups.cast()) };
+    }
+
     #[test]
-    fn gids_skip_primary_and_present() {
+    fn gids_skip_primary_and_present_and_grow_the_array() {
+        let mut array = glibc_array(&[5], 1, 0);
         assert_eq!(
-            gids_to_add([5, 6, 7, 6, 8].into_iter(), 7, &[5]),
-            vec![6, 8]
+            array.append_new([5, 6, 7, 6, 8].into_iter(), 7,),
+            Outcome::Success
         );
-        assert!(gids_to_add(std::iter::empty(), 1, &[]).is_empty());
+        assert_eq!(array.set(), &[5, 6, 8]);
+        assert_eq!(array.capacity, 8);
+        assert_eq!(array.append_new(std::iter::empty(), 1), Outcome::Success);
+        assert_eq!(array.set(), &[5, 6, 8]);
+        // More than one growth, every gid kept once.
+        assert_eq!(
+            array.append_new((100..130).chain(100..130), 0),
+            Outcome::Success
+        );
+        assert_eq!(array.set().len(), 33);
+        assert_eq!(array.capacity, 64);
+        free(array);
+    }
+
+    #[test]
+    fn gids_stop_at_the_limit() {
+        let mut array = glibc_array(&[5], 2, 3);
+        assert_eq!(
+            array.append_new([6, 7, 8, 9].into_iter(), 0),
+            Outcome::Success
+        );
+        assert_eq!(array.set(), &[5, 6, 7]);
+        assert_eq!(array.capacity, 3);
+        free(array);
+        // An empty, NULL array grows from nothing.
+        let mut array = GidArray {
+            groups: std::ptr::null_mut(),
+            used: 0,
+            capacity: 0,
+            limit: 0,
+        };
+        assert_eq!(array.append_new([4, 4].into_iter(), 0), Outcome::Success);
+        assert_eq!(array.set(), &[4]);
+        free(array);
     }
 
     #[test]
