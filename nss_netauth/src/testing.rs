@@ -98,11 +98,7 @@ pub fn install_unmarked(dir: &Path, bytes: &[u8]) {
 /// of the block holding it no longer matches.
 pub fn damaged(names: &[&str], damaged: &str) -> Vec<u8> {
     let mut bytes = encoded(names);
-    let gecos = format!("The user {damaged}");
-    let at = bytes
-        .windows(gecos.len())
-        .position(|w| w == gecos.as_bytes())
-        .unwrap();
+    let at = netauth_test_support::offset_of(&bytes, format!("The user {damaged}").as_bytes());
     bytes[at + 4] ^= 0x20;
     bytes
 }

@@ -486,11 +486,7 @@ mod tests {
             source: "test".into(),
         };
         let mut bytes = encode(&content).unwrap();
-        let home = b"/home/user17";
-        let at = bytes
-            .windows(home.len())
-            .position(|w| w == home)
-            .expect("user17's home is in the file");
+        let at = netauth_test_support::offset_of(&bytes, b"/home/user17");
         bytes[at + 1] ^= 0x20;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nss.cache");

@@ -255,11 +255,7 @@ fn corrupt_or_foreign_cache_is_not_found_without_crash() {
     // A flipped bit in na_alice's record: the block a lookup of her reads
     // (blocks it does not read are checked when another lookup reads them).
     let mut flipped = good.clone();
-    let home = b"/home/na_alice";
-    let at = good
-        .windows(home.len())
-        .position(|w| w == home)
-        .expect("na_alice's home in her record");
+    let at = netauth_test_support::offset_of(&good, b"/home/na_alice");
     flipped[at + 3] ^= 0x10;
     let truncated = &good[..good.len() - 1];
     let foreign = b"root:x:0:0:root:/root:/bin/bash\n".to_vec();
@@ -405,11 +401,7 @@ fn an_entry_the_writer_never_writes_is_refused_and_skipped_by_enumeration() {
     }
     let content = sample_content();
     let mut cache = encode_content(&content);
-    let home = b"/home/na_bob";
-    let at = cache
-        .windows(home.len())
-        .position(|w| w == home)
-        .expect("na_bob's home in his record");
+    let at = netauth_test_support::offset_of(&cache, b"/home/na_bob");
     cache[at + 8] = b':';
     reseal(&mut cache);
 

@@ -44,3 +44,17 @@ fn test_name(at: &Location<'_>) -> String {
         _ => location,
     }
 }
+
+/// Where `needle` first occurs in `haystack` (a test's way to find a
+/// record's bytes in an encoded cache, to damage or craft them). Panics,
+/// naming the needle, when it is not there.
+#[track_caller]
+pub fn offset_of(haystack: &[u8], needle: &[u8]) -> usize {
+    let at = haystack.windows(needle.len()).position(|w| w == needle);
+    assert!(
+        at.is_some(),
+        "{:?} is not in the bytes",
+        String::from_utf8_lossy(needle)
+    );
+    at.unwrap_or_default()
+}
