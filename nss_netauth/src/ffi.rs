@@ -449,7 +449,7 @@ impl GidArray {
         match usize::try_from(self.used) {
             // SAFETY: the first `used` entries of the array are set (the
             // type's invariant; `used` ≤ `capacity`, checked at entry and
-            // kept by `push`).
+            // kept by `append_new`).
             Ok(n) if !self.groups.is_null() => unsafe {
                 std::slice::from_raw_parts(self.groups, n)
             },
@@ -593,7 +593,8 @@ mod tests {
     /// A gid array as glibc hands it over: malloc'd, `set` first.
     fn glibc_array(set: &[libc::gid_t], capacity: usize, limit: c_long) -> GidArray {
         // SAFETY: a plain allocation, filled below within its size.
-        let groups = unsafe { libc::malloc(capacity.max(1) * 4) }.cast::<libc::gid_t>();
+        let groups = unsafe { libc::malloc(capacity.max(1) * std::mem::size_of::<libc::gid_t>()) }
+            .cast::<libc::gid_t>();
         assert!(!groups.is_null());
         for (i, &gid) in set.iter().enumerate() {
             // SAFETY: i < set.len() ≤ capacity.
@@ -616,7 +617,7 @@ mod tests {
     fn gids_skip_primary_and_present_and_grow_the_array() {
         let mut array = glibc_array(&[5], 1, 0);
         assert_eq!(
-            array.append_new([5, 6, 7, 6, 8].into_iter(), 7,),
+            array.append_new([5, 6, 7, 6, 8].into_iter(), 7),
             Outcome::Success
         );
         assert_eq!(array.set(), &[5, 6, 8]);
