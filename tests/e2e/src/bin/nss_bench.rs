@@ -1362,20 +1362,24 @@ fn time_random(
 ) -> Result<Timed, Failure> {
     let mut rng = Rng(round.seed ^ (what.len() as u64) << 32 | 1);
     let keys = hot_keys().map_or(keys, |hot| hot.min(keys));
+    // One timed lookup: its nanoseconds and when it ended.
+    let mut timed = |key: usize| -> Result<(u64, Instant), Failure> {
+        let t0 = Instant::now();
+        let found = op(key);
+        let t1 = Instant::now();
+        ensure!(found, "{what}: lookup of key {key} failed");
+        Ok(((t1 - t0).as_nanos() as u64, t1))
+    };
     let mut first = Vec::new();
     if every_key {
         first.reserve(keys);
         for key in permutation(keys, &mut rng) {
-            let t0 = Instant::now();
-            let found = op(key);
-            let t1 = Instant::now();
-            ensure!(found, "{what}: first lookup of key {key} failed");
-            first.push((t1 - t0).as_nanos() as u64);
+            first.push(timed(key)?.0);
         }
     }
     let warm_until = Instant::now() + round.budget / 10;
     for n in 0.. {
-        ensure!(op(rng.below(keys)), "{what}: a warm-up lookup failed");
+        timed(rng.below(keys))?;
         if n >= round.max_calls / 10 || Instant::now() > warm_until {
             break;
         }
@@ -1383,13 +1387,9 @@ fn time_random(
     let mut warm = Vec::with_capacity(round.max_calls);
     let start = Instant::now();
     while warm.len() < round.max_calls {
-        let key = rng.below(keys);
-        let t0 = Instant::now();
-        let found = op(key);
-        let t1 = Instant::now();
-        ensure!(found, "{what}: lookup of key {key} failed");
-        warm.push((t1 - t0).as_nanos() as u64);
-        if t1 - start > round.budget {
+        let (ns, end) = timed(rng.below(keys))?;
+        warm.push(ns);
+        if end - start > round.budget {
             break;
         }
     }
