@@ -38,6 +38,12 @@ if [ "$multiarch" != x86_64-linux-gnu ]; then
 fi
 
 cargo build --release --locked -p nss_netauth -p pam_netauth -p netauth-unix
+# The .rpm is for RHEL 9 (glibc 2.34). The NSS module links GCC's unwinder
+# in, which needs glibc 2.35 (see nss_netauth/build.rs); the .rpm's keeps
+# the shared libgcc_s, built in a target folder of its own.
+if [ "$what" != deb ]; then
+    NETAUTH_UNWINDER=libgcc_s cargo build --release --locked -p nss_netauth --target-dir target/nss-libgcc_s
+fi
 
 # Generated files the packages ship: gzipped man pages for the RPM (cargo-deb
 # compresses its own) and the copyright file with the linked crates' licences.
@@ -49,6 +55,10 @@ mkdir -p "$gen/bin"
 for elf in netauth-unix libnss_netauth.so libpam_netauth.so; do
     strip --strip-unneeded -o "$gen/bin/$elf" "target/release/$elf"
 done
+if [ "$what" != deb ]; then
+    mkdir -p "$gen/bin-rpm"
+    strip --strip-unneeded -o "$gen/bin-rpm/libnss_netauth.so" target/nss-libgcc_s/release/libnss_netauth.so
+fi
 for page in netauth-unix.8 pam_netauth.8; do
     gzip -9 -n -c "packaging/common/$page" > "$gen/$page.gz"
 done

@@ -99,6 +99,27 @@ check "rpm scriptlets leave nsswitch.conf and pam.d to authselect" \
     bash -c '! grep -q -E "nsswitch.conf|/etc/pam.d|pam-auth-update" <<<"$1"' _ "$rpm_scripts"
 check "rpm requires libpam" grep -q '^libpam.so.0()(64bit)$' <<<"$(rpm -qp --requires "$RPM")"
 check "rpm digests verify" rpm -K --nosignature "$RPM"
+# The .rpm is for RHEL 9 (glibc 2.34): its NSS module keeps the shared
+# unwinder; the .deb's links GCC's in (glibc 2.35) and needs libc alone.
+newest_glibc() { readelf -V -W "$1" | grep -o 'GLIBC_2\.[0-9]*' | cut -d. -f2 | sort -n | tail -n1; }
+needed_libs() { readelf -d -W "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' | tr '\n' ' '; }
+MODULES="$(mktemp -d /tmp/netauth-pkgtest-modules.XXXXXX)"
+rpm2archive - <"$RPM" | tar -xz -C "$MODULES" ./usr/lib64/libnss_netauth.so.2
+dpkg-deb --fsys-tarfile "$DEB" | tar -x -C "$MODULES" ./lib/x86_64-linux-gnu/libnss_netauth.so.2
+rpm_nss="$MODULES/usr/lib64/libnss_netauth.so.2"
+deb_nss="$MODULES/lib/x86_64-linux-gnu/libnss_netauth.so.2"
+echo "rpm NSS module: needs $(needed_libs "$rpm_nss")GLIBC_2.$(newest_glibc "$rpm_nss")"
+echo "deb NSS module: needs $(needed_libs "$deb_nss")GLIBC_2.$(newest_glibc "$deb_nss")"
+check "rpm NSS module needs no glibc newer than 2.34 (RHEL 9)" test "$(newest_glibc "$rpm_nss")" -le 34
+check "rpm NSS module uses the shared unwinder" \
+    test "$(needed_libs "$rpm_nss")" = "libgcc_s.so.1 libc.so.6 ld-linux-x86-64.so.2 "
+check "rpm requires libgcc_s" grep -q '^libgcc_s.so.1()(64bit)$' <<<"$(rpm -qp --requires "$RPM")"
+check "deb NSS module needs libc alone (the unwinder linked in)" \
+    test "$(needed_libs "$deb_nss")" = "libc.so.6 ld-linux-x86-64.so.2 "
+check "deb NSS module needs no glibc newer than 2.35" test "$(newest_glibc "$deb_nss")" -le 35
+check "deb depends on a libc6 with _dl_find_object (2.35)" \
+    grep -q 'libc6 (>= 2.35)' <<<"$(dpkg-deb -f "$DEB" Depends)"
+rm -rf "$MODULES"
 check "rpm payload unpacks to the same list" \
     test "$(rpm2archive - <"$RPM" | tar -tz | grep -v '/$' | sed 's#^\./#/#' | sort)" = "$(sort <<<"$expected_rpm_files")"
 

@@ -57,31 +57,45 @@ pub fn netauth_unix_binary() -> &'static Path {
 /// set from leaking into the module.
 pub fn nss_module_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let target = target_dir().join("nss-e2e");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "nss_netauth", "--target-dir"])
-            .arg(&target)
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build -p nss_netauth");
-        assert!(status.success(), "cargo build -p nss_netauth failed");
-        let library = target.join("debug/libnss_netauth.so");
-        assert!(
-            library.is_file(),
-            "{} missing after the build",
-            library.display()
-        );
-        let dir = target.join("nss-lib");
-        std::fs::create_dir_all(&dir).expect("create the library folder");
-        // Replace the link atomically: test binaries may run in parallel.
-        let tmp = dir.join(format!(".link.{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&library, &tmp).expect("symlink the module");
-        std::fs::rename(&tmp, dir.join("libnss_netauth.so.2")).expect("install the symlink");
-        dir
-    })
+    DIR.get_or_init(|| build_nss_module("nss-e2e", None))
+}
+
+/// The module as the `.rpm` ships it: built with `NETAUTH_UNWINDER=libgcc_s`
+/// (the shared unwinder, for glibc 2.34), in a target folder of its own;
+/// returns the folder holding `libnss_netauth.so.2`.
+pub fn nss_module_dir_with_shared_unwinder() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| build_nss_module("nss-e2e-libgcc_s", Some("libgcc_s")))
+}
+
+fn build_nss_module(target_name: &str, unwinder: Option<&str>) -> PathBuf {
+    let target = target_dir().join(target_name);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--quiet", "-p", "nss_netauth", "--target-dir"])
+        .arg(&target)
+        .current_dir(workspace_root())
+        .env_remove("NETAUTH_UNWINDER");
+    if let Some(unwinder) = unwinder {
+        build.env("NETAUTH_UNWINDER", unwinder);
+    }
+    let status = build.status().expect("run cargo build -p nss_netauth");
+    assert!(status.success(), "cargo build -p nss_netauth failed");
+    let library = target.join("debug/libnss_netauth.so");
+    assert!(
+        library.is_file(),
+        "{} missing after the build",
+        library.display()
+    );
+    let dir = target.join("nss-lib");
+    std::fs::create_dir_all(&dir).expect("create the library folder");
+    // Replace the link atomically: test binaries may run in parallel.
+    let tmp = dir.join(format!(".link.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&library, &tmp).expect("symlink the module");
+    std::fs::rename(&tmp, dir.join("libnss_netauth.so.2")).expect("install the symlink");
+    dir
 }
 
 /// The e2e tests mount file systems in a private namespace: they need root

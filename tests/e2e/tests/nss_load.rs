@@ -1,12 +1,15 @@
 //! What glibc pays to load the NSS module and what its first lookup costs
 //! in system calls: the module exports exactly the entry points glibc looks
-//! for, depends on libc, libgcc_s (the unwinder) and nothing else, needs no
-//! glibc newer than 2.34 (RHEL 9), and a process's first lookup opens,
-//! checks and maps the cache in seven system calls, with no `stat` of the
-//! path.
+//! for, depends on libc alone (GCC's unwinder is linked in) and needs no
+//! glibc newer than 2.35, the `.rpm`'s build (the shared unwinder) none
+//! newer than 2.34 (RHEL 9), and a process's first lookup opens, checks and
+//! maps the cache in seven system calls, with no `stat` of the path.
 
-use netauth_e2e::nss::{encode_content, nss_module_dir, run_in_namespace, sample_content, NsRun};
-use std::path::PathBuf;
+use netauth_e2e::nss::{
+    encode_content, nss_module_dir, nss_module_dir_with_shared_unwinder, run_in_namespace,
+    sample_content, NsRun,
+};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The functions glibc's NSS looks up in a module for the databases we
@@ -30,13 +33,36 @@ fn module() -> PathBuf {
 }
 
 fn readelf(args: &[&str]) -> String {
+    readelf_of(&module(), args)
+}
+
+fn readelf_of(library: &Path, args: &[&str]) -> String {
     let out = Command::new("readelf")
         .args(args)
-        .arg(module())
+        .arg(library)
         .output()
         .expect("run readelf");
     assert!(out.status.success(), "readelf {args:?} failed");
     String::from_utf8(out.stdout).expect("UTF-8 readelf output")
+}
+
+/// The libraries `library` names as NEEDED, in order.
+fn needed(library: &Path) -> Vec<String> {
+    readelf_of(library, &["-d", "-W"])
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| Some(l.split('[').nth(1)?.trim_end_matches(']').to_owned()))
+        .collect()
+}
+
+/// The newest `GLIBC_2.x` symbol version `library` needs: x.
+fn newest_glibc_needed(library: &Path) -> u32 {
+    readelf_of(library, &["-V", "-W"])
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("GLIBC_2."))
+        .filter_map(|minor| minor.split('.').next()?.parse::<u32>().ok())
+        .max()
+        .expect("versioned glibc symbols")
 }
 
 #[test]
@@ -55,32 +81,31 @@ fn the_module_exports_exactly_the_nss_entry_points() {
     assert_eq!(exported, ENTRY_POINTS);
 }
 
-/// libgcc_s stays a dependency: linking the unwinder in (libgcc_eh) would
-/// spare a C program that has not loaded libgcc_s its search and mapping
-/// on the first lookup, but libgcc_eh needs `_dl_find_object` (glibc 2.35),
-/// and the module must load on RHEL 9's glibc 2.34.
+/// GCC's unwinder (libgcc_eh) is linked in, so that a C program (`id`,
+/// `ls -l`, `sshd`), which has no libgcc_s loaded, does not search for, map
+/// and relocate it on its first lookup. That libgcc_eh calls
+/// `_dl_find_object`: the module needs glibc 2.35 (Debian 12 has 2.36).
 #[test]
-fn the_module_depends_on_libc_and_the_unwinder_alone() {
-    let needed: Vec<String> = readelf(&["-d", "-W"])
-        .lines()
-        .filter(|l| l.contains("(NEEDED)"))
-        .filter_map(|l| Some(l.split('[').nth(1)?.trim_end_matches(']').to_owned()))
-        .collect();
-    assert_eq!(
-        needed,
-        ["libgcc_s.so.1", "libc.so.6", "ld-linux-x86-64.so.2"]
-    );
+fn the_module_depends_on_libc_alone_and_needs_glibc_2_35_at_most() {
+    assert_eq!(needed(&module()), ["libc.so.6", "ld-linux-x86-64.so.2"]);
+    let newest = newest_glibc_needed(&module());
+    assert!(newest <= 35, "the module needs GLIBC_2.{newest}");
 }
 
+/// The `.rpm` is for RHEL 9 (glibc 2.34): its module is built with
+/// `NETAUTH_UNWINDER=libgcc_s` and keeps the shared unwinder.
 #[test]
-fn the_module_needs_no_glibc_newer_than_2_34() {
-    let newest = readelf(&["-V", "-W"])
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix("GLIBC_2."))
-        .filter_map(|minor| minor.split('.').next()?.parse::<u32>().ok())
-        .max()
-        .expect("versioned glibc symbols");
-    assert!(newest <= 34, "the module needs GLIBC_2.{newest}");
+fn the_shared_unwinder_build_needs_no_glibc_newer_than_2_34() {
+    let library = nss_module_dir_with_shared_unwinder().join("libnss_netauth.so.2");
+    assert_eq!(
+        needed(&library),
+        ["libgcc_s.so.1", "libc.so.6", "ld-linux-x86-64.so.2"]
+    );
+    let newest = newest_glibc_needed(&library);
+    assert!(
+        newest <= 34,
+        "the shared-unwinder build needs GLIBC_2.{newest}"
+    );
 }
 
 /// The system calls of one `getent passwd` between the open of the cache's
