@@ -23,8 +23,9 @@
 //!     NSS_BENCH_HOT_KEYS=N times lookups of the first N keys only (their
 //!     entries then stay in the CPU caches): a lookup without its misses.
 //! nss_bench count OP N        N lookups of OP, for callgrind
-//! nss_bench measure VARIANT USERS GROUPS MS CALLS LOOPS FRESH SEED check|no-check
-//!     one round of one module, inside its namespace
+//! nss_bench measure VARIANT USERS GROUPS MS CALLS LOOPS FRESH SEED check|no-check C_PROBE
+//!     one round of one module, inside its namespace; C_PROBE is the C
+//!     program (src/first_lookup.c) of the fresh C processes
 //! nss_bench first NAME        one lookup in a fresh process
 //! nss_bench index-check       is libnss-cache using our index files?
 //! nss_bench prepare DIR USERS GROUPS
@@ -68,6 +69,8 @@ const VARIANTS: [Variant; 4] = [
 
 /// The floor module's C source (see the file): compiled by the benchmark.
 const FLOOR_SOURCE: &str = include_str!("../floor_nss.c");
+/// The fresh C program of the "first lookup in a fresh C program" row.
+const FIRST_LOOKUP_C_SOURCE: &str = include_str!("../first_lookup.c");
 
 /// Big enough for the largest generated group through any module
 /// (libnss-cache's getgrgid_r asks for at least 1 MiB).
@@ -77,7 +80,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
-        ["measure", variant, users, groups, budget_ms, max_calls, max_loops, fresh, seed, check] => {
+        ["measure", variant, users, groups, budget_ms, max_calls, max_loops, fresh, seed, check, c_probe] => {
             (|| {
                 let round = Round {
                     budget: Duration::from_millis(parse(budget_ms)?.into()),
@@ -92,6 +95,7 @@ fn main() {
                     parse(groups)?,
                     &round,
                     *check == "check",
+                    Path::new(c_probe),
                 )
             })()
         }
@@ -532,7 +536,7 @@ struct Stats {
     samples: usize,
 }
 
-const ROWS: [(&str, &str); 12] = [
+const ROWS: [(&str, &str); 13] = [
     ("getpwnam_r", "`getpwnam_r`, random existing user"),
     ("getpwuid_r", "`getpwuid_r`, random existing uid"),
     ("getgrnam_r", "`getgrnam_r`, random existing group"),
@@ -556,6 +560,7 @@ const ROWS: [(&str, &str); 12] = [
     ("getpwent", "full `getpwent_r` loop (all users) ¹"),
     ("getgrent", "full `getgrent_r` loop (all groups) ¹"),
     ("first", "first `getpwnam_r` in a fresh process ²"),
+    ("first-c", "first `getpwnam_r` in a fresh C program ²"),
     ("spawn", "fresh process: spawn → lookup → exit ²"),
 ];
 
@@ -572,6 +577,8 @@ fn run(o: &Options) -> Result<(), Failure> {
     std::fs::copy(&o.module, scratch.path("lib/libnss_netauth.so.2"))
         .map_err(|e| format!("copy {:?}: {e}", o.module))?;
     build_floor(&scratch)?;
+    let c_probe = build_first_lookup_probe(&scratch)?;
+    let c_probe = c_probe.to_str().ok_or("scratch path is not UTF-8")?;
     eprintln!(
         "nss_bench: {} users, {} groups generated in {:.1} s",
         o.users,
@@ -608,6 +615,7 @@ fn run(o: &Options) -> Result<(), Failure> {
                     &o.fresh.div_ceil(o.rounds).to_string(),
                     &(u64::from(r) * 7919 + 1).to_string(),
                     if r == 0 { "check" } else { "no-check" },
+                    c_probe,
                 ],
             )?;
             for line in out.lines() {
@@ -815,8 +823,10 @@ fn report(
     let _ = writeln!(
         s,
         "\n¹ Whole loop per sample; the p99 column is the slowest loop. \
-         ² One process per sample; the first row is timed inside the process (glibc reads \
-         nsswitch.conf, loads the module, the module opens its data), the second by the parent. \
+         ² One process per sample; the first two rows are timed inside the process (glibc reads \
+         nsswitch.conf, loads the module, the module opens its data), the third by the parent. \
+         The first row's process is this Rust program, which has libgcc_s loaded already; the \
+         second's is a C program (src/first_lookup.c), as `id` or `ls -l` is. \
          ³ Before the warm lookups of the rows above, nss_netauth and the floor look up every key \
          once, in a random order, timed (nss_netauth checks each block of its file when a lookup \
          first reads it, once per process); nss_files and libnss-cache keep nothing per process, \
@@ -908,6 +918,17 @@ fn report(
                 met(a <= b + 30_000.0)
             );
         }
+        if let (Some(a), Some(b)) = (
+            median(Variant::Netauth, "first-c"),
+            median(Variant::Floor, "first-c"),
+        ) {
+            let _ = writeln!(
+                s,
+                "* first lookup in a C program: floor + {} (≤ floor + 30 µs: {})",
+                duration(a - b),
+                met(a <= b + 30_000.0)
+            );
+        }
         for op in ["getpwent", "getgrent"] {
             if let (Some(a), Some(b)) = (median(Variant::Netauth, op), median(Variant::Files, op)) {
                 let _ = writeln!(
@@ -931,6 +952,27 @@ const COUNTED: [(&str, &str); 5] = [
     ("getgrouplist", "`getgrouplist`"),
     ("first", "first `getpwnam_r` in a fresh process"),
 ];
+
+/// Builds the C program of the fresh C processes (`first_lookup`, in the
+/// scratch folder) with the system's C compiler; returns its path.
+fn build_first_lookup_probe(scratch: &Scratch) -> Result<PathBuf, Failure> {
+    let source = scratch.path("first_lookup.c");
+    let program = scratch.path("first_lookup");
+    std::fs::write(&source, FIRST_LOOKUP_C_SOURCE)
+        .map_err(|e| format!("write the C probe: {e}"))?;
+    let out = Command::new("cc")
+        .args(["-O2", "-Wall", "-Werror", "-o"])
+        .arg(&program)
+        .arg(&source)
+        .output()
+        .map_err(|e| format!("run cc for the C probe: {e}"))?;
+    ensure!(
+        out.status.success(),
+        "cc failed on the C probe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(program)
+}
 
 /// Builds the floor module into the scratch `lib/` with the system's C
 /// compiler.
@@ -1446,6 +1488,7 @@ fn measure(
     groups: u32,
     round: &Round,
     check: bool,
+    c_probe: &Path,
 ) -> Result<(), Failure> {
     let content = directory(users, groups);
     let mut glibc = Glibc::new();
@@ -1488,10 +1531,11 @@ fn measure(
         print_samples("getgrent", &samples);
     }
 
-    // Fresh processes: each looks up one random user once.
+    // Fresh processes: each looks up one random user once; a C program
+    // looks up the same user after each.
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut rng = Rng(round.seed ^ 0xf2e5_0000_0000_0003);
-    let (mut inside, mut outside) = (Vec::new(), Vec::new());
+    let (mut inside, mut outside, mut in_c) = (Vec::new(), Vec::new(), Vec::new());
     let start = Instant::now();
     while inside.len() < round.fresh && (inside.len() < 3 || start.elapsed() < round.budget * 2) {
         let name = &content.users[rng.below(n)].name;
@@ -1512,10 +1556,31 @@ fn measure(
             .parse()
             .map_err(|e| format!("fresh process said {stdout:?}: {e}"))?;
         inside.push(ns);
+        in_c.push(first_in_c(c_probe, name)?);
     }
     print_samples("first", &inside);
+    print_samples("first-c", &in_c);
     print_samples("spawn", &outside);
     Ok(())
+}
+
+/// Runs the C probe for `name`; returns the lookup's duration it printed.
+fn first_in_c(c_probe: &Path, name: &str) -> Result<u64, Failure> {
+    let out = Command::new(c_probe)
+        .arg(name)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("spawn the C probe: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "the C probe for {name} failed ({}): {stdout}",
+        out.status
+    );
+    stdout
+        .trim()
+        .parse()
+        .map_err(|e| format!("the C probe said {stdout:?}: {e}"))
 }
 
 impl Glibc {
