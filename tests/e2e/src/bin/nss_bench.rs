@@ -907,27 +907,18 @@ fn report(
                 met(a <= 1.5 * floor)
             );
         }
-        if let (Some(a), Some(b)) = (
-            median(Variant::Netauth, "first"),
-            median(Variant::Floor, "first"),
-        ) {
-            let _ = writeln!(
-                s,
-                "* first lookup: floor + {} (≤ floor + 30 µs: {})",
-                duration(a - b),
-                met(a <= b + 30_000.0)
-            );
-        }
-        if let (Some(a), Some(b)) = (
-            median(Variant::Netauth, "first-c"),
-            median(Variant::Floor, "first-c"),
-        ) {
-            let _ = writeln!(
-                s,
-                "* first lookup in a C program: floor + {} (≤ floor + 30 µs: {})",
-                duration(a - b),
-                met(a <= b + 30_000.0)
-            );
+        for (op, what) in [
+            ("first", "first lookup"),
+            ("first-c", "first lookup in a C program"),
+        ] {
+            if let (Some(a), Some(b)) = (median(Variant::Netauth, op), median(Variant::Floor, op)) {
+                let _ = writeln!(
+                    s,
+                    "* {what}: floor + {} (≤ floor + 30 µs: {})",
+                    duration(a - b),
+                    met(a <= b + 30_000.0)
+                );
+            }
         }
         for op in ["getpwent", "getgrent"] {
             if let (Some(a), Some(b)) = (median(Variant::Netauth, op), median(Variant::Files, op)) {
