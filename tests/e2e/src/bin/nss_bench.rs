@@ -945,40 +945,53 @@ const COUNTED: [(&str, &str); 5] = [
 ];
 
 /// Builds the C program of the fresh C processes (`first_lookup`, in the
-/// scratch folder) with the system's C compiler; returns its path.
+/// scratch folder); returns its path.
 fn build_first_lookup_probe(scratch: &Scratch) -> Result<PathBuf, Failure> {
-    let source = scratch.path("first_lookup.c");
     let program = scratch.path("first_lookup");
-    std::fs::write(&source, FIRST_LOOKUP_C_SOURCE)
-        .map_err(|e| format!("write the C probe: {e}"))?;
-    let out = Command::new("cc")
-        .args(["-O2", "-Wall", "-Werror", "-o"])
-        .arg(&program)
-        .arg(&source)
-        .output()
-        .map_err(|e| format!("run cc for the C probe: {e}"))?;
-    ensure!(
-        out.status.success(),
-        "cc failed on the C probe: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    compile_c(
+        scratch,
+        ("first_lookup.c", FIRST_LOOKUP_C_SOURCE),
+        &[],
+        &program,
+        "the C probe",
+    )?;
     Ok(program)
 }
 
-/// Builds the floor module into the scratch `lib/` with the system's C
-/// compiler.
+/// Builds the floor module into the scratch `lib/`.
 fn build_floor(scratch: &Scratch) -> Result<(), Failure> {
-    let source = scratch.path("floor_nss.c");
-    std::fs::write(&source, FLOOR_SOURCE).map_err(|e| format!("write the floor: {e}"))?;
+    compile_c(
+        scratch,
+        ("floor_nss.c", FLOOR_SOURCE),
+        &["-shared", "-fPIC"],
+        &scratch.path("lib/libnss_floor.so.2"),
+        "the floor module",
+    )
+}
+
+/// Writes `(name, text)` into the scratch folder and compiles it into
+/// `output` with the system's C compiler (`-O2 -Wall -Werror` and `flags`);
+/// `what` names it in errors.
+fn compile_c(
+    scratch: &Scratch,
+    (name, text): (&str, &str),
+    flags: &[&str],
+    output: &Path,
+    what: &str,
+) -> Result<(), Failure> {
+    let source = scratch.path(name);
+    std::fs::write(&source, text).map_err(|e| format!("write {what}: {e}"))?;
     let out = Command::new("cc")
-        .args(["-O2", "-shared", "-fPIC", "-Wall", "-Werror", "-o"])
-        .arg(scratch.path("lib/libnss_floor.so.2"))
+        .args(["-O2"])
+        .args(flags)
+        .args(["-Wall", "-Werror", "-o"])
+        .arg(output)
         .arg(&source)
         .output()
-        .map_err(|e| format!("run cc for the floor module: {e}"))?;
+        .map_err(|e| format!("run cc for {what}: {e}"))?;
     ensure!(
         out.status.success(),
-        "cc failed on the floor module: {}",
+        "cc failed on {what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
