@@ -783,36 +783,39 @@ fn bad_in_member_list(b: u8) -> bool {
 /// department's list is tens of kilobytes; byte by byte it was most of a
 /// group lookup).
 fn scan_member_list(list: &[u8]) -> (bool, usize) {
-    const LANES: usize = 32;
-    let mut bad = false;
-    let mut nuls = 0usize;
-    let mut chunks = list.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        let (mut chunk_bad, mut chunk_nuls) = (0u8, 0u8);
-        for &b in chunk {
-            chunk_bad |= u8::from(bad_in_member_list(b));
-            chunk_nuls += u8::from(b == 0);
-        }
-        bad |= chunk_bad != 0;
-        nuls += usize::from(chunk_nuls);
+    let (chunks, tail) = list.as_chunks::<SCAN_LANES>();
+    let (mut bad, mut nuls) = (false, 0usize);
+    for chunk in chunks {
+        let (chunk_bad, chunk_nuls) = scan_chunk(chunk);
+        bad |= chunk_bad;
+        nuls += chunk_nuls;
     }
     // The tail goes through the same chunk code, padded with a byte that
     // is neither bad nor NUL: a byte-by-byte tail cost more than a chunk.
-    let tail = chunks.remainder();
     if !tail.is_empty() {
-        let mut padded = [b'a'; LANES];
+        let mut padded = [b'a'; SCAN_LANES];
         for (dst, &src) in padded.iter_mut().zip(tail) {
             *dst = src;
         }
-        let (mut chunk_bad, mut chunk_nuls) = (0u8, 0u8);
-        for &b in &padded {
-            chunk_bad |= u8::from(bad_in_member_list(b));
-            chunk_nuls += u8::from(b == 0);
-        }
-        bad |= chunk_bad != 0;
-        nuls += usize::from(chunk_nuls);
+        let (chunk_bad, chunk_nuls) = scan_chunk(&padded);
+        bad |= chunk_bad;
+        nuls += chunk_nuls;
     }
     (bad, nuls)
+}
+
+/// The chunk length of [`scan_member_list`].
+const SCAN_LANES: usize = 32;
+
+/// One chunk of [`scan_member_list`]: its lanes folded without branches.
+#[inline(always)]
+fn scan_chunk(chunk: &[u8; SCAN_LANES]) -> (bool, usize) {
+    let (mut bad, mut nuls) = (0u8, 0u8);
+    for &b in chunk {
+        bad |= u8::from(bad_in_member_list(b));
+        nuls += u8::from(b == 0);
+    }
+    (bad != 0, usize::from(nuls))
 }
 
 impl<'a> Iterator for Members<'a> {
