@@ -1544,23 +1544,17 @@ fn measure(
     while inside.len() < round.fresh && (inside.len() < 3 || start.elapsed() < round.budget * 2) {
         let name = &content.users[rng.below(n)].name;
         let t0 = Instant::now();
-        let out = Command::new(&me)
-            .args(["first", name])
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("spawn a fresh process: {e}"))?;
+        inside.push(fresh_lookup(
+            Command::new(&me).args(["first", name]),
+            "fresh process",
+            name,
+        )?);
         outside.push(t0.elapsed().as_nanos() as u64);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        ensure!(
-            out.status.success(),
-            "fresh process for {name} failed: {stdout}"
-        );
-        let ns = stdout
-            .trim()
-            .parse()
-            .map_err(|e| format!("fresh process said {stdout:?}: {e}"))?;
-        inside.push(ns);
-        in_c.push(first_in_c(c_probe, name)?);
+        in_c.push(fresh_lookup(
+            Command::new(c_probe).arg(name),
+            "the C probe",
+            name,
+        )?);
     }
     print_samples("first", &inside);
     print_samples("first-c", &in_c);
@@ -1568,23 +1562,23 @@ fn measure(
     Ok(())
 }
 
-/// Runs the C probe for `name`; returns the lookup's duration it printed.
-fn first_in_c(c_probe: &Path, name: &str) -> Result<u64, Failure> {
-    let out = Command::new(c_probe)
-        .arg(name)
+/// Runs `program` (`what`, a fresh process looking up `name` once) and
+/// returns the lookup's duration in nanoseconds, which it prints.
+fn fresh_lookup(program: &mut Command, what: &str, name: &str) -> Result<u64, Failure> {
+    let out = program
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("spawn the C probe: {e}"))?;
+        .map_err(|e| format!("spawn {what}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     ensure!(
         out.status.success(),
-        "the C probe for {name} failed ({}): {stdout}",
+        "{what} for {name} failed ({}): {stdout}",
         out.status
     );
     stdout
         .trim()
         .parse()
-        .map_err(|e| format!("the C probe said {stdout:?}: {e}"))
+        .map_err(|e| format!("{what} said {stdout:?}: {e}"))
 }
 
 impl Glibc {
