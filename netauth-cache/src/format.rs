@@ -111,11 +111,40 @@ pub(crate) fn name_hash(seed: u32, name: &[u8]) -> u32 {
     h
 }
 
+/// How a reader computes a CRC-32 (IEEE, as zlib's); both ways give the
+/// same value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CrcWay {
+    /// By table (slice-by-16), with no CPU detection: for the header and
+    /// the few blocks a lookup checks. crc32fast's first use detects the
+    /// CPU with a series of `cpuid`s, each a trap to the hypervisor in a
+    /// virtual machine: it cost a fresh process's first lookup about
+    /// 50 µs, far more than its checks take by table.
+    Table,
+    /// crc32fast: detects the CPU once, then several times faster per byte
+    /// (PCLMULQDQ). For checking a whole file.
+    Detected,
+}
+
+/// The table of [`CrcWay::Table`], computed at compile time (16 KiB).
+static CRC_BY_TABLE: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
+
+impl CrcWay {
+    pub(crate) fn checksum(self, bytes: &[u8]) -> u32 {
+        match self {
+            CrcWay::Table => CRC_BY_TABLE.checksum(bytes),
+            CrcWay::Detected => crc32fast::hash(bytes),
+        }
+    }
+}
+
 /// The header CRC of a file whose data area starts at `data_start`: bytes
 /// [`CRC_START`]..`data_start`, the replaced mark counted as zero (so that
-/// marking a file does not make it look damaged).
+/// marking a file does not make it look damaged). By table: every
+/// process's first lookup computes it.
 pub(crate) fn header_crc(bytes: &[u8], data_start: usize) -> Option<u32> {
-    let mut crc = crc32fast::Hasher::new();
+    let mut crc = CRC_BY_TABLE.digest();
     crc.update(bytes.get(CRC_START..H_REPLACED)?);
     crc.update(&[0; 4]);
     crc.update(bytes.get(H_REPLACED + 4..data_start)?);
@@ -165,6 +194,30 @@ mod tests {
         assert_eq!(id_hash(0, 0), 0x92ca_2f0e);
         assert_eq!(id_hash(7, 100_000), id_hash(7, 100_000));
         assert_ne!(id_hash(7, 100_000), id_hash(8, 100_000));
+    }
+
+    #[test]
+    fn both_crc_ways_agree() {
+        // Every length up to two CRC-table blocks and a bit, so that each
+        // tail and chunk size of both implementations is covered.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let bytes: Vec<u8> = (0..8300)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert_eq!(CrcWay::Table.checksum(b"123456789"), 0xcbf4_3926);
+        for len in 0..bytes.len() {
+            let part = &bytes[..len];
+            assert_eq!(
+                CrcWay::Table.checksum(part),
+                CrcWay::Detected.checksum(part),
+                "length {len}"
+            );
+        }
     }
 
     #[test]

@@ -185,12 +185,12 @@ impl Fault {
 
 impl<'a> Checked<'a> {
     #[inline(always)]
-    fn ensure_verified(&self, verified: &Verified, block: usize) -> Result<(), Fault> {
+    fn ensure_verified(&self, verified: &Verified, block: usize, way: CrcWay) -> Result<(), Fault> {
         let word = verified.bits.get(block / 64).ok_or(Fault::OutOfBounds)?;
         if word.load(Ordering::Relaxed) & (1u64 << (block % 64)) != 0 {
             return Ok(());
         }
-        self.verify_block(verified, word, block)
+        self.verify_block(verified, word, block, way)
     }
 
     /// The slow path of [`ensure_verified`](Self::ensure_verified): checks
@@ -202,10 +202,11 @@ impl<'a> Checked<'a> {
         verified: &Verified,
         word: &AtomicU64,
         block: usize,
+        way: CrcWay,
     ) -> Result<(), Fault> {
         if let Err(e) = self
-            .ensure_table_verified(verified, block)
-            .and_then(|()| self.check_block(block))
+            .ensure_table_verified(verified, block, way)
+            .and_then(|()| self.check_block(block, way))
         {
             let _ = verified.damaged.compare_exchange(
                 0,
@@ -226,7 +227,12 @@ impl<'a> Checked<'a> {
 
     /// Makes sure the block of the CRC table that holds block `block`'s
     /// CRC matches its own CRC in the (checked) header, once per mapping.
-    fn ensure_table_verified(&self, verified: &Verified, block: usize) -> Result<(), Fault> {
+    fn ensure_table_verified(
+        &self,
+        verified: &Verified,
+        block: usize,
+        way: CrcWay,
+    ) -> Result<(), Fault> {
         let table_block =
             block.checked_mul(BLOCK_CRC_LEN).ok_or(Fault::OutOfBounds)? >> self.table_shift;
         let word = verified
@@ -237,19 +243,23 @@ impl<'a> Checked<'a> {
         if word.load(Ordering::Relaxed) & bit != 0 {
             return Ok(());
         }
-        self.check_table_block(table_block).map_err(|e| match e {
-            // The CRC that vouches for this block cannot be trusted.
-            Fault::Damaged(_) => u32::try_from(block).map_or(Fault::OutOfBounds, Fault::Damaged),
-            other => other,
-        })?;
+        self.check_table_block(table_block, way)
+            .map_err(|e| match e {
+                // The CRC that vouches for this block cannot be trusted.
+                Fault::Damaged(_) => {
+                    u32::try_from(block).map_or(Fault::OutOfBounds, Fault::Damaged)
+                }
+                other => other,
+            })?;
         word.fetch_or(bit, Ordering::Relaxed);
         Ok(())
     }
 
     /// Compares block `table_block` of the CRC table with its CRC in the
     /// header.
-    fn check_table_block(&self, table_block: usize) -> Result<(), Fault> {
+    fn check_table_block(&self, table_block: usize, way: CrcWay) -> Result<(), Fault> {
         self.compare_crc(
+            way,
             table_block,
             self.crc_table,
             self.table_shift,
@@ -260,8 +270,9 @@ impl<'a> Checked<'a> {
 
     /// Compares block `block` with its CRC in the CRC table, which the
     /// caller has verified.
-    fn check_block(&self, block: usize) -> Result<(), Fault> {
+    fn check_block(&self, block: usize, way: CrcWay) -> Result<(), Fault> {
         self.compare_crc(
+            way,
             block,
             self.data_start,
             self.block_shift,
@@ -272,9 +283,10 @@ impl<'a> Checked<'a> {
 
     /// Compares block `index` of the blocks of `1 << shift` bytes from
     /// `first` (all of them before `limit`) with the CRC at `crcs + 4 *
-    /// index`.
+    /// index`, computed `way`.
     fn compare_crc(
         &self,
+        way: CrcWay,
         index: usize,
         first: usize,
         shift: u32,
@@ -295,7 +307,7 @@ impl<'a> Checked<'a> {
             .and_then(|at| at.checked_add(crcs))
             .and_then(|at| read_u32(self.file, at))
             .ok_or(Fault::OutOfBounds)?;
-        if crc32fast::hash(bytes) != stored {
+        if way.checksum(bytes) != stored {
             // The header's u32 block count bounds the index.
             return Err(Fault::Damaged(
                 u32::try_from(index).map_err(|_| Fault::OutOfBounds)?,
@@ -315,7 +327,7 @@ impl<'a> Checked<'a> {
             let first = (sec.from_data_start + rel) >> self.block_shift;
             let last = (sec.from_data_start + end - 1) >> self.block_shift;
             for block in first..=last {
-                self.ensure_verified(verified, block)?;
+                self.ensure_verified(verified, block, CrcWay::Table)?;
             }
         }
         Ok(bytes)
@@ -584,7 +596,8 @@ impl LazyCheck {
     }
 
     /// Verifies every block not verified yet (an enumeration reads nearly
-    /// the whole file and must not stop half-way).
+    /// the whole file and must not stop half-way), with crc32fast: over a
+    /// whole file its CPU detection pays for itself many times.
     pub fn verify_all(&self, bytes: &[u8]) -> Result<(), CacheError> {
         let view = self.view(bytes)?;
         if view.is_fully_checked() {
@@ -592,7 +605,7 @@ impl LazyCheck {
         }
         for block in 0..self.layout.block_count {
             view.file
-                .ensure_verified(&self.verified, block)
+                .ensure_verified(&self.verified, block, CrcWay::Detected)
                 .map_err(|f| f.error("block out of range"))?;
         }
         Ok(())
@@ -1022,12 +1035,12 @@ impl<'a> CacheView<'a> {
         let view = CacheView::new(bytes, layout, None)?;
         for table_block in 0..layout.crc_blocks {
             view.file
-                .check_table_block(table_block)
+                .check_table_block(table_block, CrcWay::Detected)
                 .map_err(|f| f.error("block out of range"))?;
         }
         for block in 0..layout.block_count {
             view.file
-                .check_block(block)
+                .check_block(block, CrcWay::Detected)
                 .map_err(|f| f.error("block out of range"))?;
         }
         Ok(view)
