@@ -11,7 +11,8 @@
 use super::format::*;
 use super::{CacheContent, CacheError, UnixGroup, UnixUser, FORMAT_VERSION};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// Where the parts of one file lie, read from its checked header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,29 +72,39 @@ struct Checked<'a> {
     verified: Option<&'a Verified>,
 }
 
-/// The verified-blocks bitset of one mapping, shared by all the threads
-/// that use it.
+/// The verified blocks of one mapping, shared by all the threads that use
+/// it: the first few in a short list, then one bit per block.
 ///
-/// Memory order: a bit (or `complete`) only certifies bytes that never
+/// Memory order: a mark (or `complete`) only certifies bytes that never
 /// change while the file is mapped (the cache is replaced by rename, never
 /// written in place); setting it publishes no data written by the verifying
-/// thread. So `Relaxed` is enough: a thread that does not see a bit yet
+/// thread. So `Relaxed` is enough: a thread that does not see a mark yet
 /// verifies the block itself (the same answer, a little extra work), one
 /// that sees it reads the same immutable bytes the verifier read.
 struct Verified {
-    bits: Box<[AtomicU64]>,
+    /// The first blocks verified, each plus one (0: free), filled in
+    /// order. A process's first lookups check a handful of blocks: the
+    /// list spares them the bitset, which at 100,000 users is 10 KB that
+    /// calloc clears, three page faults in every process's first lookup.
+    early: [AtomicU32; EARLY_BLOCKS],
+    /// One bit per block, made once `early` is full, holding its blocks.
+    bits: OnceLock<Box<[AtomicU64]>>,
     /// One bit per block of the CRC table, set once its CRC in the header
     /// matched: a data block's CRC is trusted only then.
     table_bits: Box<[AtomicU64]>,
     block_count: usize,
-    /// Blocks verified so far (each counted once, by the thread whose
-    /// `fetch_or` set its bit).
+    /// Blocks verified so far (each counted once, by the thread that
+    /// recorded it).
     count: AtomicUsize,
-    /// Every block is verified: views made from now on skip the bitset.
+    /// Every block is verified: views made from now on skip the marks.
     complete: AtomicBool,
     /// First block found damaged, plus one (0: none so far), for the log.
     damaged: AtomicUsize,
 }
+
+/// How many verified blocks a mapping lists before it makes its bitset:
+/// the blocks of a dozen lookups or so, in 256 bytes.
+const EARLY_BLOCKS: usize = 64;
 
 /// Bitsets longer than this (32 KiB) are allocated [`BITSET_MAPPED_WORDS`]
 /// long at least.
@@ -101,32 +112,113 @@ const BITSET_MAPPED_FROM_WORDS: usize = 4096;
 /// 128 KiB and a page, in words: above glibc's default mmap threshold.
 const BITSET_MAPPED_WORDS: usize = (128 * 1024 + 4096) / 8;
 
+/// A zeroed bitset of `n` bits. A large one is asked for at least glibc's
+/// default mmap threshold (128 KiB) long, so that it is a fresh mapping of
+/// zero pages, each faulted in only when a block of its range is first
+/// verified, instead of heap memory calloc clears (at a million users,
+/// 105 KB cleared and 27 page faults). The extra length is never touched.
+fn zeroed_bitset(n: usize) -> Box<[AtomicU64]> {
+    let words = n.div_ceil(64);
+    let words = if words > BITSET_MAPPED_FROM_WORDS {
+        words.max(BITSET_MAPPED_WORDS)
+    } else {
+        words
+    };
+    bytemuck::allocation::zeroed_slice_box::<AtomicU64>(words)
+}
+
+/// Sets bit `index` of `bits`; whether it was clear (`false` when out of
+/// range).
+fn set_bit(bits: &[AtomicU64], index: usize) -> bool {
+    let bit = 1u64 << (index % 64);
+    bits.get(index / 64)
+        .is_some_and(|word| word.fetch_or(bit, Ordering::Relaxed) & bit == 0)
+}
+
 impl Verified {
     fn new(block_count: usize, crc_blocks: usize) -> Self {
-        // Zeroed by the allocator. A large bitset is asked for at least
-        // glibc's default mmap threshold (128 KiB) long, so that it is a
-        // fresh mapping of zero pages, each faulted in only when a block of
-        // its range is first verified, instead of heap memory calloc clears
-        // (at a million users, 105 KB cleared and 27 page faults in every
-        // process's first lookup). The extra length is never touched.
-        let bitset = |n: usize| {
-            let words = n.div_ceil(64);
-            let words = if words > BITSET_MAPPED_FROM_WORDS {
-                words.max(BITSET_MAPPED_WORDS)
-            } else {
-                words
-            };
-            bytemuck::allocation::zeroed_slice_box::<AtomicU64>(words)
-        };
         Verified {
-            bits: bitset(block_count),
-            table_bits: bitset(crc_blocks),
+            early: [const { AtomicU32::new(0) }; EARLY_BLOCKS],
+            bits: OnceLock::new(),
+            table_bits: zeroed_bitset(crc_blocks),
             block_count,
             count: AtomicUsize::new(0),
             complete: AtomicBool::new(block_count == 0),
             damaged: AtomicUsize::new(0),
         }
     }
+
+    /// Whether `block` is in the early list (which is filled in order, so
+    /// the first free entry ends it).
+    fn listed(&self, block: usize) -> bool {
+        let Some(mark) = early_mark(block) else {
+            return false;
+        };
+        for entry in &self.early {
+            match entry.load(Ordering::Relaxed) {
+                0 => return false,
+                m if m == mark => return true,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Whether `block` was recorded as verified.
+    fn contains(&self, block: usize) -> bool {
+        match self.bits.get() {
+            Some(bits) => bits
+                .get(block / 64)
+                .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (block % 64)) != 0),
+            None => self.listed(block),
+        }
+    }
+
+    /// Records `block` as verified and counts it, once.
+    fn record(&self, block: usize) {
+        if self.record_new(block)
+            && self.count.fetch_add(1, Ordering::Relaxed) + 1 == self.block_count
+        {
+            self.complete.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Records `block`; whether no thread had recorded it before. The
+    /// early list's entries are claimed lowest first and never change
+    /// again, so two threads recording one block both meet the entry the
+    /// first of them claimed: a block is listed once. Only a thread that
+    /// found the list full makes the bitset, with every listed block set,
+    /// and no block is listed after that.
+    fn record_new(&self, block: usize) -> bool {
+        if self.bits.get().is_none() {
+            let Some(mark) = early_mark(block) else {
+                return false;
+            };
+            for entry in &self.early {
+                match entry.compare_exchange(0, mark, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => return true,
+                    Err(m) if m == mark => return false,
+                    Err(_) => {}
+                }
+            }
+        }
+        let bits = self.bits.get_or_init(|| {
+            let bits = zeroed_bitset(self.block_count);
+            for entry in &self.early {
+                if let Some(listed) = entry.load(Ordering::Relaxed).checked_sub(1) {
+                    set_bit(&bits, u32_to_usize(listed));
+                }
+            }
+            bits
+        });
+        set_bit(bits, block)
+    }
+}
+
+/// Block `block`'s entry in the early list: the block plus one (`None`
+/// past the header's u32 block count, which no verified block is).
+fn early_mark(block: usize) -> Option<u32> {
+    u32::try_from(block).ok()?.checked_add(1)
 }
 
 /// Why a read of the data area failed. Small and `Copy`, so the hot path
@@ -186,24 +278,22 @@ impl Fault {
 impl<'a> Checked<'a> {
     #[inline(always)]
     fn ensure_verified(&self, verified: &Verified, block: usize, way: CrcWay) -> Result<(), Fault> {
-        let word = verified.bits.get(block / 64).ok_or(Fault::OutOfBounds)?;
-        if word.load(Ordering::Relaxed) & (1u64 << (block % 64)) != 0 {
+        if let Some(bits) = verified.bits.get() {
+            let word = bits.get(block / 64).ok_or(Fault::OutOfBounds)?;
+            if word.load(Ordering::Relaxed) & (1u64 << (block % 64)) != 0 {
+                return Ok(());
+            }
+        } else if verified.listed(block) {
             return Ok(());
         }
-        self.verify_block(verified, word, block, way)
+        self.verify_block(verified, block, way)
     }
 
     /// The slow path of [`ensure_verified`](Self::ensure_verified): checks
     /// the block and records the outcome.
     #[cold]
     #[inline(never)]
-    fn verify_block(
-        &self,
-        verified: &Verified,
-        word: &AtomicU64,
-        block: usize,
-        way: CrcWay,
-    ) -> Result<(), Fault> {
+    fn verify_block(&self, verified: &Verified, block: usize, way: CrcWay) -> Result<(), Fault> {
         if let Err(e) = self
             .ensure_table_verified(verified, block, way)
             .and_then(|()| self.check_block(block, way))
@@ -216,12 +306,7 @@ impl<'a> Checked<'a> {
             );
             return Err(e);
         }
-        let bit = 1u64 << (block % 64);
-        if word.fetch_or(bit, Ordering::Relaxed) & bit == 0
-            && verified.count.fetch_add(1, Ordering::Relaxed) + 1 == verified.block_count
-        {
-            verified.complete.store(true, Ordering::Relaxed);
-        }
+        verified.record(block);
         Ok(())
     }
 
@@ -625,10 +710,7 @@ impl LazyCheck {
 
     /// Whether block `block` was verified (and found intact) so far.
     pub fn is_verified(&self, block: usize) -> bool {
-        self.verified
-            .bits
-            .get(block / 64)
-            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (block % 64)) != 0)
+        self.verified.contains(block)
     }
 
     /// How many blocks were verified so far.

@@ -615,6 +615,72 @@ fn the_header_stays_within_a_block_as_the_directory_grows() {
     assert!(encode(&large()).unwrap().len() > 500 * BLOCK_SIZE as usize);
 }
 
+/// The union of the blocks `queries` read, each query on a fresh check.
+fn union_of_blocks_read(bytes: &[u8], queries: &[Query]) -> std::collections::BTreeSet<usize> {
+    queries.iter().flat_map(|q| blocks_read(bytes, q)).collect()
+}
+
+#[test]
+fn verified_blocks_are_counted_once_from_the_first_to_the_last() {
+    // Far more blocks than the early list holds: the marks move from the
+    // list to the bitset on the way, and none may be lost or counted twice.
+    let content = large();
+    let bytes = encode_with_block_size(&content, 64).unwrap();
+    let queries = queries(&content, 41);
+    let check = LazyCheck::new(&bytes).unwrap();
+    let view = check.view(&bytes).unwrap();
+    let mut expected = std::collections::BTreeSet::new();
+    for (i, query) in queries.iter().enumerate() {
+        run(&view, query).unwrap();
+        expected.extend(blocks_read(&bytes, query));
+        assert_eq!(check.verified_blocks(), expected.len(), "after query {i}");
+        if i % 16 == 0 || i + 1 == queries.len() {
+            for block in 0..check.block_count() {
+                assert_eq!(
+                    check.is_verified(block),
+                    expected.contains(&block),
+                    "{block}"
+                );
+            }
+        }
+    }
+    assert!(expected.len() > 500, "{}", expected.len());
+    assert!(expected.len() < check.block_count());
+    check.verify_all(&bytes).unwrap();
+    assert_eq!(check.verified_blocks(), check.block_count());
+    assert!(check.view(&bytes).unwrap().is_fully_checked());
+}
+
+#[test]
+fn threads_recording_the_same_blocks_count_each_once() {
+    let content = large();
+    let bytes = encode_with_block_size(&content, 64).unwrap();
+    let queries = queries(&content, 97);
+    let expected = union_of_blocks_read(&bytes, &queries);
+    assert!(expected.len() > 200, "{}", expected.len());
+    for round in 0..20 {
+        let check = LazyCheck::new(&bytes).unwrap();
+        let start = std::sync::Barrier::new(4);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                let (check, bytes, queries, start) = (&check, &bytes, &queries, &start);
+                scope.spawn(move || {
+                    let view = check.view(bytes).unwrap();
+                    start.wait();
+                    for query in queries {
+                        run(&view, query).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(check.verified_blocks(), expected.len(), "round {round}");
+        let marked: std::collections::BTreeSet<usize> = (0..check.block_count())
+            .filter(|&b| check.is_verified(b))
+            .collect();
+        assert_eq!(marked, expected, "round {round}");
+    }
+}
+
 #[test]
 fn threads_share_one_check() {
     let content = large();
