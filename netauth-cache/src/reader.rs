@@ -67,8 +67,8 @@ struct Checked<'a> {
     level_one: usize,
     /// log2 of the length of a block of the CRC table.
     table_shift: u32,
-    /// One bit per block, set once the block's CRC matched; `None` when
-    /// every block was verified up front ([`CacheView::parse`]).
+    /// The verified blocks; `None` when every block was verified up front
+    /// ([`CacheView::parse`]).
     verified: Option<&'a Verified>,
 }
 
@@ -278,22 +278,27 @@ impl Fault {
 impl<'a> Checked<'a> {
     #[inline(always)]
     fn ensure_verified(&self, verified: &Verified, block: usize, way: CrcWay) -> Result<(), Fault> {
+        // The bitset's bit, or the slow path (which reads the early list
+        // while there is no bitset): a warm lookup pays only the check that
+        // the bitset exists.
         if let Some(bits) = verified.bits.get() {
             let word = bits.get(block / 64).ok_or(Fault::OutOfBounds)?;
             if word.load(Ordering::Relaxed) & (1u64 << (block % 64)) != 0 {
                 return Ok(());
             }
-        } else if verified.listed(block) {
-            return Ok(());
         }
         self.verify_block(verified, block, way)
     }
 
-    /// The slow path of [`ensure_verified`](Self::ensure_verified): checks
-    /// the block and records the outcome.
+    /// The slow path of [`ensure_verified`](Self::ensure_verified): looks
+    /// the block up in the early list while there is no bitset, else
+    /// checks it and records the outcome.
     #[cold]
     #[inline(never)]
     fn verify_block(&self, verified: &Verified, block: usize, way: CrcWay) -> Result<(), Fault> {
+        if verified.bits.get().is_none() && verified.listed(block) {
+            return Ok(());
+        }
         if let Err(e) = self
             .ensure_table_verified(verified, block, way)
             .and_then(|()| self.check_block(block, way))
