@@ -126,14 +126,53 @@ pub(crate) enum CrcWay {
     Detected,
 }
 
-/// The table of [`CrcWay::Table`], computed at compile time (16 KiB).
-static CRC_BY_TABLE: crc::Crc<u32, crc::Table<16>> =
-    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
+/// The lanes of [`CrcWay::Table`] (slice-by-16): lane `k` holds the CRC of
+/// a byte followed by `k` zero bytes. Computed at compile time by the `crc`
+/// crate, and kept as a plain array: it then lies in the read-only data
+/// `dlopen` maps anyway. (The crate's own `Crc` value holds a pointer, so
+/// it would lie in relocated data, 16 KiB that cost every process's first
+/// lookup page faults of their own.)
+static CRC_LANES: [[u32; 256]; 16] =
+    *crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC).table();
+
+/// Runs the (inverted) CRC-32 state `crc` over `bytes`, 16 bytes a step.
+// A u8 indexes a lane of 256 entries, and the lanes are constant indices
+// of an array of 16: no index here can be out of bounds. Plain indexing
+// also keeps the unoptimised test builds fast.
+#[allow(clippy::indexing_slicing)]
+fn crc_by_table(mut crc: u32, bytes: &[u8]) -> u32 {
+    let t = &CRC_LANES;
+    let (chunks, tail) = bytes.as_chunks::<16>();
+    for chunk in chunks {
+        let [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15] = *chunk;
+        let [h0, h1, h2, h3] = (crc ^ u32::from_le_bytes([b0, b1, b2, b3])).to_le_bytes();
+        crc = t[15][usize::from(h0)]
+            ^ t[14][usize::from(h1)]
+            ^ t[13][usize::from(h2)]
+            ^ t[12][usize::from(h3)]
+            ^ t[11][usize::from(b4)]
+            ^ t[10][usize::from(b5)]
+            ^ t[9][usize::from(b6)]
+            ^ t[8][usize::from(b7)]
+            ^ t[7][usize::from(b8)]
+            ^ t[6][usize::from(b9)]
+            ^ t[5][usize::from(b10)]
+            ^ t[4][usize::from(b11)]
+            ^ t[3][usize::from(b12)]
+            ^ t[2][usize::from(b13)]
+            ^ t[1][usize::from(b14)]
+            ^ t[0][usize::from(b15)];
+    }
+    for &byte in tail {
+        crc = t[0][usize::from(crc.to_le_bytes()[0] ^ byte)] ^ (crc >> 8);
+    }
+    crc
+}
 
 impl CrcWay {
     pub(crate) fn checksum(self, bytes: &[u8]) -> u32 {
         match self {
-            CrcWay::Table => CRC_BY_TABLE.checksum(bytes),
+            CrcWay::Table => !crc_by_table(!0, bytes),
             CrcWay::Detected => crc32fast::hash(bytes),
         }
     }
@@ -144,11 +183,10 @@ impl CrcWay {
 /// marking a file does not make it look damaged). By table: every
 /// process's first lookup computes it.
 pub(crate) fn header_crc(bytes: &[u8], data_start: usize) -> Option<u32> {
-    let mut crc = CRC_BY_TABLE.digest();
-    crc.update(bytes.get(CRC_START..H_REPLACED)?);
-    crc.update(&[0; 4]);
-    crc.update(bytes.get(H_REPLACED + 4..data_start)?);
-    Some(crc.finalize())
+    let mut crc = crc_by_table(!0, bytes.get(CRC_START..H_REPLACED)?);
+    crc = crc_by_table(crc, &[0; 4]);
+    crc = crc_by_table(crc, bytes.get(H_REPLACED + 4..data_start)?);
+    Some(!crc)
 }
 
 /// The slot hash of a uid or gid in an id table: the MurmurHash3 finaliser
