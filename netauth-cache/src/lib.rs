@@ -54,12 +54,16 @@
 //!   damaged header refuses the file as a whole (`UNAVAIL`). A data block
 //!   is checked the first time a lookup reads any byte of it (and the
 //!   block of the CRC table holding its CRC, the first time that is
-//!   needed), and remembered as checked in bitsets that belong to the
-//!   mapping ([`LazyCheck`]): a fresh process pays for the two or three
-//!   blocks its lookup touches (a hash slot and a record) instead of the
-//!   whole file, which at 100,000 users is 20 MB of CRC and page faults,
+//!   needed), and remembered as checked by the mapping ([`LazyCheck`]: a
+//!   list of the first 64, then bitsets): a fresh process pays for the two
+//!   or three blocks its lookup touches (a hash slot and a record) instead
+//!   of the whole file, which at 100,000 users is 20 MB of CRC and page faults,
 //!   and the check at map time does not grow with the directory (with
-//!   every block's CRC in the header, it was 218 KB at a million users). Every read of the data area goes through one accessor
+//!   every block's CRC in the header, it was 218 KB at a million users).
+//!   These checks compute the CRC by table: crc32fast's vector code first
+//!   detects the CPU, a series of `cpuid`s that in a virtual machine cost
+//!   more than a lookup's checks; a check of the whole file (before an
+//!   enumeration, or by a tool) uses crc32fast. Every read of the data area goes through one accessor
 //!   that does this, so no lookup can use an unchecked byte. A damaged
 //!   block makes the lookups that read it fail
 //!   ([`CacheError::DamagedBlock`]; the module answers `UNAVAIL`) and

@@ -21,7 +21,7 @@
 //!   system calls (see [`first_mapping`]). The data
 //!   blocks are checked (CRC) when a lookup first reads them
 //!   ([`LazyCheck`]), so a fresh process pays for the few blocks its
-//!   lookups touch, not for the whole file; the verified-blocks bitset
+//!   lookups touch, not for the whole file; the record of verified blocks
 //!   belongs to the mapping and is shared by the threads that use it. A
 //!   damaged block fails the lookups that read it (`UNAVAIL`, logged once
 //!   per mapping); an enumeration checks every block before its first
