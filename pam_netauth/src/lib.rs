@@ -50,19 +50,27 @@ pam_module!(PamNetAuth);
 /// Runs one PAM call. `pamsm`'s generated entry points do not catch panics,
 /// so this does: a panic must never unwind into the C caller.
 fn serve(op: Op, pamh: &Pam, flags: PamFlags, args: &[String]) -> PamError {
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut host = host::Host::new(pamh, flags.bits());
-        logic::run(op, &mut host, args, flags.bits())
-    }));
-    match outcome {
+    caught(
+        op,
+        || {
+            let mut host = host::Host::new(pamh, flags.bits());
+            logic::run(op, &mut host, args, flags.bits())
+        },
+        |message| {
+            let _ = pamh.syslog(LogLvl::CRIT, message);
+        },
+    )
+}
+
+/// The PAM status of `call`: a panic in it becomes an error status, logged
+/// with `log`, and never unwinds further.
+fn caught(op: Op, call: impl FnOnce() -> PamCode, log: impl FnOnce(&str)) -> PamError {
+    match catch_unwind(AssertUnwindSafe(call)) {
         Ok(code) => to_pam_error(code),
         Err(_) => {
             // Logging may itself fail; nothing more can be done then.
             let _ = catch_unwind(AssertUnwindSafe(|| {
-                let _ = pamh.syslog(
-                    LogLvl::CRIT,
-                    &format!("internal error (panic) during {op:?}; refusing"),
-                );
+                log(&format!("internal error (panic) during {op:?}; refusing"));
             }));
             match op {
                 Op::OpenSession | Op::CloseSession => PamError::SESSION_ERR,
@@ -89,5 +97,41 @@ fn to_pam_error(code: PamCode) -> PamError {
         PamCode::TryAgain => PamError::TRY_AGAIN,
         PamCode::Ignore => PamError::IGNORE,
         PamCode::Abort => PamError::ABORT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test binary links the same unwinder as the module (the build
+    /// script's `libgcc_eh`, no libgcc_s): these panics unwind through it.
+    #[test]
+    fn a_panic_becomes_an_error_status_and_is_logged() {
+        let ops = [
+            (Op::Authenticate, PamError::SERVICE_ERR),
+            (Op::Setcred, PamError::SERVICE_ERR),
+            (Op::AcctMgmt, PamError::SERVICE_ERR),
+            (Op::Chauthtok, PamError::SERVICE_ERR),
+            (Op::OpenSession, PamError::SESSION_ERR),
+            (Op::CloseSession, PamError::SESSION_ERR),
+        ];
+        for (op, status) in ops {
+            let mut logged = Vec::new();
+            let got = caught(op, || panic!("boom"), |m| logged.push(m.to_owned()));
+            assert_eq!(got, status, "{op:?}");
+            assert_eq!(
+                logged,
+                [format!("internal error (panic) during {op:?}; refusing")]
+            );
+        }
+    }
+
+    #[test]
+    fn a_panicking_log_still_gives_the_status() {
+        let got = caught(Op::Authenticate, || panic!("boom"), |_| panic!("log"));
+        assert_eq!(got, PamError::SERVICE_ERR);
+        let got = caught(Op::Authenticate, || PamCode::Success, |_| panic!("log"));
+        assert_eq!(got, PamError::SUCCESS);
     }
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests live in tests/.
 
+pub mod elf;
 pub mod nss;
 pub mod root;
 

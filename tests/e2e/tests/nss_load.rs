@@ -5,12 +5,12 @@
 //! newer than 2.34 (RHEL 9), and a process's first lookup opens, checks and
 //! maps the cache in seven system calls, with no `stat` of the path.
 
+use netauth_e2e::elf::{exported, needed, newest_glibc_needed};
 use netauth_e2e::nss::{
     encode_content, nss_module_dir, nss_module_dir_with_shared_unwinder, run_in_namespace,
     sample_content, NsRun,
 };
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 /// The functions glibc's NSS looks up in a module for the databases we
 /// serve (passwd, group, initgroups).
@@ -32,53 +32,9 @@ fn module() -> PathBuf {
     nss_module_dir().join("libnss_netauth.so.2")
 }
 
-fn readelf(args: &[&str]) -> String {
-    readelf_of(&module(), args)
-}
-
-fn readelf_of(library: &Path, args: &[&str]) -> String {
-    let out = Command::new("readelf")
-        .args(args)
-        .arg(library)
-        .output()
-        .expect("run readelf");
-    assert!(out.status.success(), "readelf {args:?} failed");
-    String::from_utf8(out.stdout).expect("UTF-8 readelf output")
-}
-
-/// The libraries `library` names as NEEDED, in order.
-fn needed(library: &Path) -> Vec<String> {
-    readelf_of(library, &["-d", "-W"])
-        .lines()
-        .filter(|l| l.contains("(NEEDED)"))
-        .filter_map(|l| Some(l.split('[').nth(1)?.trim_end_matches(']').to_owned()))
-        .collect()
-}
-
-/// The newest `GLIBC_2.x` symbol version `library` needs: x.
-fn newest_glibc_needed(library: &Path) -> u32 {
-    readelf_of(library, &["-V", "-W"])
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix("GLIBC_2."))
-        .filter_map(|minor| minor.split('.').next()?.parse::<u32>().ok())
-        .max()
-        .expect("versioned glibc symbols")
-}
-
 #[test]
 fn the_module_exports_exactly_the_nss_entry_points() {
-    // `readelf --dyn-syms -W`: Num: Value Size Type Bind Vis Ndx Name.
-    let mut exported: Vec<String> = readelf(&["--dyn-syms", "-W"])
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let defined = f.len() >= 8 && f[6] != "UND" && f[6] != "Ndx";
-            let visible = f.get(4).is_some_and(|b| *b == "GLOBAL" || *b == "WEAK");
-            (defined && visible).then(|| f[7].split('@').next().unwrap_or(f[7]).to_owned())
-        })
-        .collect();
-    exported.sort();
-    assert_eq!(exported, ENTRY_POINTS);
+    assert_eq!(exported(&module()), ENTRY_POINTS);
 }
 
 /// GCC's unwinder (libgcc_eh) is linked in, so that a C program (`id`,

@@ -1,10 +1,46 @@
-//! pam_netauth inside the host process: threads, fork, and what reaches
-//! syslog. Uses the pam_driver program (src/bin/pam_driver.rs) over real
-//! libpam, in the same sandbox as the other PAM tests.
+//! pam_netauth inside the host process: what loading it asks of the
+//! process, threads, fork, and what reaches syslog. Uses the pam_driver
+//! program (src/bin/pam_driver.rs) over real libpam, in the same sandbox
+//! as the other PAM tests.
 
 mod pam_support;
 
+use netauth_e2e::elf::{exported, needed, newest_glibc_needed};
 use pam_support::*;
+
+/// GCC's unwinder (libgcc_eh) is linked in, so that a C program (`login`,
+/// `su`, `sshd`), which has no libgcc_s loaded, does not search for, map
+/// and relocate it when libpam loads the module. That libgcc_eh calls
+/// `_dl_find_object`: the module needs glibc 2.35. (The `.rpm`'s build,
+/// which keeps libgcc_s for RHEL 9's 2.34, is checked by
+/// packaging/test-install.sh.)
+#[test]
+fn the_module_depends_on_libpam_and_libc_alone_and_needs_glibc_2_35_at_most() {
+    let module = built_module();
+    assert_eq!(
+        needed(module),
+        ["libpam.so.0", "libc.so.6", "ld-linux-x86-64.so.2"]
+    );
+    let newest = newest_glibc_needed(module);
+    assert!(newest <= 35, "the module needs GLIBC_2.{newest}");
+}
+
+/// Only the six PAM entry points: the linked-in unwinder's symbols, like
+/// everything else of the module, stay local.
+#[test]
+fn the_module_exports_exactly_the_pam_entry_points() {
+    assert_eq!(
+        exported(built_module()),
+        [
+            "pam_sm_acct_mgmt",
+            "pam_sm_authenticate",
+            "pam_sm_chauthtok",
+            "pam_sm_close_session",
+            "pam_sm_open_session",
+            "pam_sm_setcred",
+        ]
+    );
+}
 
 /// `threads <phase> before=N after=M` from the driver.
 fn thread_counts(output: &str, phase: &str) -> (usize, usize) {
