@@ -38,11 +38,12 @@ if [ "$multiarch" != x86_64-linux-gnu ]; then
 fi
 
 cargo build --release --locked -p nss_netauth -p pam_netauth -p netauth-unix
-# The .rpm is for RHEL 9 (glibc 2.34). The NSS module links GCC's unwinder
-# in, which needs glibc 2.35 (see nss_netauth/build.rs); the .rpm's keeps
-# the shared libgcc_s, built in a target folder of its own.
+# The .rpm is for RHEL 9 (glibc 2.34). Both modules link GCC's unwinder
+# in, which needs glibc 2.35 (see build-support/unwinder.rs); the .rpm's
+# keep the shared libgcc_s, built in a target folder of their own.
 if [ "$what" != deb ]; then
-    NETAUTH_UNWINDER=libgcc_s cargo build --release --locked -p nss_netauth --target-dir target/nss-libgcc_s
+    NETAUTH_UNWINDER=libgcc_s cargo build --release --locked -p nss_netauth -p pam_netauth \
+        --target-dir target/rpm-libgcc_s
 fi
 
 # Generated files the packages ship: gzipped man pages for the RPM (cargo-deb
@@ -57,7 +58,9 @@ for elf in netauth-unix libnss_netauth.so libpam_netauth.so; do
 done
 if [ "$what" != deb ]; then
     mkdir -p "$gen/bin-rpm"
-    strip --strip-unneeded -o "$gen/bin-rpm/libnss_netauth.so" target/nss-libgcc_s/release/libnss_netauth.so
+    for elf in libnss_netauth.so libpam_netauth.so; do
+        strip --strip-unneeded -o "$gen/bin-rpm/$elf" "target/rpm-libgcc_s/release/$elf"
+    done
 fi
 for page in netauth-unix.8 pam_netauth.8; do
     gzip -9 -n -c "packaging/common/$page" > "$gen/$page.gz"

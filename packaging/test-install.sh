@@ -99,15 +99,18 @@ check "rpm scriptlets leave nsswitch.conf and pam.d to authselect" \
     bash -c '! grep -q -E "nsswitch.conf|/etc/pam.d|pam-auth-update" <<<"$1"' _ "$rpm_scripts"
 check "rpm requires libpam" grep -q '^libpam.so.0()(64bit)$' <<<"$(rpm -qp --requires "$RPM")"
 check "rpm digests verify" rpm -K --nosignature "$RPM"
-# The .rpm is for RHEL 9 (glibc 2.34): its NSS module keeps the shared
-# unwinder; the .deb's links GCC's in (glibc 2.35) and needs libc alone.
+# The .rpm is for RHEL 9 (glibc 2.34): its modules keep the shared
+# unwinder; the .deb's link GCC's in (glibc 2.35) and need no libgcc_s.
 newest_glibc() { readelf -V -W "$1" | grep -o 'GLIBC_2\.[0-9]*' | cut -d. -f2 | sort -n | tail -n1; }
 needed_libs() { readelf -d -W "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' | tr '\n' ' '; }
 MODULES="$(mktemp -d /tmp/netauth-pkgtest-modules.XXXXXX)"
-rpm2archive - <"$RPM" | tar -xz -C "$MODULES" ./usr/lib64/libnss_netauth.so.2
-dpkg-deb --fsys-tarfile "$DEB" | tar -x -C "$MODULES" ./lib/x86_64-linux-gnu/libnss_netauth.so.2
+rpm2archive - <"$RPM" | tar -xz -C "$MODULES" ./usr/lib64/libnss_netauth.so.2 ./usr/lib64/security/pam_netauth.so
+dpkg-deb --fsys-tarfile "$DEB" | tar -x -C "$MODULES" ./lib/x86_64-linux-gnu/libnss_netauth.so.2 \
+    ./lib/x86_64-linux-gnu/security/pam_netauth.so
 rpm_nss="$MODULES/usr/lib64/libnss_netauth.so.2"
 deb_nss="$MODULES/lib/x86_64-linux-gnu/libnss_netauth.so.2"
+rpm_pam="$MODULES/usr/lib64/security/pam_netauth.so"
+deb_pam="$MODULES/lib/x86_64-linux-gnu/security/pam_netauth.so"
 echo "rpm NSS module: needs $(needed_libs "$rpm_nss")GLIBC_2.$(newest_glibc "$rpm_nss")"
 echo "deb NSS module: needs $(needed_libs "$deb_nss")GLIBC_2.$(newest_glibc "$deb_nss")"
 check "rpm NSS module needs no glibc newer than 2.34 (RHEL 9)" test "$(newest_glibc "$rpm_nss")" -le 34
@@ -117,6 +120,14 @@ check "rpm requires libgcc_s" grep -q '^libgcc_s.so.1()(64bit)$' <<<"$(rpm -qp -
 check "deb NSS module needs libc alone (the unwinder linked in)" \
     test "$(needed_libs "$deb_nss")" = "libc.so.6 ld-linux-x86-64.so.2 "
 check "deb NSS module needs no glibc newer than 2.35" test "$(newest_glibc "$deb_nss")" -le 35
+echo "rpm PAM module: needs $(needed_libs "$rpm_pam")GLIBC_2.$(newest_glibc "$rpm_pam")"
+echo "deb PAM module: needs $(needed_libs "$deb_pam")GLIBC_2.$(newest_glibc "$deb_pam")"
+check "rpm PAM module needs no glibc newer than 2.34 (RHEL 9)" test "$(newest_glibc "$rpm_pam")" -le 34
+check "rpm PAM module uses the shared unwinder" \
+    test "$(needed_libs "$rpm_pam")" = "libpam.so.0 libgcc_s.so.1 libc.so.6 ld-linux-x86-64.so.2 "
+check "deb PAM module needs libpam and libc alone (the unwinder linked in)" \
+    test "$(needed_libs "$deb_pam")" = "libpam.so.0 libc.so.6 ld-linux-x86-64.so.2 "
+check "deb PAM module needs no glibc newer than 2.35" test "$(newest_glibc "$deb_pam")" -le 35
 check "deb depends on a libc6 with _dl_find_object (2.35)" \
     grep -q 'libc6 (>= 2.35)' <<<"$(dpkg-deb -f "$DEB" Depends)"
 rm -rf "$MODULES"
