@@ -615,6 +615,14 @@ fn the_header_stays_within_a_block_as_the_directory_grows() {
     assert!(encode(&large()).unwrap().len() > 500 * BLOCK_SIZE as usize);
 }
 
+/// [`large`] encoded with blocks of `block_size`, and the queries of every
+/// `step`-th entry.
+fn large_file(block_size: u32, step: usize) -> (Vec<u8>, Vec<Query>) {
+    let content = large();
+    let bytes = encode_with_block_size(&content, block_size).unwrap();
+    (bytes, queries(&content, step))
+}
+
 /// The union of the blocks `queries` read, each query on a fresh check.
 fn union_of_blocks_read(bytes: &[u8], queries: &[Query]) -> std::collections::BTreeSet<usize> {
     queries.iter().flat_map(|q| blocks_read(bytes, q)).collect()
@@ -624,9 +632,7 @@ fn union_of_blocks_read(bytes: &[u8], queries: &[Query]) -> std::collections::BT
 fn verified_blocks_are_counted_once_from_the_first_to_the_last() {
     // Far more blocks than the early list holds: the marks move from the
     // list to the bitset on the way, and none may be lost or counted twice.
-    let content = large();
-    let bytes = encode_with_block_size(&content, 64).unwrap();
-    let queries = queries(&content, 41);
+    let (bytes, queries) = large_file(64, 41);
     let check = LazyCheck::new(&bytes).unwrap();
     let view = check.view(&bytes).unwrap();
     let mut expected = std::collections::BTreeSet::new();
@@ -653,9 +659,7 @@ fn verified_blocks_are_counted_once_from_the_first_to_the_last() {
 
 #[test]
 fn threads_recording_the_same_blocks_count_each_once() {
-    let content = large();
-    let bytes = encode_with_block_size(&content, 64).unwrap();
-    let queries = queries(&content, 97);
+    let (bytes, queries) = large_file(64, 97);
     let expected = union_of_blocks_read(&bytes, &queries);
     assert!(expected.len() > 200, "{}", expected.len());
     for round in 0..20 {
@@ -683,9 +687,7 @@ fn threads_recording_the_same_blocks_count_each_once() {
 
 #[test]
 fn threads_share_one_check() {
-    let content = large();
-    let bytes = encode_with_block_size(&content, 256).unwrap();
-    let queries = queries(&content, 37);
+    let (bytes, queries) = large_file(256, 37);
     let good = CacheView::parse(&bytes).unwrap();
     let expected: Vec<String> = queries.iter().map(|q| run(&good, q).unwrap()).collect();
     let reads: Vec<Vec<usize>> = queries.iter().map(|q| blocks_read(&bytes, q)).collect();
