@@ -291,12 +291,12 @@ impl<'a> Checked<'a> {
     }
 
     /// The slow path of [`ensure_verified`](Self::ensure_verified): looks
-    /// the block up in the early list while there is no bitset, else
+    /// the block up in the early list (or in a bitset made since), else
     /// checks it and records the outcome.
     #[cold]
     #[inline(never)]
     fn verify_block(&self, verified: &Verified, block: usize, way: CrcWay) -> Result<(), Fault> {
-        if verified.bits.get().is_none() && verified.listed(block) {
+        if verified.contains(block) {
             return Ok(());
         }
         if let Err(e) = self

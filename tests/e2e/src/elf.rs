@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// `readelf ARGS library`'s output.
-pub fn readelf(library: &Path, args: &[&str]) -> String {
+fn readelf(library: &Path, args: &[&str]) -> String {
     let out = Command::new("readelf")
         .args(args)
         .arg(library)
